@@ -1,0 +1,58 @@
+"""How a trial process ended, in words a user can act on. Pure functions."""
+
+from __future__ import annotations
+
+import re
+import signal
+
+from proxytask.executors.base import FailureCause
+
+__all__ = ["ADVICE", "classify_exit"]
+
+_OOM = re.compile(
+    r"(CUDA out of memory|OutOfMemoryError|out of memory|MemoryError|"
+    r"RESOURCE_EXHAUSTED|Cannot allocate memory|CUBLAS_STATUS_ALLOC_FAILED)",
+    re.IGNORECASE,
+)
+_NAN = re.compile(r"(NonFiniteMetricError|\bloss is nan\b|\bnan loss\b|non-finite loss)", re.I)
+
+ADVICE: dict[FailureCause, str] = {
+    FailureCause.OOM: "lower the batch size or the model size, or give each trial more memory",
+    FailureCause.NAN: "lower the learning rate or clip gradients",
+    FailureCause.CRASH: "read the trial's stderr.log for the traceback",
+    FailureCause.KILLED: "something outside proxytask killed the trial; check the host's logs",
+    FailureCause.TIMEOUT: "raise the trial time limit or lower the step budget",
+    FailureCause.LOST: "the machine running the trial went away; check the cluster",
+}
+
+
+def classify_exit(
+    exit_code: int,
+    stderr_tail: str = "",
+    reported_cause: str | None = None,
+    timed_out: bool = False,
+) -> FailureCause | None:
+    """Return why a trial failed, or None when it ended well (exit 0).
+
+    ``exit_code`` follows ``subprocess`` (negative = killed by that signal).
+    ``reported_cause`` is the cause the trainer itself recorded (``TRIAL_FAILURE.json``).
+    """
+    if timed_out:
+        return FailureCause.TIMEOUT
+    if reported_cause:
+        try:
+            return FailureCause(reported_cause)
+        except ValueError:
+            pass
+    if exit_code == 0:
+        return None
+    if _NAN.search(stderr_tail):
+        return FailureCause.NAN
+    if _OOM.search(stderr_tail):
+        return FailureCause.OOM
+    if exit_code == -signal.SIGKILL or exit_code == 137:
+        # the kernel's OOM killer sends SIGKILL; without a message we cannot tell it apart
+        return FailureCause.KILLED
+    if exit_code < 0:
+        return FailureCause.KILLED
+    return FailureCause.CRASH
