@@ -13,7 +13,9 @@ from proxytask.errors import UsageError
 __all__ = ["import_callable"]
 
 
-def import_callable(ref: str, what: str, error: type[UsageError] = UsageError) -> Callable[..., Any]:
+def import_callable(
+    ref: str, what: str, error: type[UsageError] = UsageError
+) -> Callable[..., Any]:
     """Return the function named by ``ref`` (``pkg.module:function``).
 
     The current working directory is importable, as with ``python -m``. ``what`` names the

@@ -38,7 +38,8 @@ ENV_CONTROLLER_DIR = "PROXYTASK_CONTROLLER_DIR"
 KIND_VARIANCE = "Variance_Measurement"
 KIND_MODEL_SELECTION = "Model_Selection"
 KIND_SEARCH = "Search_controller"
-CONTROLLER_KINDS = (KIND_VARIANCE, KIND_MODEL_SELECTION, KIND_SEARCH)
+KIND_TRIALS = "Trials"  # `proxytask trial`: trials of a trainer, outside any tool
+CONTROLLER_KINDS = (KIND_VARIANCE, KIND_MODEL_SELECTION, KIND_SEARCH, KIND_TRIALS)
 
 # Files in a controller dir.
 EVENTS_LOG = "events.jsonl"

@@ -46,9 +46,7 @@ class ProxyTaskConfig:
         return self.trainer_args
 
 
-def load_proxy_task_configs(
-    ref: str, baseline_args: Mapping[str, Any]
-) -> list[ProxyTaskConfig]:
+def load_proxy_task_configs(ref: str, baseline_args: Mapping[str, Any]) -> list[ProxyTaskConfig]:
     """Call the generator ``pkg.module:function(baseline_args)`` and check what it returns."""
     fn = import_callable(ref, "--proxy-task-config-generator", ConfigError)
     try:

@@ -36,8 +36,8 @@ __all__ = [
     "MIN_ALLOWED_METRIC",
     "AccuracyAtStep",
     "RewardRangeCheck",
-    "Trial",
     "TrainingTime",
+    "Trial",
     "TrialTrainingMetrics",
     "check_reward_range",
     "compute_reward",
@@ -347,7 +347,9 @@ def write_controller_heartbeat(
     data: dict[str, float] = {layout.CONTROLLER_ALIVE_KEY: float(timestamp)}
     if threshold_secs is not None:
         data["threshold_secs"] = float(threshold_secs)
-    storage.write_json_atomic(layout.trial_file(_check_dir(model_dir), layout.CONTROLLER_ALIVE), data)
+    storage.write_json_atomic(
+        layout.trial_file(_check_dir(model_dir), layout.CONTROLLER_ALIVE), data
+    )
 
 
 def _read_float(path: str, key: str) -> float | None:
@@ -602,13 +604,13 @@ def compute_reward(
             f"target and measured latency must be > 0, got target={target!r}, "
             f"measured={measured!r}."
         )
-    factor = (target / measured) ** weight
+    factor: float = (target / measured) ** weight
     if use_hard_limit:
         factor = min(1.0, factor)
     if target_memory:
         if measured_memory <= 0:
             raise UsageError(f"measured_memory must be > 0 with a target, got {measured_memory!r}.")
-        mem_factor = (float(target_memory) / float(measured_memory)) ** weight
+        mem_factor: float = (float(target_memory) / float(measured_memory)) ** weight
         factor *= min(1.0, mem_factor) if use_hard_limit else mem_factor
     return float(accuracy) * factor
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 import shlex
+import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,6 +17,7 @@ from proxytask.executors.base import Resources, TrainerSpec, TrialSpec
 __all__ = [
     "Continuation",
     "build_trial_spec",
+    "check_local_command",
     "format_trainer_args",
     "parse_trainer_args",
     "parse_trainer_command",
@@ -39,6 +42,20 @@ def parse_trainer_command(command: str | Sequence[str]) -> TrainerSpec:
             "--trainer 'python examples/digits/trainer.py'."
         )
     return TrainerSpec(argv=tuple(argv))
+
+
+def check_local_command(program: str) -> str:
+    """Return the path of ``program`` on this machine, or raise UsageError naming it."""
+    found = shutil.which(program)
+    if found is None and os.sep in program and os.access(program, os.X_OK):
+        found = program
+    if found is None:
+        raise UsageError(
+            f"--trainer must start with a program that exists on this machine, got "
+            f"{program!r}, which is not on PATH nor an executable file. Use e.g. "
+            "'python path/to/trainer.py' or an absolute path."
+        )
+    return found
 
 
 def parse_trainer_args(pairs: Sequence[str]) -> dict[str, str]:

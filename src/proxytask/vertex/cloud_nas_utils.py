@@ -48,4 +48,6 @@ ENVIRONMENT_VARIABLE_FOR_TRIAL_ID = layout.ENV_TRIAL_ID
 
 def write_job_status(model_dir: str, status: str) -> None:
     """Write ``job_status.json`` in the trial dir, as the reference does."""
-    storage.write_json_atomic(layout.trial_file(model_dir, "job_status.json"), {JOB_STATUS_KEY: status})
+    storage.write_json_atomic(
+        layout.trial_file(model_dir, "job_status.json"), {JOB_STATUS_KEY: status}
+    )

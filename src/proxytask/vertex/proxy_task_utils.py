@@ -6,8 +6,6 @@ honoured, atomic writes on local disks and object stores.
 
 from __future__ import annotations
 
-from typing import Any
-
 from proxytask import layout, storage
 from proxytask.errors import StorageError
 from proxytask.trainer import (
@@ -89,8 +87,6 @@ def copy_trial_training_metrics(prev_model_dir: str, curr_model_dir: str) -> Non
     if not storage.exists(src):
         raise StorageError(f"metrics file {src!r} must exist to be copied, got nothing there.")
     storage.copy_file(src, get_trial_training_metrics_file(curr_model_dir))
-
-
 
 
 _ = (AccuracyAtStep, TrainingTime, compute_training_step_pct)

@@ -1,0 +1,36 @@
+# The two commands of the README: `make demo` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+RUNS ?= runs
+
+.PHONY: demo test lint typecheck unit clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first: the pinned CPU wheel; any other torch request would pull a CUDA build.
+	$(PY) -m pip install -q "numpy>=1.23" "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[torch,dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(VENV)/bin/proxytask trial --config examples/digits/trial.yaml \
+	    --trainer "$(PY) examples/digits/trainer.py" --root-output-dir $(RUNS)/demo \
+	    --job-name full_recipe --architecture examples.digits.search_space:baseline
+	$(VENV)/bin/proxytask trial --config examples/digits/trial.yaml \
+	    --trainer "$(PY) examples/digits/trainer.py" --root-output-dir $(RUNS)/demo \
+	    --job-name proxy_data25_img8 --architecture examples.digits.search_space:baseline \
+	    --trainer-args num_threads=1 train_data_pct=25 image_size=8
+
+lint: $(STAMP)
+	$(PY) -m ruff check src tests examples
+
+typecheck: $(STAMP)
+	$(PY) -m mypy
+
+test: lint typecheck
+	$(PY) -m pytest -q
+
+clean:
+	rm -rf $(VENV) $(RUNS) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,80 @@
+"""The trial monitor, `proxytask status`, and the layout's names."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from proxytask import cli, layout, trainer
+from proxytask.errors import UsageError
+from proxytask.executors.monitor import TrialMonitor
+
+
+def test_monitor_reads_only_changes(tmp_path: Path) -> None:
+    d1, d2 = str(tmp_path / "1"), str(tmp_path / "2")
+    mon = TrialMonitor()
+    mon.watch("j/1", d1)
+    mon.watch("j/2", d2)
+    first = mon.poll()
+    assert set(first) == {"j/1", "j/2"} and first["j/1"].metrics is None
+    assert mon.poll() == {}
+    trainer.update_trial_training_accuracy_metric(d1, 0.4, 0, 4, 0.1, 10)
+    changed = mon.poll()
+    assert set(changed) == {"j/1"}
+    assert changed["j/1"].last_pct == 50.0 and changed["j/1"].last_accuracy == 0.4
+    assert mon.poll() == {}
+    with pytest.raises(trainer.NonFiniteMetricError):
+        trainer.update_trial_training_accuracy_metric(d2, float("nan"), 0, 4, 0.1, 10)
+    changed = mon.poll()
+    assert changed["j/2"].reported_failure is not None
+    assert changed["j/2"].reported_failure["cause"] == "nan"
+
+
+def test_monitor_keeps_last_good_metrics_on_a_corrupt_file(tmp_path: Path) -> None:
+    d = str(tmp_path / "1")
+    mon = TrialMonitor()
+    mon.watch("t", d)
+    trainer.update_trial_training_accuracy_metric(d, 0.4, 0, 4, 0.1, 10)
+    mon.poll()
+    (tmp_path / "1" / layout.TRIAL_TRAINING_METRICS).write_text("{broken")
+    mon.poll()
+    assert mon.progress("t").last_accuracy == 0.4
+
+
+def test_layout_names() -> None:
+    assert layout.controller_dir("/r", layout.KIND_SEARCH, "x", 0.0) == (
+        "/r/Search_controller_x_19700101_000000"
+    )
+    assert layout.trial_dir(layout.job_dir("/c", "j"), 3) == "/c/jobs/j/3"
+    with pytest.raises(UsageError):
+        layout.check_job_name("../etc")
+
+
+def _controller_dir(tmp_path: Path) -> Path:
+    cdir = tmp_path / "Model_Selection_demo_20260101_000000"
+    for i, (acc, lat) in enumerate([(0.9, 2.0), (0.8, 1.0)], start=1):
+        tdir = str(cdir / "jobs" / "round1" / str(i))
+        trainer.save_nas_params(tdir, {"w": i})
+        trainer.update_trial_training_accuracy_metric(tdir, acc, 0, 9, 36.0, 10)
+        trainer.update_trial_training_latency_metric(tdir, lat)
+    bad = str(cdir / "jobs" / "round1" / "3")
+    trainer.save_nas_params(bad, {"w": 3})
+    with pytest.raises(trainer.NonFiniteMetricError):
+        trainer.update_trial_training_accuracy_metric(bad, float("inf"), 0, 0, 1.0, 10)
+    return cdir
+
+
+def test_status_of_a_controller_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cdir = _controller_dir(tmp_path)
+    assert cli.main(["status", str(cdir)]) == 0
+    out = capsys.readouterr().out
+    assert "(Model_Selection)" in out
+    assert "job round1: 3 trials, 2 complete, 1 failed" in out
+    assert "round1/1" in out and "0.9000" in out and "nan:" in out
+    assert cli.main(["status", "--json", str(cdir / "jobs" / "round1" / "2")]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["kind"] == "trial" and data["jobs"][0]["trials"][0]["accuracy"] == 0.8
+    assert cli.main(["status", str(cdir / "jobs" / "round1")]) == 0
+    assert "(job)" in capsys.readouterr().out

@@ -1,0 +1,90 @@
+"""A trainer written for the reference tools runs after changing only its imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from proxytask import vertex
+from proxytask.vertex import proxy_task_utils
+
+FIXTURE = Path(__file__).parent.parent / "fixtures" / "reference_style_trainer.py"
+
+
+def _ported_trainer(tmp_path: Path) -> Path:
+    original = FIXTURE.read_text().splitlines()
+    ported = []
+    changed = 0
+    for line in original:
+        if line.endswith("# REFERENCE-IMPORT"):
+            changed += 1
+            if line.startswith("from proxy_task import proxy_task_utils"):
+                line = "from proxytask.vertex import proxy_task_utils"
+            elif line.startswith("import cloud_nas_utils"):
+                line = "from proxytask.vertex import cloud_nas_utils"
+        ported.append(line)
+    assert changed == 2
+    target = tmp_path / "trainer.py"
+    target.write_text("\n".join(ported) + "\n")
+    return target
+
+
+def _run(script: Path, *args: str, trial_id: str = "1") -> None:
+    env = {**os.environ, "CLOUD_ML_TRIAL_ID": trial_id}
+    subprocess.run([sys.executable, str(script), *args], check=True, env=env, timeout=60)
+
+
+def test_reference_trainer_runs_with_only_the_imports_changed(tmp_path: Path) -> None:
+    script = _ported_trainer(tmp_path)
+    job = tmp_path / "job"
+    _run(script, f"--job-dir={job / '1'}", '--nas_params_str={"width": 10}')
+    data = json.loads((job / "1" / "TRIAL_TRAINING_METRICS.json").read_text())
+    assert set(data) == {"training_time", "latency", "training_accuracy_over_steps"}
+    assert set(data["training_time"]) == {"total_training_steps", "total_training_time_in_secs"}
+    assert data["training_time"]["total_training_steps"] == 100
+    assert data["latency"] == 1.0
+    points = data["training_accuracy_over_steps"]
+    assert [p["training_step"] for p in points] == [19, 39, 59, 79, 99]
+    assert [p["training_step_pct"] for p in points] == [20.0, 40.0, 60.0, 80.0, 100.0]
+    assert all(set(p) == {"training_step_pct", "training_step", "accuracy"} for p in points)
+    assert json.loads((job / "1" / "job_status.json").read_text()) == {"job_status": "success"}
+
+
+def test_reference_trainer_stop_signal_and_continuation(tmp_path: Path) -> None:
+    script = _ported_trainer(tmp_path)
+    first = tmp_path / "round1"
+    (first / "1").mkdir(parents=True)
+    proxy_task_utils.set_stop_training(str(first / "1"), desired_training_step_pct=40.0)
+    _run(script, f"--job-dir={first / '1'}", '--nas_params_str={"width": 30}')
+    m = proxy_task_utils.read_trial_training_metrics_file(
+        proxy_task_utils.get_trial_training_metrics_file(str(first / "1"))
+    )
+    assert m is not None and m.last_pct == 40.0
+    second = tmp_path / "round2"
+    proxy_task_utils.copy_trial_training_metrics(str(first / "1"), str(second / "1"))
+    _run(
+        script,
+        f"--job-dir={second / '1'}",
+        f"--retrain_search_job_dir={first}",
+        "--retrain_search_job_trials=1",
+        "--retrain_use_search_job_checkpoint=True",
+    )
+    m2 = proxy_task_utils.read_trial_training_metrics_file(
+        proxy_task_utils.get_trial_training_metrics_file(str(second / "1"))
+    )
+    assert m2 is not None
+    assert [p.training_step for p in m2.training_accuracy_over_steps] == [19, 39, 59, 79, 99]
+    assert m2.training_time.total_training_steps == 100
+    assert proxy_task_utils.get_accuracy_at_step(m2, 50.0) is not None
+    assert proxy_task_utils.has_accuracy_at_step(m2, 100.0)
+
+
+def test_stop_now_zero_is_written_unlike_the_reference(tmp_path: Path) -> None:
+    vertex.proxy_task_utils.set_stop_training(str(tmp_path), desired_training_step_pct=0.0)
+    assert json.loads((tmp_path / "DESIRED_TRAINING_PCT.json").read_text()) == {
+        "desired_training_pct": 0.0
+    }
+    assert vertex.get_stop_training(str(tmp_path), -1, 10)
