@@ -101,9 +101,16 @@ class TrialBatch:
                     on_progress(progress)
             if self.is_finished():
                 break
-            self.clock.sleep(self.poll_interval_secs)
+            self.clock.sleep(self._wait_secs())
         self.monitor.poll(list(self._specs))  # the last reports written before exit
         return self.outcomes()
+
+    def _wait_secs(self) -> float:
+        # A replay executor knows its next event: jump there, but never past a heartbeat.
+        upcoming = self.executor.next_event_at()
+        if upcoming is None:
+            return self.poll_interval_secs
+        return min(max(upcoming - self.clock.now(), 1e-3), self._heartbeat_every)
 
     def outcomes(self) -> list[TrialOutcome]:
         """How each trial ended so far, in launch order."""

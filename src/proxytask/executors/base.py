@@ -155,6 +155,13 @@ class Executor(abc.ABC):
         ids = self.known_trials() if trial_ids is None else trial_ids
         return {tid: self.status(tid) for tid in ids}
 
+    def next_event_at(self) -> float | None:
+        """When this executor will next change a trial by itself, if it knows (replay does).
+
+        Controllers on a simulated clock sleep until then instead of polling. None: unknown.
+        """
+        return None
+
     @abc.abstractmethod
     def known_trials(self) -> list[str]:
         """Ids of every trial launched through this executor, in launch order."""

@@ -7,7 +7,7 @@ import signal
 
 from proxytask.executors.base import FailureCause
 
-__all__ = ["ADVICE", "classify_exit"]
+__all__ = ["ADVICE", "classify_exit", "describe_exit", "failure_message"]
 
 _OOM = re.compile(
     r"(CUDA out of memory|OutOfMemoryError|out of memory|MemoryError|"
@@ -56,3 +56,23 @@ def classify_exit(
     if exit_code < 0:
         return FailureCause.KILLED
     return FailureCause.CRASH
+
+
+def describe_exit(code: int) -> str:
+    """``exited with code N`` or ``killed by SIGNAME`` for a ``subprocess`` return code."""
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"killed by {name}"
+    return f"exited with code {code}"
+
+
+def failure_message(code: int, cause: FailureCause, stderr_tail: str = "") -> str:
+    """The status message of a failed trial: how it ended, why, the advice, the last error."""
+    last = next((ln.strip() for ln in reversed(stderr_tail.splitlines()) if ln.strip()), "")
+    message = f"{describe_exit(code)}: {cause.value}; {ADVICE[cause]}"
+    if last:
+        message += f". Last stderr line: {last[:300]}"
+    return message

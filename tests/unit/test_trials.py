@@ -1,0 +1,135 @@
+"""TrialBatch: launch, heartbeat, watch and collect outcomes, on replay and local executors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from proxytask import cli, layout, storage
+from proxytask.clock import SimulatedClock, SystemClock
+from proxytask.executors.base import FailureCause, TrialState
+from proxytask.executors.command import build_trial_spec, parse_trainer_command
+from proxytask.executors.local import LocalExecutor
+from proxytask.executors.replay import Fault, ReplayExecutor, ReplayTable
+from proxytask.testing.specs import fake_trainer_spec
+from proxytask.trials import TrialBatch
+
+TABLE = {
+    "format": "proxytask-replay-table",
+    "version": 1,
+    "curves": [
+        {
+            "curve_id": f"w{w}",
+            "match": {"nas_params": {"width": w}},
+            "total_steps": 100,
+            "latency": w / 10,
+            "points": [[24, w / 200, 60.0], [49, w / 150, 60.0], [99, w / 100, 120.0]],
+        }
+        for w in (8, 16, 32)
+    ],
+}
+
+
+def _specs(root: Path, widths: list[int]) -> list:
+    trainer = parse_trainer_command("replay-trainer")
+    return [
+        build_trial_spec(
+            trainer=trainer,
+            job_name="job",
+            job_dir=str(root / "jobs" / "job"),
+            trial_number=i,
+            controller_dir=str(root),
+            nas_params={"width": w},
+        )
+        for i, w in enumerate(widths, start=1)
+    ]
+
+
+def test_batch_on_replay_jumps_between_events(tmp_path: Path) -> None:
+    clock = SimulatedClock(start=1000.0)
+    executor = ReplayExecutor(
+        ReplayTable.from_dict(TABLE),
+        clock,
+        max_parallel_trials=2,
+        faults={"job/3": Fault.parse("crash@50")},
+    )
+    batch = TrialBatch(executor, clock, heartbeat_threshold_secs=900.0)
+    for spec in _specs(tmp_path, [8, 16, 32]):
+        batch.add(spec)
+    seen: list[tuple[str, float]] = []
+    outcomes = batch.run(on_progress=lambda p: seen.append((p.trial_id, p.last_pct)))
+    states = {o.trial_id: (o.state, o.cause) for o in outcomes}
+    assert states["job/1"] == (TrialState.SUCCEEDED, None)
+    assert states["job/2"] == (TrialState.SUCCEEDED, None)
+    assert states["job/3"] == (TrialState.FAILED, FailureCause.CRASH)
+    first = outcomes[0].metrics
+    assert first is not None and first.last_pct == 100.0 and first.latency == 0.8
+    assert ("job/1", 25.0) in seen and ("job/1", 100.0) in seen
+    # two slots: the third trial starts after the first two end (240 s), then crashes at 50 %
+    assert 1000.0 + 240.0 + 120.0 <= clock.now() < 1000.0 + 240.0 + 120.0 + 60.0
+    beat = storage.read_json(str(tmp_path / "jobs" / "job" / "1" / layout.CONTROLLER_ALIVE))
+    assert beat["threshold_secs"] == 900.0
+
+
+def test_batch_on_local_with_the_fake_trainer(tmp_path: Path) -> None:
+    clock = SystemClock()
+    with LocalExecutor(max_parallel_trials=2, clock=clock) as executor:
+        batch = TrialBatch(executor, clock, poll_interval_secs=0.05)
+        batch.add(fake_trainer_spec(tmp_path, "t/1", "ok"))
+        batch.add(fake_trainer_spec(tmp_path, "t/2", "nan"))
+        outcomes = {o.trial_id: o for o in batch.run()}
+    assert outcomes["t/1"].state is TrialState.SUCCEEDED
+    assert outcomes["t/1"].metrics is not None and outcomes["t/1"].metrics.last_pct == 100.0
+    assert outcomes["t/2"].state is TrialState.FAILED
+    assert outcomes["t/2"].cause is FailureCause.NAN
+    assert "lower the learning rate" in outcomes["t/2"].message
+
+
+def test_cli_trial_on_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps(TABLE))
+    code = cli.main(
+        [
+            "trial",
+            "--trainer=replay-trainer",
+            "--search-space=tests.fixtures.spaces:tiny",
+            "--architecture",
+            '{"width": 16}',
+            f"--root-output-dir={tmp_path / 'runs'}",
+            "--job-name=r",
+            "--executor=replay",
+            f"--replay-table={table}",
+            "--num-trials=2",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "controller dir:" in out and "r/2: succeeded; final accuracy 0.1600" in out
+    (cdir,) = (tmp_path / "runs").iterdir()
+    assert cdir.name.startswith("Trials_r_")
+    assert cli.main(["status", str(cdir)]) == 0
+    assert "job r: 2 trials, 2 complete, 0 failed" in capsys.readouterr().out
+
+
+def test_cli_trial_local_failure_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(
+        [
+            "trial",
+            f"--trainer={sys.executable} -m proxytask.testing.fake_trainer",
+            "--search-space=tests.fixtures.spaces:tiny",
+            f"--root-output-dir={tmp_path / 'runs'}",
+            "--job-name=l",
+            "--trainer-args",
+            "behaviour=crash",
+            "cycles=2",
+            "cycle_secs=0.01",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert ("l/1: failed (crash)" in out and "stderr.log" in out) or "read the trial" in out
