@@ -15,11 +15,10 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 demo: $(STAMP)
-	$(VENV)/bin/proxytask trial --config examples/digits/trial.yaml \
-	    --trainer "$(PY) examples/digits/trainer.py" --root-output-dir $(RUNS)/demo \
+	# the baseline architecture with the full recipe, then under a proxy task (25 % data, 8x8)
+	$(VENV)/bin/proxytask trial --config examples/digits/trial.yaml --root-output-dir $(RUNS)/demo \
 	    --job-name full_recipe --architecture examples.digits.search_space:baseline
-	$(VENV)/bin/proxytask trial --config examples/digits/trial.yaml \
-	    --trainer "$(PY) examples/digits/trainer.py" --root-output-dir $(RUNS)/demo \
+	$(VENV)/bin/proxytask trial --config examples/digits/trial.yaml --root-output-dir $(RUNS)/demo \
 	    --job-name proxy_data25_img8 --architecture examples.digits.search_space:baseline \
 	    --trainer-args num_threads=1 train_data_pct=25 image_size=8
 

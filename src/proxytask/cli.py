@@ -94,8 +94,9 @@ def _resolve_architecture(value: str | None) -> dict[str, Any] | None:
 
 def _print_progress(progress: Any) -> None:
     acc = progress.last_accuracy
-    acc_text = "-" if acc is None else f"{acc:.4f}"
-    print(f"  {progress.trial_id:<14} {progress.last_pct:6.1f}%  accuracy {acc_text}", flush=True)
+    if acc is not None:  # nothing to show before the first evaluation
+        line = f"  {progress.trial_id:<14} {progress.last_pct:6.1f}%  accuracy {acc:.4f}"
+        print(line, flush=True)
 
 
 def cmd_trial(values: dict[str, Any]) -> int:

@@ -64,10 +64,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Rewards reported to a NAS controller should lie in this range (SPEC §5).
+#: Rewards reported to a NAS controller should lie in this range.
 MIN_ALLOWED_METRIC = 1e-3
 MAX_ALLOWED_METRIC = 10.0
-#: A heartbeat older than this many seconds means the controller is gone (SPEC §1).
+#: A heartbeat older than this many seconds means the controller is gone.
 DEFAULT_HEARTBEAT_THRESHOLD_SECS = 900.0
 _HEARTBEAT_ENV = "PROXYTASK_HEARTBEAT_THRESHOLD_SECS"
 _SECS_PER_HOUR = 3600.0
@@ -627,7 +627,7 @@ class RewardRangeCheck:
 
 
 def check_reward_range(values: Sequence[float]) -> RewardRangeCheck:
-    """Check rewards against the NAS controller's range [1e-3, 10] (SPEC §5)."""
+    """Check rewards against the NAS controller's range [1e-3, 10]."""
     finite = [float(v) for v in values if math.isfinite(float(v))]
     if not finite:
         return RewardRangeCheck(False, None, None, 1.0, "no finite rewards to check")

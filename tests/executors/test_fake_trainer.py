@@ -1,4 +1,4 @@
-"""The fake trainer used by the local-executor tests: a real trainer of the SPEC §1 contract."""
+"""The fake trainer used by the local-executor tests: a real trainer of the contract."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""How a trial is started: its argument list and environment (SPEC §1), for every executor."""
+"""How a trial is started: its argument list and environment, for every executor."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ class Continuation:
     use_checkpoint: bool = True
 
     def args(self) -> tuple[str, ...]:
-        """The continuation flags of SPEC §1."""
+        """The continuation flags (--retrain_search_job_dir, ..._trials, ..._checkpoint)."""
         out = [
             f"--retrain_search_job_dir={self.job_dir}",
             f"--retrain_search_job_trials={','.join(self.trial_ids)}",

@@ -1,4 +1,4 @@
-"""A real, runnable fake trainer for tests: the SPEC §1 trainer contract without any training.
+"""A real, runnable fake trainer for tests: the trainer contract without any training.
 
 Run it as ``python -m proxytask.testing.fake_trainer --job-dir=DIR --nas_params_str=JSON
 [--behaviour=ok|crash|nan|hang|oom|slow] [--cycles=N] [--cycle_secs=S] [--total_steps=T]``.

@@ -1,6 +1,6 @@
 """The reference tools' ``proxy_task_utils`` module: same names and signatures.
 
-Behaviour follows proxytask's fixed semantics (SPEC §1): stop signals of any value, heartbeat
+Behaviour follows proxytask's fixed semantics: stop signals of any value, heartbeat
 honoured, atomic writes on local disks and object stores.
 """
 

@@ -1,0 +1,1 @@
+"""Runnable examples of proxytask trainers, search spaces and proxy-task generators."""

@@ -1,0 +1,1 @@
+"""The digits example: a real PyTorch trainer, a MnasNet-style search space and proxy tasks."""

@@ -1,0 +1,588 @@
+"""The digits trainer: a real PyTorch trainer that follows the proxytask trainer contract.
+
+Run it as a script (proxytask starts one process per trial)::
+
+    python examples/digits/trainer.py --job-dir=/tmp/trial1 --baseline
+    python examples/digits/trainer.py --job-dir=/tmp/trial1 \\
+        --nas_params_str='{"stem": 16, "stages": [...]}' --train_data_pct=50 --image_size=12
+
+or import it and call :func:`main` (argv list, returns the exit code) or :func:`run_trial`.
+
+What it does: saves the architecture, then trains in cycles of
+``--eval_every_steps`` steps; before each cycle it asks :func:`get_stop_training`, after each
+it evaluates on the fixed validation split, saves a checkpoint (full training state) and
+reports the accuracy with the training-only time. At the end, or when told to stop, it
+measures the model's CPU latency (batch 1, milliseconds) and saves final metrics. A
+continuation (``--retrain_search_job_trials``) takes the architecture from the earlier trial
+and, with ``--retrain_use_search_job_checkpoint=True``, resumes its full training state, so
+the cosine schedule carries on where it stopped.
+
+Exit codes: 0 done or stopped on request; 1 the run failed (NaN/inf loss, out of memory,
+unreadable storage); 2 bad flags or input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import io
+import logging
+import math
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+if __package__ in (None, ""):  # run as a script: make `examples.digits` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from examples.digits import data, search_space
+from examples.digits.model import build_model, count_params, estimate_macs
+from proxytask import layout, storage
+from proxytask import trainer as pt
+from proxytask.errors import NonFiniteMetricError, ProxyTaskError, UsageError
+
+__all__ = [
+    "CHECKPOINT_FILE",
+    "DEFAULT_TOTAL_STEPS",
+    "TrainConfig",
+    "TrialResult",
+    "checkpoint_path",
+    "cosine_lr_factor",
+    "main",
+    "measure_latency_ms",
+    "parse_args",
+    "run_trial",
+]
+
+logger = logging.getLogger("examples.digits.trainer")
+
+#: The full recipe's step budget (batch 64: about 45 epochs of the 1437 training images).
+DEFAULT_TOTAL_STEPS = 1000
+CHECKPOINT_FILE = "checkpoint.pt"
+_CHECKPOINT_FORMAT = 1
+# A checkpoint only continues a run of the same model and schedule; these must match.
+_MUST_MATCH = ("arch", "width_multiplier", "depth_multiplier", "total_steps")
+# These may differ on purpose, but usually mean a mistake: warn.
+_SHOULD_MATCH = ("train_data_pct", "image_size", "batch_size", "seed", "learning_rate", "augment")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything one trial needs; the command-line flags map onto these fields."""
+
+    job_dir: str
+    arch: dict[str, Any]
+    train_data_pct: float = 100.0
+    width_multiplier: float = 1.0
+    depth_multiplier: float = 1.0
+    image_size: int = 16
+    batch_size: int = 64
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 5e-4
+    total_steps: int = DEFAULT_TOTAL_STEPS
+    eval_every_steps: int = DEFAULT_TOTAL_STEPS // 10
+    seed: int = 0
+    num_threads: int = 1
+    device: str = "auto"
+    #: The checkpoint file of an earlier trial to continue (None: start fresh).
+    resume_from: str | None = None
+    #: Resume from this trial's own checkpoint when one exists (a restarted trial).
+    auto_resume: bool = True
+    latency_runs: int = 20
+    #: Random translations of up to one original pixel (a pure function of seed and step).
+    augment: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialResult:
+    """How a trial ended: the last completed step, its accuracy, latency and size."""
+
+    last_step: int
+    accuracy: float | None
+    latency_ms: float
+    params: int
+    macs: int
+    stopped_early: bool
+
+
+# --------------------------------------------------------------------------------------------
+# Small pure pieces
+# --------------------------------------------------------------------------------------------
+
+
+def cosine_lr_factor(step: int, total_steps: int) -> float:
+    """Learning-rate factor at 0-based ``step``: cosine from 1 down to ~0 at the last step."""
+    return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+
+
+def checkpoint_path(trial_dir: str) -> str:
+    """Where a trial keeps its checkpoint: ``<trial dir>/checkpoint/checkpoint.pt``."""
+    return storage.join(trial_dir, layout.CHECKPOINT_DIR, CHECKPOINT_FILE)
+
+
+def _resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UsageError(
+            f"--device must name an available device, got {name!r} but CUDA is not available "
+            "here (check CUDA_VISIBLE_DEVICES). Use --device=auto or --device=cpu."
+        )
+    return torch.device(name)
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure_latency_ms(net: nn.Module, image_size: int, runs: int = 20, warmup: int = 5) -> float:
+    """Median CPU latency in milliseconds of one image (batch 1), after ``warmup`` runs.
+
+    Measures a copy on the CPU in eval mode, with the current ``torch.get_num_threads()``.
+    """
+    cpu_net = copy.deepcopy(net).to("cpu")
+    cpu_net = cpu_net.to(memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
+    x = torch.zeros(1, 1, image_size, image_size).contiguous(memory_format=torch.channels_last)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + runs):
+            start = time.perf_counter()
+            cpu_net(x)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000.0)
+    return float(statistics.median(times))
+
+
+def _evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Validation accuracy in [0, 1]; NaN when the network outputs non-finite values."""
+    net.eval()
+    with torch.no_grad():
+        logits = net(x)
+    net.train()
+    if not bool(torch.isfinite(logits).all()):
+        return math.nan
+    return float((logits.argmax(dim=1) == y).float().mean().item())
+
+
+# --------------------------------------------------------------------------------------------
+# Checkpoints
+# --------------------------------------------------------------------------------------------
+
+
+def _save_checkpoint(url: str, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    storage.write_bytes_atomic(url, buffer.getvalue())  # temp file + rename; one put remotely
+
+
+def _load_checkpoint(url: str, device: torch.device) -> dict[str, Any] | None:
+    raw = storage.read_bytes(url)
+    if raw is None:
+        return None
+    state: dict[str, Any] = torch.load(io.BytesIO(raw), map_location=device, weights_only=True)
+    if state.get("format") != _CHECKPOINT_FORMAT:
+        raise UsageError(
+            f"checkpoint {url!r} must be format {_CHECKPOINT_FORMAT} of this trainer, got "
+            f"{state.get('format')!r}. Start the trial fresh."
+        )
+    return state
+
+
+def _recipe(cfg: TrainConfig) -> dict[str, Any]:
+    return {
+        "arch": cfg.arch,
+        "width_multiplier": cfg.width_multiplier,
+        "depth_multiplier": cfg.depth_multiplier,
+        "total_steps": cfg.total_steps,
+        "train_data_pct": cfg.train_data_pct,
+        "image_size": cfg.image_size,
+        "batch_size": cfg.batch_size,
+        "seed": cfg.seed,
+        "learning_rate": cfg.learning_rate,
+        "augment": cfg.augment,
+    }
+
+
+def _check_resumable(url: str, saved: dict[str, Any], cfg: TrainConfig) -> None:
+    now = _recipe(cfg)
+    for key in _MUST_MATCH:
+        if saved.get(key) != now[key]:
+            raise UsageError(
+                f"`{key}` must match the checkpoint being continued ({url}), got "
+                f"{now[key]!r} here and {saved.get(key)!r} there. Continue with the same "
+                "architecture, model scale and --total_steps, or start fresh."
+            )
+    for key in _SHOULD_MATCH:
+        if saved.get(key) != now[key]:
+            logger.warning(
+                "continuing %s with %s=%r (the checkpoint used %r)",
+                url,
+                key,
+                now[key],
+                saved.get(key),
+            )
+
+
+# --------------------------------------------------------------------------------------------
+# The training loop
+# --------------------------------------------------------------------------------------------
+
+
+def run_trial(cfg: TrainConfig, out: Callable[[str], None] = print) -> TrialResult:
+    """Train one trial in ``cfg.job_dir`` under the proxytask contract; see the module doc.
+
+    Raises UsageError for bad input, NonFiniteMetricError when the loss or the network's
+    output becomes NaN/inf (the trial is then recorded as failed), and lets
+    ``torch.OutOfMemoryError`` through.
+    """
+    torch.set_num_threads(cfg.num_threads)
+    device = _resolve_device(cfg.device)
+    arch = search_space.validate(cfg.arch)
+    pt.save_nas_params(cfg.job_dir, arch)
+
+    split = data.load_split()
+    keep = data.subsample_indices(split.train_y, cfg.train_data_pct, cfg.seed)
+    fmt = torch.channels_last  # several times faster for depthwise convs on CPU
+    train_x = data.to_tensor(split.train_x[keep], cfg.image_size).to(device, memory_format=fmt)
+    train_y = torch.from_numpy(split.train_y[keep]).to(device)
+    val_x = data.to_tensor(split.val_x, cfg.image_size).to(device, memory_format=fmt)
+    val_y = torch.from_numpy(split.val_y).to(device)
+    num_train = len(train_y)
+
+    torch.manual_seed(cfg.seed)
+    net = build_model(arch, cfg.width_multiplier, cfg.depth_multiplier)
+    net = net.to(device).to(memory_format=fmt)  # type: ignore[call-overload]
+    params = count_params(net)
+    macs = estimate_macs(arch, cfg.image_size, cfg.width_multiplier, cfg.depth_multiplier)
+    optimizer = torch.optim.SGD(
+        net.parameters(),
+        lr=cfg.learning_rate,
+        momentum=cfg.momentum,
+        nesterov=cfg.momentum > 0,
+        weight_decay=cfg.weight_decay,
+    )
+    total = cfg.total_steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: cosine_lr_factor(step, total)
+    )
+
+    last_step, accuracy = -1, None
+    own = checkpoint_path(cfg.job_dir)
+    source = own if cfg.auto_resume and storage.exists(own) else cfg.resume_from
+    if source is not None:
+        state = _load_checkpoint(source, device)
+        if state is None:
+            raise UsageError(
+                f"the checkpoint to continue must exist at {source!r}, got nothing there. Did "
+                "the earlier trial run a cycle? Drop --retrain_use_search_job_checkpoint to "
+                "start fresh."
+            )
+        _check_resumable(source, state["recipe"], cfg)
+        net.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng"]["torch"].cpu())
+        last_step, accuracy = int(state["step"]), state["accuracy"]
+        out(f"resumed from {source} after step {last_step} of {total}")
+    elif (metrics := pt.read_trial_training_metrics(cfg.job_dir)) is not None and (
+        metrics.training_accuracy_over_steps
+    ):
+        logger.warning(
+            "%s already holds results up to %.1f%%; reports up to there will be ignored",
+            cfg.job_dir,
+            metrics.last_pct,
+        )
+
+    out(
+        f"digits trainer: {params} params, {macs} MACs, {num_train} training images "
+        f"({cfg.train_data_pct:g}%), {cfg.image_size}x{cfg.image_size}, device={device}, "
+        f"steps {last_step + 1}..{total - 1}"
+    )
+    net.train()
+    stopped = False
+    epoch_cache: dict[int, torch.Tensor] = {}
+    per_epoch = data.batches_per_epoch(num_train, cfg.batch_size)
+    size = min(cfg.batch_size, num_train)
+
+    while last_step < total - 1:
+        if pt.get_stop_training(cfg.job_dir, last_step, total):
+            stopped = True
+            out(f"stopping on request after step {last_step} of {total}")
+            break
+        begin = last_step + 1
+        end = min(begin + cfg.eval_every_steps - 1, total - 1)
+        loss_sum = torch.zeros((), device=device)
+        _sync(device)
+        start = time.perf_counter()
+        for step in range(begin, end + 1):
+            epoch, i = divmod(step, per_epoch)
+            if epoch not in epoch_cache:  # data order: a pure function of (seed, epoch)
+                epoch_cache.clear()
+                order = data.epoch_permutation(num_train, cfg.seed, epoch)
+                epoch_cache[epoch] = torch.from_numpy(order).to(device)
+            idx = epoch_cache[epoch][i * size : (i + 1) * size]
+            images = train_x[idx]
+            if cfg.augment:
+                shifts = data.batch_shifts(size, cfg.image_size, cfg.seed, step)
+                images = data.shift_images(images, torch.from_numpy(shifts).to(device))
+            loss = F.cross_entropy(net(images), train_y[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()  # type: ignore[no-untyped-call]
+            optimizer.step()
+            scheduler.step()
+            loss_sum += loss.detach()
+        _sync(device)
+        train_secs = time.perf_counter() - start
+        mean_loss = float(loss_sum.item()) / (end - begin + 1)
+        accuracy = _evaluate(net, val_x, val_y) if math.isfinite(mean_loss) else math.nan
+        if not math.isfinite(accuracy):
+            # records TRIAL_FAILURE.json (cause "nan") and raises NonFiniteMetricError
+            pt.update_trial_training_accuracy_metric(
+                cfg.job_dir, accuracy, begin, end, train_secs, total
+            )
+        # checkpoint first: whoever sees a reported pct can rely on its checkpoint
+        _save_checkpoint(
+            own,
+            {
+                "format": _CHECKPOINT_FORMAT,
+                "step": end,
+                "accuracy": accuracy,
+                "recipe": _recipe(cfg),
+                "model": net.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                # data order and augmentation need no state: functions of (seed, step)
+                "rng": {"torch": torch.get_rng_state()},
+            },
+        )
+        pt.update_trial_training_accuracy_metric(
+            cfg.job_dir, accuracy, begin, end, train_secs, total
+        )
+        last_step = end
+        out(
+            f"step {end + 1}/{total} ({pt.compute_training_step_pct(end, total):.1f}%) "
+            f"accuracy={accuracy:.4f} loss={mean_loss:.4f} train_secs={train_secs:.2f}"
+        )
+
+    latency = measure_latency_ms(net, cfg.image_size, runs=cfg.latency_runs)
+    pt.update_trial_training_latency_metric(cfg.job_dir, latency)
+    final: dict[str, float] = {"latency_ms": latency, "params": params, "macs": macs}
+    if accuracy is not None:
+        final["accuracy"] = accuracy
+    pt.save_final_metrics(cfg.job_dir, final)
+    acc_text = "none" if accuracy is None else f"{accuracy:.4f}"
+    out(f"done: accuracy={acc_text} latency_ms={latency:.3f} params={params}")
+    return TrialResult(last_step, accuracy, latency, params, macs, stopped)
+
+
+# --------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message)
+
+
+def _number(
+    kind: type, lo: float, hi: float = math.inf, lo_open: bool = False
+) -> Callable[[str], Any]:
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"must be {'an integer' if kind is int else 'a number'}, got {text!r}."
+            ) from None
+        ok = (value > lo if lo_open else value >= lo) and value <= hi and math.isfinite(value)
+        if not ok:
+            bound = f"{'>' if lo_open else '>='} {lo:g}" + (
+                f" and <= {hi:g}" if hi < math.inf else ""
+            )
+            raise argparse.ArgumentTypeError(f"must be {bound}, got {text!r}.")
+        return value
+
+    return parse
+
+
+def _bool(text: str) -> bool:
+    # stricter than proxytask.trainer.str_2_bool: a typo must not silently mean False
+    lowered = text.strip().lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}.")
+
+
+def _build_parser() -> argparse.ArgumentParser:
+    p = _Parser(
+        prog="examples/digits/trainer.py",
+        description="Train one digits architecture as a proxytask trial.",
+        allow_abbrev=False,
+    )
+    add = p.add_argument
+    add(
+        "--job-dir",
+        "--job_dir",
+        dest="job_dir",
+        default=os.environ.get(layout.ENV_MODEL_DIR),
+        help="the trial dir: a local path or an fsspec URL (default: $AIP_MODEL_DIR)",
+    )
+    add("--nas_params_str", help="the architecture: a JSON object, or a path ending .json")
+    add("--baseline", action="store_true", help="train the search space's baseline model")
+    add("--retrain_search_job_dir", help="the job dir of the earlier trials to continue")
+    add("--retrain_search_job_trials", help="comma-separated earlier trial ids")
+    add(
+        "--retrain_use_search_job_checkpoint",
+        type=_bool,
+        default=False,
+        help="resume the earlier trial's full training state (true/false)",
+    )
+    add(
+        "--auto_resume",
+        type=_bool,
+        default=True,
+        help="resume from this trial dir's own checkpoint when one exists (default true)",
+    )
+    add(
+        "--train_data_pct",
+        type=_number(float, 0, 100, lo_open=True),
+        default=100.0,
+        help="percent of the training images to keep, class-balanced",
+    )
+    add("--width_multiplier", type=_number(float, 0, lo_open=True), default=1.0)
+    add("--depth_multiplier", type=_number(float, 0, lo_open=True), default=1.0)
+    add("--image_size", type=_number(int, 4, 256), default=16)
+    add("--batch_size", type=_number(int, 1), default=64)
+    add("--learning_rate", type=_number(float, 0, lo_open=True), default=0.1)
+    add("--momentum", type=_number(float, 0, 1), default=0.9)
+    add("--weight_decay", type=_number(float, 0), default=5e-4)
+    add("--total_steps", type=_number(int, 1), default=DEFAULT_TOTAL_STEPS)
+    add(
+        "--eval_every_steps",
+        type=_number(int, 1),
+        default=None,
+        help="steps per cycle (default: total_steps / 10)",
+    )
+    add("--seed", type=_number(int, 0), default=0)
+    add("--num_threads", type=_number(int, 1), default=1)
+    add("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
+    add("--latency_runs", type=_number(int, 1), default=20)
+    add(
+        "--augment",
+        type=_bool,
+        default=True,
+        help="random translations of up to one original pixel (default true)",
+    )
+    return p
+
+
+def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
+    """Parse trainer flags into a :class:`TrainConfig`; raise UsageError for bad ones."""
+    args = _build_parser().parse_args(argv)
+    if not args.job_dir:
+        raise UsageError("--job-dir must be given (or AIP_MODEL_DIR set), got neither.")
+    continuing = bool(args.retrain_search_job_trials)
+    if args.baseline and args.nas_params_str:
+        raise UsageError("--baseline and --nas_params_str must not both be given, got both.")
+    if args.baseline:
+        arch = search_space.baseline()
+    elif args.nas_params_str:
+        arch = pt.load_nas_params(args.nas_params_str)
+    elif continuing:
+        arch = pt.load_nas_params(
+            pt.get_finetune_nas_params_str(
+                args.retrain_search_job_trials, args.retrain_search_job_dir or ""
+            )
+        )
+    else:
+        raise UsageError(
+            "--nas_params_str must be given (a JSON architecture or a .json path), got nothing. "
+            "Use --baseline for the baseline model."
+        )
+    resume_from = None
+    if args.retrain_use_search_job_checkpoint:
+        if not continuing:
+            raise UsageError(
+                "--retrain_use_search_job_checkpoint=True must come with "
+                "--retrain_search_job_trials and --retrain_search_job_dir, got neither."
+            )
+        earlier = pt.get_retrain_search_job_model_dir(
+            args.retrain_search_job_trials, args.retrain_search_job_dir or ""
+        )
+        resume_from = checkpoint_path(earlier)
+    total = args.total_steps
+    return TrainConfig(
+        job_dir=args.job_dir,
+        arch=search_space.validate(arch),
+        train_data_pct=args.train_data_pct,
+        width_multiplier=args.width_multiplier,
+        depth_multiplier=args.depth_multiplier,
+        image_size=args.image_size,
+        batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
+        momentum=args.momentum,
+        weight_decay=args.weight_decay,
+        total_steps=total,
+        eval_every_steps=args.eval_every_steps or max(1, total // 10),
+        seed=args.seed,
+        num_threads=args.num_threads,
+        device=args.device,
+        resume_from=resume_from,
+        auto_resume=args.auto_resume,
+        latency_runs=args.latency_runs,
+        augment=args.augment,
+    )
+
+
+def _fail(job_dir: str | None, cause: str, message: str) -> None:
+    if job_dir:
+        try:
+            pt.record_trial_failure(job_dir, cause, message)
+        except ProxyTaskError:
+            pass  # the message on stderr still tells the controller
+    print(f"error: {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the trainer on ``argv`` (default ``sys.argv[1:]``) and return its exit code."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        cfg = parse_args(argv)
+    except SystemExit as exc:  # --help
+        return int(exc.code or 0)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    try:
+        run_trial(cfg, out=lambda line: print(line, flush=True))
+    except NonFiniteMetricError as exc:  # already recorded as failed (cause "nan")
+        print(f"error: NonFiniteMetricError: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except torch.OutOfMemoryError as exc:  # torch's message says "CUDA out of memory"
+        _fail(cfg.job_dir, "oom", str(exc).strip().replace("\n", " "))
+        return 1
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    except ProxyTaskError as exc:
+        _fail(cfg.job_dir, "crash", f"{type(exc).__name__}: {exc}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
