@@ -74,8 +74,7 @@ class TrialBatch:
         """Poll statuses and files once, and post heartbeats when due. Returns changed trials."""
         now = self.clock.now()
         live = [tid for tid in self._specs if not self._is_done(tid)]
-        for tid in live:
-            self._statuses[tid] = self.executor.status(tid)
+        self._statuses.update(self.executor.statuses(live))  # one poll for all
         if now - self._last_beat >= self._heartbeat_every:
             for tid in live:
                 if not self._statuses[tid].state.is_terminal:
