@@ -17,6 +17,13 @@ continuation (``--retrain_search_job_trials``) takes the architecture from the e
 and, with ``--retrain_use_search_job_checkpoint=True``, resumes its full training state, so
 the cosine schedule carries on where it stopped.
 
+Smoothing (proxytask's advice for noisy proxy tasks, from :mod:`proxytask.torch`):
+``--lr_schedule=cosine|step|constant`` (default cosine: per-step decay to ~0 over
+``--total_steps``) and ``--weight_averaging=none|ema|swa`` (default none). With averaging on,
+every evaluation, the final accuracy and the checkpoint use the averaged weights too (EMA of
+decay ``--ema_decay``; SWA over the steps from ``--swa_start_fraction`` of the budget, with
+BatchNorm statistics recomputed on the training images before each evaluation).
+
 Exit codes: 0 done or stopped on request; 1 the run failed (NaN/inf loss, out of memory,
 unreadable storage); 2 bad flags or input.
 """
@@ -49,10 +56,21 @@ from examples.digits.model import build_model, count_params, estimate_macs
 from proxytask import layout, storage
 from proxytask import trainer as pt
 from proxytask.errors import NonFiniteMetricError, ProxyTaskError, UsageError
+from proxytask.torch import (
+    AVERAGING_MODES,
+    SCHEDULES,
+    NonFiniteGuard,
+    WeightAverager,
+    build_schedule,
+    cosine_decay_factor,
+)
 
 __all__ = [
     "CHECKPOINT_FILE",
+    "DEFAULT_EMA_DECAY",
+    "DEFAULT_SWA_START_FRACTION",
     "DEFAULT_TOTAL_STEPS",
+    "WEIGHT_AVERAGING",
     "TrainConfig",
     "TrialResult",
     "checkpoint_path",
@@ -68,9 +86,22 @@ logger = logging.getLogger("examples.digits.trainer")
 #: The full recipe's step budget (batch 64: about 45 epochs of the 1437 training images).
 DEFAULT_TOTAL_STEPS = 1000
 CHECKPOINT_FILE = "checkpoint.pt"
+#: The weight-averaging choices: none, or a proxytask.torch.WeightAverager mode.
+WEIGHT_AVERAGING = ("none", *AVERAGING_MODES)
+DEFAULT_EMA_DECAY = 0.99
+DEFAULT_SWA_START_FRACTION = 0.75
 _CHECKPOINT_FORMAT = 1
 # A checkpoint only continues a run of the same model and schedule; these must match.
-_MUST_MATCH = ("arch", "width_multiplier", "depth_multiplier", "total_steps")
+_MUST_MATCH = (
+    "arch",
+    "width_multiplier",
+    "depth_multiplier",
+    "total_steps",
+    "lr_schedule",
+    "weight_averaging",
+)
+# What checkpoints written before a recipe key existed used.
+_RECIPE_DEFAULTS = {"lr_schedule": "cosine", "weight_averaging": "none"}
 # These may differ on purpose, but usually mean a mistake: warn.
 _SHOULD_MATCH = ("train_data_pct", "image_size", "batch_size", "seed", "learning_rate", "augment")
 
@@ -101,6 +132,13 @@ class TrainConfig:
     latency_runs: int = 20
     #: Random translations of up to one original pixel (a pure function of seed and step).
     augment: bool = True
+    #: Per-step learning-rate schedule: cosine (to ~0), step (x0.1 at 50 % and 75 %), constant.
+    lr_schedule: str = "cosine"
+    #: Evaluate averaged weights: none, ema or swa.
+    weight_averaging: str = "none"
+    ema_decay: float = DEFAULT_EMA_DECAY
+    #: SWA averages the weights after every step from this fraction of total_steps on.
+    swa_start_fraction: float = DEFAULT_SWA_START_FRACTION
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,7 +160,7 @@ class TrialResult:
 
 def cosine_lr_factor(step: int, total_steps: int) -> float:
     """Learning-rate factor at 0-based ``step``: cosine from 1 down to ~0 at the last step."""
-    return 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    return cosine_decay_factor(step, total_steps)
 
 
 def checkpoint_path(trial_dir: str) -> str:
@@ -211,19 +249,26 @@ def _recipe(cfg: TrainConfig) -> dict[str, Any]:
         "seed": cfg.seed,
         "learning_rate": cfg.learning_rate,
         "augment": cfg.augment,
+        "lr_schedule": cfg.lr_schedule,
+        "weight_averaging": cfg.weight_averaging,
+        "ema_decay": cfg.ema_decay,
+        "swa_start_fraction": cfg.swa_start_fraction,
     }
 
 
 def _check_resumable(url: str, saved: dict[str, Any], cfg: TrainConfig) -> None:
     now = _recipe(cfg)
+    saved = {**_RECIPE_DEFAULTS, **saved}
     for key in _MUST_MATCH:
         if saved.get(key) != now[key]:
             raise UsageError(
                 f"`{key}` must match the checkpoint being continued ({url}), got "
                 f"{now[key]!r} here and {saved.get(key)!r} there. Continue with the same "
-                "architecture, model scale and --total_steps, or start fresh."
+                "architecture, model scale, --total_steps, --lr_schedule and "
+                "--weight_averaging, or start fresh."
             )
-    for key in _SHOULD_MATCH:
+    relevant = {"ema": ("ema_decay",), "swa": ("swa_start_fraction",)}
+    for key in (*_SHOULD_MATCH, *relevant.get(cfg.weight_averaging, ())):
         if saved.get(key) != now[key]:
             logger.warning(
                 "continuing %s with %s=%r (the checkpoint used %r)",
@@ -246,6 +291,11 @@ def run_trial(cfg: TrainConfig, out: Callable[[str], None] = print) -> TrialResu
     output becomes NaN/inf (the trial is then recorded as failed), and lets
     ``torch.OutOfMemoryError`` through.
     """
+    if cfg.weight_averaging not in WEIGHT_AVERAGING:
+        raise UsageError(
+            f"`weight_averaging` must be one of {', '.join(WEIGHT_AVERAGING)}, got "
+            f"{cfg.weight_averaging!r}."
+        )
     torch.set_num_threads(cfg.num_threads)
     device = _resolve_device(cfg.device)
     arch = search_space.validate(cfg.arch)
@@ -273,9 +323,17 @@ def run_trial(cfg: TrainConfig, out: Callable[[str], None] = print) -> TrialResu
         weight_decay=cfg.weight_decay,
     )
     total = cfg.total_steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda step: cosine_lr_factor(step, total)
-    )
+    scheduler = build_schedule(cfg.lr_schedule, optimizer, total)
+    averager = None
+    if cfg.weight_averaging != "none":
+        averager = WeightAverager(
+            net,
+            cfg.weight_averaging,
+            decay=cfg.ema_decay,
+            total_steps=total,
+            start_fraction=cfg.swa_start_fraction,
+        )
+    guard = NonFiniteGuard(cfg.job_dir, total)
 
     last_step, accuracy = -1, None
     own = checkpoint_path(cfg.job_dir)
@@ -292,6 +350,8 @@ def run_trial(cfg: TrainConfig, out: Callable[[str], None] = print) -> TrialResu
         net.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
+        if averager is not None:
+            averager.load_state_dict(state["averager"])
         torch.set_rng_state(state["rng"]["torch"].cpu())
         last_step, accuracy = int(state["step"]), state["accuracy"]
         out(f"resumed from {source} after step {last_step} of {total}")
@@ -307,6 +367,7 @@ def run_trial(cfg: TrainConfig, out: Callable[[str], None] = print) -> TrialResu
     out(
         f"digits trainer: {params} params, {macs} MACs, {num_train} training images "
         f"({cfg.train_data_pct:g}%), {cfg.image_size}x{cfg.image_size}, device={device}, "
+        f"lr_schedule={cfg.lr_schedule}, weight_averaging={cfg.weight_averaging}, "
         f"steps {last_step + 1}..{total - 1}"
     )
     net.train()
@@ -341,11 +402,20 @@ def run_trial(cfg: TrainConfig, out: Callable[[str], None] = print) -> TrialResu
             loss.backward()  # type: ignore[no-untyped-call]
             optimizer.step()
             scheduler.step()
+            if averager is not None:
+                averager.update(net, step)
+            guard.observe(loss, step)
             loss_sum += loss.detach()
+        # records TRIAL_FAILURE.json (cause "nan") and raises NonFiniteMetricError
+        guard.check()
+        if averager is not None and averager.needs_bn_update:
+            # SWA: the averaged weights need their own BatchNorm statistics (training cost)
+            averager.update_bn(train_x[i : i + size] for i in range(0, num_train, size))
         _sync(device)
         train_secs = time.perf_counter() - start
         mean_loss = float(loss_sum.item()) / (end - begin + 1)
-        accuracy = _evaluate(net, val_x, val_y) if math.isfinite(mean_loss) else math.nan
+        eval_net = net if averager is None else averager.eval_module(net)
+        accuracy = _evaluate(eval_net, val_x, val_y)
         if not math.isfinite(accuracy):
             # records TRIAL_FAILURE.json (cause "nan") and raises NonFiniteMetricError
             pt.update_trial_training_accuracy_metric(
@@ -362,6 +432,7 @@ def run_trial(cfg: TrainConfig, out: Callable[[str], None] = print) -> TrialResu
                 "model": net.state_dict(),
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
+                "averager": None if averager is None else averager.state_dict(),
                 # data order and augmentation need no state: functions of (seed, step)
                 "rng": {"torch": torch.get_rng_state()},
             },
@@ -397,7 +468,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _number(
-    kind: type, lo: float, hi: float = math.inf, lo_open: bool = False
+    kind: type, lo: float, hi: float = math.inf, lo_open: bool = False, hi_open: bool = False
 ) -> Callable[[str], Any]:
     def parse(text: str) -> Any:
         try:
@@ -406,13 +477,23 @@ def _number(
             raise argparse.ArgumentTypeError(
                 f"must be {'an integer' if kind is int else 'a number'}, got {text!r}."
             ) from None
-        ok = (value > lo if lo_open else value >= lo) and value <= hi and math.isfinite(value)
+        below = value < hi if hi_open else value <= hi
+        ok = (value > lo if lo_open else value >= lo) and below and math.isfinite(value)
         if not ok:
             bound = f"{'>' if lo_open else '>='} {lo:g}" + (
-                f" and <= {hi:g}" if hi < math.inf else ""
+                f" and {'<' if hi_open else '<='} {hi:g}" if hi < math.inf else ""
             )
             raise argparse.ArgumentTypeError(f"must be {bound}, got {text!r}.")
         return value
+
+    return parse
+
+
+def _choice(options: Sequence[str]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        if text not in options:
+            raise argparse.ArgumentTypeError(f"must be one of {', '.join(options)}, got {text!r}.")
+        return text
 
     return parse
 
@@ -487,6 +568,31 @@ def _build_parser() -> argparse.ArgumentParser:
         default=True,
         help="random translations of up to one original pixel (default true)",
     )
+    add(
+        "--lr_schedule",
+        type=_choice(SCHEDULES),
+        default="cosine",
+        help="per-step learning-rate schedule: cosine (to ~0, default), step, constant",
+    )
+    add(
+        "--weight_averaging",
+        type=_choice(WEIGHT_AVERAGING),
+        default="none",
+        help="evaluate averaged weights: none (default), ema, swa",
+    )
+    add(
+        "--ema_decay",
+        type=_number(float, 0, 1, hi_open=True),
+        default=DEFAULT_EMA_DECAY,
+        help=f"EMA decay per step, with warm-up (default {DEFAULT_EMA_DECAY})",
+    )
+    add(
+        "--swa_start_fraction",
+        type=_number(float, 0, 1, hi_open=True),
+        default=DEFAULT_SWA_START_FRACTION,
+        help="SWA averages from this fraction of --total_steps on "
+        f"(default {DEFAULT_SWA_START_FRACTION})",
+    )
     return p
 
 
@@ -545,6 +651,10 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         auto_resume=args.auto_resume,
         latency_runs=args.latency_runs,
         augment=args.augment,
+        lr_schedule=args.lr_schedule,
+        weight_averaging=args.weight_averaging,
+        ema_decay=args.ema_decay,
+        swa_start_fraction=args.swa_start_fraction,
     )
 
 

@@ -18,6 +18,9 @@ from proxytask.options import (
     TRIAL_OPTIONS,
     Option,
     add_options,
+    boolean,
+    non_negative_float,
+    positive_float,
     positive_int,
     resolve_options,
     text,
@@ -38,6 +41,68 @@ TRIAL_COMMAND_OPTIONS: tuple[Option, ...] = (
         "ARCH",
     ),
     Option("num-trials", positive_int, 1, "how many trials (architectures) to run", "N"),
+)
+
+
+VARIANCE_OPTIONS: tuple[Option, ...] = (
+    *TRIAL_OPTIONS,
+    Option("num-copies", positive_int, 5, "copies of the workable model to train", "N"),
+    Option(
+        "previous-variance-dir",
+        text,
+        None,
+        "resume the measurement in this controller dir (after a crash or a stop)",
+        "DIR",
+    ),
+    Option(
+        "max-variance",
+        non_negative_float,
+        0.4,
+        "the coefficient of variation above which variance is not good",
+        "CV",
+    ),
+    Option(
+        "max-smoothness",
+        non_negative_float,
+        10.0,
+        "the smoothness value above which curves are not smooth enough",
+        "S",
+    ),
+    Option(
+        "copy-seed-flag",
+        text,
+        None,
+        "a trainer flag set to 1..N in the N copies (e.g. seed); default: identical copies, "
+        "as the reference tools",
+        "FLAG",
+    ),
+    Option(
+        "workable-pct",
+        positive_float,
+        1.0,
+        "train each candidate to this pct to see that it works",
+        "PCT",
+    ),
+    Option(
+        "live",
+        boolean,
+        None,
+        "force the live display on or off (default: on a terminal)",
+        "true|false",
+    ),
+)
+
+# Options that may change when a controller is resumed; the others stay as first given.
+RESUMABLE_OVERRIDES = frozenset(
+    {
+        "executor",
+        "replay_table",
+        "max_parallel_trials",
+        "trial_timeout_secs",
+        "report_timeout_secs",
+        "heartbeat_threshold_secs",
+        "live",
+    }
 )
 
 
@@ -67,6 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     trial.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
     add_options(trial, TRIAL_COMMAND_OPTIONS)
+
+    variance = sub.add_parser(
+        "variance",
+        help="measure how repeatable and smooth training is (variance measurement)",
+        description="Find a model that trains without failing, train copies of it, and report "
+        "the variance of their final accuracy and the smoothness of their curves, with advice.",
+    )
+    variance.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
+    add_options(variance, VARIANCE_OPTIONS)
 
     status = sub.add_parser(
         "status",
@@ -174,6 +248,127 @@ def cmd_trial(values: dict[str, Any]) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
+def _resolve_with_previous(
+    args: argparse.Namespace, options: tuple[Option, ...], previous_dest: str
+) -> tuple[dict[str, Any], str | None]:
+    """Resolve options; on a resume, start from the options the first run saved."""
+    from proxytask.controllers.base import read_controller_info
+
+    previous = getattr(args, previous_dest, None)
+    if previous is None and args.config:
+        from proxytask.options import load_config_file
+
+        previous = load_config_file(args.config).get(previous_dest)
+    if previous is None:
+        return resolve_options(args, options, args.config), None
+    if not storage.exists(previous):
+        raise UsageError(
+            f"--{previous_dest.replace('_', '-')} must be an existing controller dir, got "
+            f"{previous!r}. Use the dir the first run printed."
+        )
+    info = read_controller_info(previous)
+    if info is None:
+        raise UsageError(
+            f"--{previous_dest.replace('_', '-')} must be a proxytask controller dir, got "
+            f"{previous!r}, which holds no {layout.CONTROLLER_INFO}."
+        )
+    saved = dict(info.get("options", {}))
+    given = {dest for dest in vars(args) if getattr(args, dest) is not None}
+    base = {k: v for k, v in saved.items() if k not in given or k in RESUMABLE_OVERRIDES}
+    values = resolve_options(args, options, args.config, base=base)
+    for dest, value in saved.items():  # what defines the measurement stays as first given
+        changed = dest in values and values[dest] != value
+        if changed and dest not in RESUMABLE_OVERRIDES and dest != previous_dest:
+            print(
+                f"proxytask: note: keeping {dest.replace('_', '-')}={value!r} of the run "
+                f"being resumed (given {values[dest]!r})",
+                file=sys.stderr,
+            )
+            values[dest] = value
+    values[previous_dest] = previous
+    return values, previous
+
+
+def _context(values: dict[str, Any], kind: str, previous: str | None) -> Any:
+    """Build the executor, clock and controller dir of a controller command."""
+    from proxytask.controllers.base import ControllerContext, write_controller_info
+    from proxytask.controllers.tracker import TrialSettings
+    from proxytask.executors.base import Resources
+    from proxytask.executors.command import (
+        check_local_command,
+        parse_trainer_args,
+        parse_trainer_command,
+    )
+    from proxytask.executors.factory import make_executor
+    from proxytask.progress import ProgressDisplay
+
+    trainer = parse_trainer_command(values["trainer"])
+    if values["executor"] == "local":
+        check_local_command(trainer.argv[0])
+    baseline_args = parse_trainer_args(values["trainer_args"])
+    job_name = layout.check_job_name(values["job_name"])
+    executor, clock = make_executor(values)
+    if previous is None:
+        cdir = layout.controller_dir(values["root_output_dir"], kind, job_name, clock.now())
+    else:
+        cdir = previous
+    storage.makedirs(cdir)
+    write_controller_info(cdir, kind, values)
+    settings = TrialSettings(
+        trainer=trainer,
+        resources=Resources(gpus=values["gpus_per_trial"]),
+        timeout_secs=values["trial_timeout_secs"],
+        report_timeout_secs=values["report_timeout_secs"],
+        heartbeat_threshold_secs=values["heartbeat_threshold_secs"],
+    )
+    return ControllerContext(
+        controller_dir=cdir,
+        executor=executor,
+        clock=clock,
+        trial_settings=settings,
+        baseline_args=baseline_args,
+        options=values,
+        display=ProgressDisplay(live=values.get("live")),
+        poll_interval_secs=1.0 if values["executor"] == "local" else 30.0,
+    )
+
+
+def cmd_variance(args: argparse.Namespace) -> int:
+    """``proxytask variance``: the variance measurement."""
+    from proxytask.controllers.variance import VarianceController, VarianceSettings
+    from proxytask.space import load_search_space
+
+    values, previous = _resolve_with_previous(args, VARIANCE_OPTIONS, "previous_variance_dir")
+    space = load_search_space(values["search_space"])
+    space.sample(values["seed"], 0)  # a broken space fails here, before any dir is made
+    settings = VarianceSettings(
+        num_copies=values["num_copies"],
+        min_finished_copies=min(3, values["num_copies"]),
+        workable_pct=values["workable_pct"],
+        max_variance=values["max_variance"],
+        max_smoothness=values["max_smoothness"],
+        seed=values["seed"],
+        copy_seed_flag=values["copy_seed_flag"],
+    )
+    ctx = _context(values, layout.KIND_VARIANCE, previous)
+    print(f"controller dir: {ctx.controller_dir}", flush=True)
+    try:
+        if previous is None:
+            ctl = VarianceController.create(ctx, space, settings)
+        else:
+            ctl = VarianceController.resume(ctx, space, settings)
+        ctl.run()
+    finally:
+        ctx.executor.close()
+    for line in ctl.summary():
+        print(line)
+    if ctl.phase == "failed":
+        return EXIT_FAILED
+    print(f"results: {storage.join(ctx.controller_dir, 'variance_and_smoothness.json')}")
+    print(f"plot:    {storage.join(ctx.controller_dir, 'variance_curves.png')}")
+    return EXIT_OK
+
+
 def cmd_status(path: str, as_json: bool) -> int:
     """``proxytask status DIR``."""
     import dataclasses
@@ -202,6 +397,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "status":
             return cmd_status(args.dir, args.json)
+        if args.command == "variance":
+            return cmd_variance(args)
         if args.command == "trial":
             return cmd_trial(resolve_options(args, TRIAL_COMMAND_OPTIONS, args.config))
         raise AssertionError(f"unhandled command {args.command}")

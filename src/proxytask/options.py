@@ -175,6 +175,13 @@ TRIAL_OPTIONS: tuple[Option, ...] = (
         "trial-timeout-secs", positive_float, None, "kill a trial running longer than this", "SECS"
     ),
     Option(
+        "report-timeout-secs",
+        positive_float,
+        None,
+        "fail a trial that goes this long without a new accuracy report (hung trials)",
+        "SECS",
+    ),
+    Option(
         "heartbeat-threshold-secs",
         positive_float,
         900.0,
@@ -238,10 +245,19 @@ def _parse_value(opt: Option, value: Any, source: str) -> Any:
 
 
 def resolve_options(
-    args: argparse.Namespace, options: Sequence[Option], config_path: str | None
+    args: argparse.Namespace,
+    options: Sequence[Option],
+    config_path: str | None,
+    base: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Merge defaults < config file < flags; check every value; return ``{dest: value}``."""
-    config = load_config_file(config_path) if config_path else {}
+    """Merge defaults < ``base`` < config file < flags; check every value.
+
+    ``base`` holds the options a resumed controller ran with. Returns ``{dest: value}``.
+    """
+    config = {
+        **{k: v for k, v in (base or {}).items() if k in {o.dest for o in options}},
+        **(load_config_file(config_path) if config_path else {}),
+    }
     known = {opt.dest: opt for opt in options}
     unknown = sorted(set(config) - set(known))
     if unknown:

@@ -30,6 +30,7 @@ __all__ = [
     "join",
     "listdir",
     "makedirs",
+    "move",
     "read_bytes",
     "read_json",
     "read_text",
@@ -202,6 +203,17 @@ def copy_file(src: str, dst: str) -> None:
     if data is None:
         raise StorageError(f"file {src!r} must exist to be copied, got nothing there.")
     write_bytes_atomic(dst, data)
+
+
+def move(src: str, dst: str) -> None:
+    """Move a file or folder (recursively) to ``dst`` on the same filesystem."""
+    fs, src_path = _fs(src)
+    _, dst_path = _fs(dst)
+    if isinstance(fs, LocalFileSystem):
+        os.makedirs(os.path.dirname(dst_path) or ".", exist_ok=True)
+        os.replace(src_path, dst_path)
+        return
+    fs.mv(src_path, dst_path, recursive=True)
 
 
 def remove(url: str) -> None:

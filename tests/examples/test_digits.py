@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import time
@@ -451,3 +452,183 @@ def test_trainer_runs_on_cuda(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "device=cuda" in result.stdout
     assert _metrics(job)["latency"] >= 0
+
+
+# --------------------------------------------------------------------------------------------
+# Trainer: learning-rate schedule and weight averaging flags
+# --------------------------------------------------------------------------------------------
+
+
+def _checkpoint(job: Path) -> dict[str, Any]:
+    state: dict[str, Any] = torch.load(
+        job / "checkpoint" / digits_trainer.CHECKPOINT_FILE, weights_only=True
+    )
+    return state
+
+
+@pytest.mark.parametrize(
+    ("flag", "message"),
+    [
+        ("--lr_schedule=linear", "must be one of cosine, step, constant, got 'linear'."),
+        ("--weight_averaging=mean", "must be one of none, ema, swa, got 'mean'."),
+        ("--ema_decay=1", "must be >= 0 and < 1, got '1'."),
+        ("--swa_start_fraction=1.5", "must be >= 0 and < 1, got '1.5'."),
+    ],
+)
+def test_smoothing_flags_refuse_bad_values(
+    tmp_path: Path, flag: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert digits_trainer.main([*_tiny(tmp_path, "--baseline"), flag]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err
+    assert message in err
+
+
+def test_smoothing_flags_defaults_and_parsing(tmp_path: Path) -> None:
+    cfg = digits_trainer.parse_args(_tiny(tmp_path, "--baseline"))
+    assert (cfg.lr_schedule, cfg.weight_averaging) == ("cosine", "none")
+    assert cfg.ema_decay == digits_trainer.DEFAULT_EMA_DECAY
+    assert cfg.swa_start_fraction == 0.75
+    flags = ["--lr_schedule=constant", "--weight_averaging=swa", "--ema_decay=0.9"]
+    cfg = digits_trainer.parse_args([*_tiny(tmp_path, "--baseline"), *flags,
+                                     "--swa_start_fraction=0.5"])  # fmt: skip
+    assert (cfg.lr_schedule, cfg.weight_averaging) == ("constant", "swa")
+    assert (cfg.ema_decay, cfg.swa_start_fraction) == (0.9, 0.5)
+
+
+@pytest.mark.parametrize(
+    ("schedule", "final_lr"),
+    [("constant", 0.1), ("step", pytest.approx(0.001)), ("cosine", pytest.approx(0, abs=0.01))],
+)
+def test_lr_schedule_flag_sets_the_schedule(tmp_path: Path, schedule: str, final_lr: Any) -> None:
+    job = tmp_path / schedule
+    assert digits_trainer.main([*_tiny(job, "--baseline"), f"--lr_schedule={schedule}"]) == 0
+    saved = _checkpoint(job)
+    assert saved["recipe"]["lr_schedule"] == schedule
+    assert saved["averager"] is None
+    assert saved["optimizer"]["param_groups"][0]["lr"] == final_lr
+
+
+def _evaluate_averaged(job: Path, cfg: Any) -> float:
+    """The validation accuracy of the averaged weights saved in ``job``'s checkpoint."""
+    from proxytask.torch import WeightAverager
+
+    saved = _checkpoint(job)
+    net = model.build_model(cfg.arch).to(memory_format=torch.channels_last)
+    averager = WeightAverager(
+        net, cfg.weight_averaging, total_steps=cfg.total_steps,
+        start_fraction=cfg.swa_start_fraction,
+    )  # fmt: skip
+    averager.load_state_dict(saved["averager"])
+    split = data.load_split()
+    train_x = data.to_tensor(split.train_x, cfg.image_size).to(memory_format=torch.channels_last)
+    if averager.needs_bn_update:
+        averager.update_bn(train_x[i : i + 64] for i in range(0, len(train_x), 64))
+    val_x = data.to_tensor(split.val_x, cfg.image_size).to(memory_format=torch.channels_last)
+    return digits_trainer._evaluate(averager.eval_module(net), val_x, torch.from_numpy(split.val_y))
+
+
+@pytest.mark.parametrize("mode", ["ema", "swa"])
+def test_weight_averaging_evaluates_and_saves_the_averaged_weights(
+    tmp_path: Path, mode: str
+) -> None:
+    job = tmp_path / mode
+    argv = [*_tiny(job, "--baseline"), f"--weight_averaging={mode}", "--lr_schedule=constant",
+            "--device=cpu"]  # fmt: skip
+    assert digits_trainer.main(argv) == 0
+    saved = _checkpoint(job)
+    assert saved["recipe"]["weight_averaging"] == mode
+    # EMA: every step; SWA: steps 6 and 7 of 8 (from 0.75 of the budget)
+    assert saved["averager"]["num_updates"] == (8 if mode == "ema" else 2)
+    averaged = saved["averager"]["averaged_model"]
+    live = saved["model"]
+    assert any(not torch.equal(averaged[f"module.{k}"], v) for k, v in live.items())
+    accuracy = _evaluate_averaged(job, digits_trainer.parse_args(argv))
+    assert _points(job)[-1]["accuracy"] == accuracy
+    assert json.loads((job / "FINAL_METRICS.json").read_text())["accuracy"] == accuracy
+
+
+@pytest.mark.parametrize("mode", ["ema", "swa"])
+def test_weight_averaging_continuation_is_exact(
+    tmp_path: Path, mode: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # on the CPU, where a continuation reproduces the uninterrupted run bit for bit
+    flags = ["--baseline", f"--weight_averaging={mode}", "--total_steps=12",
+             "--eval_every_steps=3", "--latency_runs=2", "--swa_start_fraction=0.4",
+             "--device=cpu"]  # fmt: skip
+    whole, first, second = tmp_path / "A" / "1", tmp_path / "B" / "1", tmp_path / "C" / "1"
+    assert digits_trainer.main([f"--job-dir={whole}", *flags]) == 0
+    first.mkdir(parents=True)
+    (first / "DESIRED_TRAINING_PCT.json").write_text(json.dumps({"desired_training_pct": 50}))
+    assert digits_trainer.main([f"--job-dir={first}", *flags]) == 0
+    assert _checkpoint(first)["step"] == 5
+    # as the controller continues it: metrics copied, then the checkpoint resumed
+    second.mkdir(parents=True)
+    (second / "TRIAL_TRAINING_METRICS.json").write_bytes(
+        (first / "TRIAL_TRAINING_METRICS.json").read_bytes()
+    )
+    monkeypatch.setenv("CLOUD_ML_TRIAL_ID", "1")
+    continuation = [f"--retrain_search_job_dir={first.parent}", "--retrain_search_job_trials=1",
+                    "--retrain_use_search_job_checkpoint=True"]  # fmt: skip
+    assert digits_trainer.main([f"--job-dir={second}", *flags, *continuation]) == 0
+    assert _points(second) == _points(whole)  # accuracies bit for bit
+    a, c = _checkpoint(whole)["averager"], _checkpoint(second)["averager"]
+    assert a["num_updates"] == c["num_updates"] > 0
+    assert all(torch.equal(v, c["averaged_model"][k]) for k, v in a["averaged_model"].items())
+
+
+@pytest.mark.parametrize(
+    ("flag", "key"),
+    [
+        ("--lr_schedule=constant", "`lr_schedule`"),
+        ("--weight_averaging=ema", "`weight_averaging`"),
+    ],
+)
+def test_continuing_with_another_schedule_or_averaging_is_refused(
+    tmp_path: Path, flag: str, key: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "t"
+    job.mkdir()
+    (job / "DESIRED_TRAINING_PCT.json").write_text(json.dumps({"desired_training_pct": 50}))
+    assert digits_trainer.main(_tiny(job, "--baseline")) == 0
+    capsys.readouterr()
+    assert digits_trainer.main([*_tiny(job, "--baseline"), flag]) == 2
+    err = capsys.readouterr().err
+    assert f"{key} must match the checkpoint being continued" in err
+    assert "--lr_schedule and --weight_averaging, or start fresh" in err
+
+
+def test_checkpoints_without_the_new_recipe_keys_continue_as_cosine_without_averaging(
+    tmp_path: Path,
+) -> None:
+    job = tmp_path / "t"
+    job.mkdir()
+    (job / "DESIRED_TRAINING_PCT.json").write_text(json.dumps({"desired_training_pct": 50}))
+    assert digits_trainer.main(_tiny(job, "--baseline")) == 0
+    url = job / "checkpoint" / digits_trainer.CHECKPOINT_FILE
+    state = _checkpoint(job)
+    for key in ("lr_schedule", "weight_averaging", "ema_decay", "swa_start_fraction"):
+        del state["recipe"][key]
+    del state["averager"]
+    torch.save(state, url)  # as the trainer wrote it before these flags existed
+    (job / "DESIRED_TRAINING_PCT.json").unlink()
+    assert digits_trainer.main(_tiny(job, "--baseline")) == 0
+    assert [p["training_step"] for p in _points(job)] == [1, 3, 5, 7]
+    assert digits_trainer.main([*_tiny(job, "--baseline"), "--weight_averaging=swa"]) == 2
+
+
+def test_non_finite_loss_with_averaging_fails_cleanly(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = tmp_path / "t"
+    argv = [f"--job-dir={job}", "--baseline", "--weight_averaging=ema", "--learning_rate=1e6",
+            "--total_steps=20", "--eval_every_steps=20", "--latency_runs=2"]  # fmt: skip
+    assert digits_trainer.main(argv) == 1
+    err = capsys.readouterr().err
+    # the guard names the first step whose loss was not finite
+    assert re.search(
+        r"NonFiniteMetricError: `loss` must be finite, got \S+ at step \d+ of 20\.", err
+    )
+    assert "Lower the learning rate or clip gradients" in err
+    assert json.loads((job / "TRIAL_FAILURE.json").read_text())["cause"] == "nan"
+    assert not (job / "checkpoint").exists()  # nothing non-finite saved

@@ -52,6 +52,8 @@ class FailureCause(enum.Enum):
     KILLED = "killed"  # killed by a signal it did not ask for
     TIMEOUT = "timeout"  # ran past its time limit
     LOST = "lost"  # its worker or node vanished (remote executors)
+    NO_REPORT = "no_report"  # ended or stalled without reporting any accuracy
+    INCOMPLETE = "incomplete"  # exited 0 before reaching the pct it was asked to reach
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,6 +23,13 @@ ADVICE: dict[FailureCause, str] = {
     FailureCause.KILLED: "something outside proxytask killed the trial; check the host's logs",
     FailureCause.TIMEOUT: "raise the trial time limit or lower the step budget",
     FailureCause.LOST: "the machine running the trial went away; check the cluster",
+    FailureCause.NO_REPORT: (
+        "the trainer must call update_trial_training_accuracy_metric after each training cycle"
+    ),
+    FailureCause.INCOMPLETE: (
+        "the trainer exited before the pct it was asked to reach; check its total_steps and "
+        "its own stopping logic"
+    ),
 }
 
 

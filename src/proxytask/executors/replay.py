@@ -35,8 +35,9 @@ optionally ``latency``, ``start_delay_secs``, ``nas_params`` (a JSON object), ``
 Lookup: a curve matches a trial when each ``match.nas_params`` key equals the trial's
 architecture value and each ``match.trainer_args`` flag equals the trial's ``--flag=value``
 (compared as rendered flags, or as numbers). The most specific matching curves win; several
-equally specific ones (e.g. five recorded copies of one architecture) are dealt out in
-launch order. No match raises UsageError naming the architecture.
+equally specific ones (e.g. five recorded copies of one architecture) are dealt out by the
+trial number (``CLOUD_ML_TRIAL_ID``: trial k gets the k-th, cyclically), else in launch
+order. No match raises UsageError naming the architecture.
 :meth:`ReplayTable.from_trial_dirs` builds a table from finished real trial dirs.
 
 Continuations (``--retrain_search_job_dir``/``--retrain_search_job_trials``): the
@@ -810,6 +811,12 @@ class ReplayExecutor(Executor):
                 f"among its {len(self._table)} curves (trial {spec.trial_id!r}). Add a curve "
                 "whose match fits, or record one with ReplayTable.from_trial_dirs."
             )
+        # Equally specific curves (recorded copies) are dealt by the trial's number, so a
+        # resumed controller's relaunched trial replays the same curve; specs without a
+        # number are dealt in launch order.
+        number = spec.env.get(layout.ENV_TRIAL_ID, "")
+        if number.isdigit():
+            return found[(int(number) - 1) % len(found)]
         key = tuple(c.curve_id for c in found)
         index = self._deal.get(key, 0)
         self._deal[key] = index + 1

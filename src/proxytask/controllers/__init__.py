@@ -1,0 +1,1 @@
+"""The controllers: variance measurement (and, later, model selection and proxy search)."""

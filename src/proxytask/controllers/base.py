@@ -1,0 +1,114 @@
+"""What every controller shares: its dir, its executor and clock, the step/run loop."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from proxytask import layout, storage
+from proxytask.clock import Clock
+from proxytask.controllers.state import EventLog
+from proxytask.controllers.tracker import TrialSettings, TrialTracker
+from proxytask.executors.base import Executor
+from proxytask.progress import ProgressDisplay, ProgressRow, ProgressSnapshot
+
+__all__ = ["Controller", "ControllerContext", "progress_rows"]
+
+
+@dataclasses.dataclass(frozen=True)
+class ControllerContext:
+    """Everything a controller runs with, apart from its own settings."""
+
+    controller_dir: str
+    executor: Executor
+    clock: Clock
+    trial_settings: TrialSettings
+    baseline_args: Mapping[str, str]
+    options: Mapping[str, Any]  # the resolved command options, saved for resume and reports
+    display: ProgressDisplay = dataclasses.field(
+        default_factory=lambda: ProgressDisplay(live=False)
+    )
+    poll_interval_secs: float = 1.0
+
+
+class Controller(abc.ABC):
+    """A controller advances by :meth:`step` until :meth:`is_finished`; :meth:`run` loops.
+
+    Each step: poll trials → decide (a pure function of the state) → act → persist if changed
+    → heartbeat. Trial ids are deterministic, so a resumed controller never launches a trial
+    twice.
+    """
+
+    kind: str = ""
+
+    def __init__(self, ctx: ControllerContext, tracker: TrialTracker) -> None:
+        self.ctx = ctx
+        self.tracker = tracker
+        self.started_at = ctx.clock.now()
+
+    @property
+    def events(self) -> EventLog:
+        """The controller's event log."""
+        return self.tracker.events
+
+    @abc.abstractmethod
+    def step(self) -> None:
+        """Advance by one poll/decide/act/persist round."""
+
+    @abc.abstractmethod
+    def is_finished(self) -> bool:
+        """True once the controller reached its answer (good or bad)."""
+
+    @abc.abstractmethod
+    def snapshot(self) -> ProgressSnapshot:
+        """What the live display shows now."""
+
+    def run(self) -> None:
+        """Step until finished, sleeping on the injected clock between steps."""
+        idle, seen = 0, -1
+        try:
+            while True:
+                self.step()
+                self.ctx.display.update(self.snapshot())
+                if self.is_finished():
+                    break
+                idle = 0 if self.tracker.activity != seen else idle + 1
+                seen = self.tracker.activity
+                self.ctx.clock.sleep(self.tracker.wait_secs(self.ctx.poll_interval_secs, idle))
+        finally:
+            self.ctx.display.close()
+
+
+def progress_rows(tracker: TrialTracker, keys: list[str]) -> tuple[ProgressRow, ...]:
+    """Display rows for the given trials."""
+    rows = []
+    for key in keys:
+        record = tracker.records[key]
+        progress = tracker.progress(key)
+        note = record.cause or ""
+        rows.append(
+            ProgressRow(
+                key=key,
+                state=record.state,
+                pct=progress.last_pct,
+                accuracy=progress.last_accuracy,
+                note=note,
+            )
+        )
+    return tuple(rows)
+
+
+def write_controller_info(controller_dir: str, kind: str, options: Mapping[str, Any]) -> None:
+    """Save the options a controller runs with (read back on resume)."""
+    storage.write_json_atomic(
+        storage.join(controller_dir, layout.CONTROLLER_INFO),
+        {"version": 1, "kind": kind, "options": dict(options)},
+    )
+
+
+def read_controller_info(controller_dir: str) -> dict[str, Any] | None:
+    """The saved options of a controller dir, or None."""
+    data = storage.read_json(storage.join(controller_dir, layout.CONTROLLER_INFO))
+    return data if isinstance(data, dict) else None

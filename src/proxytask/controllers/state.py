@@ -1,0 +1,131 @@
+"""Controller state as JSON: trial records, atomic state files, the append-only event log."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from proxytask import storage
+from proxytask.errors import StorageError
+
+__all__ = ["EventLog", "TrialRecord", "TrialRecordState", "load_state", "save_state"]
+
+STATE_VERSION = 1
+
+
+class TrialRecordState:
+    """The life of a trial as a controller records it (plain strings in the JSON)."""
+
+    PLANNED = "planned"  # decided, not launched yet
+    RUNNING = "running"  # launched by this controller (or by the one before a crash)
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    STOPPED = "stopped"  # stopped by the controller
+    TERMINAL = frozenset({SUCCEEDED, FAILED, STOPPED})
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialRecord:
+    """One trial as a controller plans, launches and judges it. Stored in its state JSON."""
+
+    job: str
+    number: int
+    trial_dir: str
+    nas_params: Mapping[str, Any] | None
+    trainer_args: Mapping[str, str]
+    target_pct: float = 100.0  # the pct the trial must reach to count as finished
+    continuation: Mapping[str, Any] | None = None  # {"job_dir", "trial_ids", "use_checkpoint"}
+    state: str = TrialRecordState.PLANNED
+    cause: str | None = None
+    message: str = ""
+    restarts: int = 0
+    started_at: float | None = None
+    ended_at: float | None = None
+
+    @property
+    def key(self) -> str:
+        """``<job>/<number>``: the trial id executors know it by."""
+        return f"{self.job}/{self.number}"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the trial ended for good."""
+        return self.state in TrialRecordState.TERMINAL
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form."""
+        data = dataclasses.asdict(self)
+        data["nas_params"] = dict(self.nas_params) if self.nas_params is not None else None
+        data["trainer_args"] = dict(self.trainer_args)
+        data["continuation"] = dict(self.continuation) if self.continuation else None
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> TrialRecord:
+        """Parse the JSON form."""
+        fields = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in fields})
+
+
+def save_state(path: str, state: Mapping[str, Any]) -> None:
+    """Write a state file atomically, with its format version."""
+    storage.write_json_atomic(path, {**state, "version": STATE_VERSION})
+
+
+def load_state(path: str) -> dict[str, Any] | None:
+    """Read a state file (None when missing); refuse a newer format version."""
+    data = storage.read_json(path)
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        raise StorageError(
+            f"state file {path!r} must hold a JSON object, got {type(data).__name__}."
+        )
+    version = data.get("version", STATE_VERSION)
+    if not isinstance(version, int) or version > STATE_VERSION:
+        raise StorageError(
+            f"state file {path!r} must be format version <= {STATE_VERSION}, got {version!r}. "
+            "Use the proxytask version that wrote it."
+        )
+    return data
+
+
+class EventLog:
+    """An append-only JSON-lines log of what a controller did, for audits and dashboards.
+
+    Local files are appended to; on object stores (which cannot append) the log is kept in
+    memory and rewritten whole, atomically, on each event.
+    """
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._local = storage.is_local(path)
+        self._lines: list[str] | None = None
+
+    def append(self, when: float, kind: str, **fields: Any) -> None:
+        """Record one event."""
+        line = json.dumps({"time": when, "event": kind, **fields}, sort_keys=True, default=str)
+        if self._local:
+            local = storage.to_local_path(self.path)
+            os.makedirs(os.path.dirname(local) or ".", exist_ok=True)
+            with open(local, "a", encoding="utf-8") as handle:
+                handle.write(line + "\n")
+            return
+        if self._lines is None:
+            self._lines = (storage.read_text(self.path) or "").splitlines()
+        self._lines.append(line)
+        storage.write_text_atomic(self.path, "\n".join(self._lines) + "\n")
+
+    def read(self) -> list[dict[str, Any]]:
+        """Every event so far (unparsable lines, e.g. a torn last line, are skipped)."""
+        text = storage.read_text(self.path) or ""
+        events = []
+        for line in text.splitlines():
+            try:
+                events.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+        return events

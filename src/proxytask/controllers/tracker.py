@@ -1,0 +1,333 @@
+"""Trials a controller owns: plan, launch, watch, judge, and recover them after a crash.
+
+The tracker keeps one :class:`TrialRecord` per trial (the controller stores them in its state
+file), launches planned trials on any executor, reads their files through the one
+:class:`TrialMonitor`, posts the controller heartbeat, and judges how each trial ended. After a
+controller crash, :meth:`TrialTracker.recover` takes every trial the dead controller had
+running: a finished one is accepted from its files, any other is restarted from scratch in a
+clean trial dir (its partial files are moved to ``<job dir>/.interrupted/``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from proxytask import layout, storage
+from proxytask.clock import Clock
+from proxytask.controllers.state import EventLog, TrialRecord, TrialRecordState
+from proxytask.executors.base import Executor, FailureCause, Resources, TrainerSpec, TrialState
+from proxytask.executors.causes import ADVICE
+from proxytask.executors.command import Continuation, build_trial_spec
+from proxytask.executors.monitor import TrialMonitor, TrialProgress
+from proxytask.trainer import set_stop_training, write_controller_heartbeat
+
+__all__ = ["TrialSettings", "TrialTracker"]
+
+logger = logging.getLogger(__name__)
+
+_PCT_TOLERANCE = 1e-6
+_SILENT = "stopped: no new report in time"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialSettings:
+    """How every trial of a controller runs."""
+
+    trainer: TrainerSpec
+    resources: Resources = Resources()
+    timeout_secs: float | None = None
+    report_timeout_secs: float | None = None  # fail a trial with no new report for this long
+    heartbeat_threshold_secs: float = 900.0
+
+
+class TrialTracker:
+    """Plans, launches and judges a controller's trials (see the module docstring).
+
+    Example::
+
+        tracker = TrialTracker(executor, clock, cdir, settings, events)
+        tracker.plan("copies", 1, arch, {"seed": "1"})
+        tracker.launch_planned()
+        while not tracker.all_terminal():
+            tracker.poll()
+            clock.sleep(tracker.wait_secs(1.0))
+    """
+
+    def __init__(
+        self,
+        executor: Executor,
+        clock: Clock,
+        controller_dir: str,
+        settings: TrialSettings,
+        events: EventLog,
+        records: Iterable[TrialRecord] = (),
+    ) -> None:
+        self.executor = executor
+        self.clock = clock
+        self.controller_dir = controller_dir
+        self.settings = settings
+        self.events = events
+        self.monitor = TrialMonitor()
+        self.records: dict[str, TrialRecord] = {r.key: r for r in records}
+        for record in self.records.values():
+            self.monitor.watch(record.key, record.trial_dir)
+        self._heartbeat_every = max(1.0, min(60.0, settings.heartbeat_threshold_secs / 4))
+        self._last_beat = -float("inf")
+        self._last_report: dict[str, float] = {}  # when each running trial last reported
+        self.activity = 0  # grows with every launch, report and ending: pollers back off on 0
+
+    # ---- planning and launching ------------------------------------------------------------
+
+    def plan(
+        self,
+        job: str,
+        number: int,
+        nas_params: Mapping[str, Any] | None,
+        trainer_args: Mapping[str, str],
+        *,
+        target_pct: float = 100.0,
+        continuation: Continuation | None = None,
+    ) -> TrialRecord:
+        """Record a trial to launch (idempotent: an existing record is returned unchanged)."""
+        key = f"{job}/{number}"
+        if key in self.records:
+            return self.records[key]
+        record = TrialRecord(
+            job=job,
+            number=number,
+            trial_dir=layout.trial_dir(layout.job_dir(self.controller_dir, job), number),
+            nas_params=dict(nas_params) if nas_params is not None else None,
+            trainer_args=dict(trainer_args),
+            target_pct=float(target_pct),
+            continuation=(
+                {
+                    "job_dir": continuation.job_dir,
+                    "trial_ids": list(continuation.trial_ids),
+                    "use_checkpoint": continuation.use_checkpoint,
+                }
+                if continuation
+                else None
+            ),
+        )
+        self.records[key] = record
+        self.monitor.watch(key, record.trial_dir)
+        return record
+
+    def launch_planned(self) -> list[str]:
+        """Launch every planned trial (the executor queues those beyond its slots)."""
+        launched = []
+        for key, record in list(self.records.items()):
+            if record.state == TrialRecordState.PLANNED:
+                self._launch(record)
+                launched.append(key)
+        return launched
+
+    def _launch(self, record: TrialRecord) -> None:
+        self._clear_trial_dir(record)
+        storage.makedirs(record.trial_dir)
+        now = self.clock.now()
+        write_controller_heartbeat(record.trial_dir, now, self.settings.heartbeat_threshold_secs)
+        if record.target_pct < 100.0:
+            set_stop_training(record.trial_dir, desired_training_pct=record.target_pct)
+        cont = record.continuation
+        spec = build_trial_spec(
+            trainer=self.settings.trainer,
+            job_name=record.job,
+            job_dir=layout.job_dir(self.controller_dir, record.job),
+            trial_number=record.number,
+            controller_dir=self.controller_dir,
+            nas_params=record.nas_params,
+            trainer_args=record.trainer_args,
+            continuation=(
+                Continuation(cont["job_dir"], tuple(cont["trial_ids"]), cont["use_checkpoint"])
+                if cont
+                else None
+            ),
+            resources=self.settings.resources,
+            timeout_secs=self.settings.timeout_secs,
+        )
+        self.executor.launch(spec)
+        self.activity += 1
+        self.records[record.key] = dataclasses.replace(
+            record, state=TrialRecordState.RUNNING, started_at=now, ended_at=None
+        )
+        self.events.append(now, "trial_launched", trial=record.key, dir=record.trial_dir)
+
+    def _clear_trial_dir(self, record: TrialRecord) -> None:
+        """Move files a killed earlier attempt left behind out of the trial dir."""
+        if not storage.listdir(record.trial_dir):
+            return
+        aside = storage.join(
+            layout.job_dir(self.controller_dir, record.job),
+            ".interrupted",
+            f"{record.number}-attempt{record.restarts}-{int(self.clock.now())}",
+        )
+        storage.move(record.trial_dir, aside)
+        logger.info("moved the files of an interrupted attempt to %s", aside)
+
+    # ---- watching ----------------------------------------------------------------------------
+
+    def poll(self) -> list[TrialRecord]:
+        """Read statuses and files once, post heartbeats, judge ended trials.
+
+        Returns the records that ended in this poll.
+        """
+        now = self.clock.now()
+        running = [k for k, r in self.records.items() if r.state == TrialRecordState.RUNNING]
+        if not running:
+            return []
+        statuses = self.executor.statuses(running)
+        for key in self.monitor.poll(running):
+            self._last_report[key] = now
+            self.activity += 1
+        if now - self._last_beat >= self._heartbeat_every:
+            for key in running:
+                write_controller_heartbeat(
+                    self.records[key].trial_dir, now, self.settings.heartbeat_threshold_secs
+                )
+            self._last_beat = now
+        ended = []
+        for key in running:
+            status = statuses[key]
+            record = self.records[key]
+            if not status.state.is_terminal:
+                self._stop_if_silent(record, now)
+                continue
+            self.activity += 1
+            judged = self._judge(record, status.state, status.cause, status.message, now)
+            self.records[key] = judged
+            ended.append(judged)
+            self.events.append(
+                now,
+                "trial_ended",
+                trial=key,
+                state=judged.state,
+                cause=judged.cause,
+                message=judged.message,
+            )
+        return ended
+
+    def _stop_if_silent(self, record: TrialRecord, now: float) -> None:
+        limit = self.settings.report_timeout_secs
+        since = self._last_report.get(record.key, record.started_at)
+        if limit is None or since is None or now - since < limit:
+            return
+        if record.message != _SILENT:
+            logger.warning("stopping %s: no new report within %g s", record.key, limit)
+            self.records[record.key] = dataclasses.replace(record, message=_SILENT)
+            self.executor.stop(record.key, grace_secs=5.0)
+
+    def _judge(
+        self,
+        record: TrialRecord,
+        state: TrialState,
+        cause: FailureCause | None,
+        message: str,
+        now: float,
+    ) -> TrialRecord:
+        progress = self.monitor.progress(record.key)
+        metrics = progress.metrics
+        reached = metrics.last_pct if metrics else 0.0
+        if state is TrialState.STOPPED and record.message == _SILENT:
+            cause, state = FailureCause.NO_REPORT, TrialState.FAILED
+            message = (
+                f"no new accuracy report for {self.settings.report_timeout_secs:g} s (last at "
+                f"{reached:.1f} %); stopped. {ADVICE[FailureCause.NO_REPORT]}"
+            )
+        elif state is TrialState.SUCCEEDED and (
+            metrics is None or not metrics.training_accuracy_over_steps
+        ):
+            state, cause = TrialState.FAILED, FailureCause.NO_REPORT
+            message = f"exited 0 without reporting any accuracy; {ADVICE[FailureCause.NO_REPORT]}"
+        elif state is TrialState.SUCCEEDED and reached + _PCT_TOLERANCE < record.target_pct:
+            state, cause = TrialState.FAILED, FailureCause.INCOMPLETE
+            message = (
+                f"exited 0 at {reached:.2f} % of the {record.target_pct:.2f} % asked; "
+                f"{ADVICE[FailureCause.INCOMPLETE]}"
+            )
+        new_state = {
+            TrialState.SUCCEEDED: TrialRecordState.SUCCEEDED,
+            TrialState.FAILED: TrialRecordState.FAILED,
+            TrialState.STOPPED: TrialRecordState.STOPPED,
+        }[state]
+        return dataclasses.replace(
+            record,
+            state=new_state,
+            cause=cause.value if cause else None,
+            message=message,
+            ended_at=now,
+        )
+
+    def stop(self, key: str) -> None:
+        """Stop a running trial now (it ends STOPPED on a later poll)."""
+        if self.records[key].state == TrialRecordState.RUNNING:
+            set_stop_training(self.records[key].trial_dir, desired_training_pct=0.0)
+            self.executor.stop(key)
+
+    def progress(self, key: str) -> TrialProgress:
+        """The latest progress read from a trial's files."""
+        return self.monitor.progress(key)
+
+    def all_terminal(self, keys: Iterable[str] | None = None) -> bool:
+        """True when every (given) trial ended."""
+        chosen = self.records.values() if keys is None else (self.records[k] for k in keys)
+        return all(r.is_terminal for r in chosen)
+
+    def wait_secs(self, poll_interval_secs: float, idle_polls: int = 1_000) -> float:
+        """How long to sleep before the next poll (a replay executor knows exactly).
+
+        Without a known next event, polls start fast after activity and back off to
+        ``poll_interval_secs`` over ``idle_polls`` quiet polls.
+        """
+        upcoming = self.executor.next_event_at()
+        if upcoming is None:
+            return min(poll_interval_secs, 0.05 * 2.0 ** min(idle_polls, 20))
+        return min(max(upcoming - self.clock.now(), 1e-3), self._heartbeat_every)
+
+    # ---- recovery ----------------------------------------------------------------------------
+
+    def recover(self) -> list[str]:
+        """After a controller crash: accept finished trials, replan the others.
+
+        A trial the dead controller had running is accepted as succeeded when its files show
+        it reached its target pct; otherwise it is planned again from scratch (its partial
+        files are moved aside on launch). Returns the keys planned again.
+        """
+        known = set(self.executor.known_trials())
+        replanned = []
+        now = self.clock.now()
+        for key, record in list(self.records.items()):
+            if record.state != TrialRecordState.RUNNING or key in known:
+                continue
+            self.monitor.poll([key])
+            metrics = self.monitor.progress(key).metrics
+            if metrics is not None and metrics.last_pct + _PCT_TOLERANCE >= record.target_pct:
+                self.records[key] = dataclasses.replace(
+                    record,
+                    state=TrialRecordState.SUCCEEDED,
+                    message="finished while the controller was down",
+                    ended_at=now,
+                )
+                self.events.append(now, "trial_recovered", trial=key, state="succeeded")
+                continue
+            self.records[key] = dataclasses.replace(
+                record, state=TrialRecordState.PLANNED, restarts=record.restarts + 1
+            )
+            self.monitor.unwatch(key)
+            self.monitor.watch(key, record.trial_dir)
+            replanned.append(key)
+            self.events.append(now, "trial_restarted", trial=key, restarts=record.restarts + 1)
+        return replanned
+
+    def failure_causes(self, keys: Iterable[str] | None = None) -> dict[str, int]:
+        """How many of the (given) trials failed of each cause."""
+        chosen = self.records.values() if keys is None else (self.records[k] for k in keys)
+        counts: dict[str, int] = {}
+        for record in chosen:
+            if record.state == TrialRecordState.FAILED:
+                cause = record.cause or "crash"
+                counts[cause] = counts.get(cause, 0) + 1
+        return counts

@@ -1,0 +1,1 @@
+"""Reports: plain data objects for figures (``data``) and renderers that draw them (``plots``)."""
