@@ -21,6 +21,9 @@ demo: $(STAMP)
 	$(VENV)/bin/proxytask trial --config examples/digits/trial.yaml --root-output-dir $(RUNS)/demo \
 	    --job-name proxy_data25_img8 --architecture examples.digits.search_space:baseline \
 	    --trainer-args num_threads=1 train_data_pct=25 image_size=8
+	# variance measurement: a workable model, 5 copies (seeds 1..5), CV and smoothness, plot
+	$(VENV)/bin/proxytask variance --config examples/digits/variance.yaml \
+	    --root-output-dir $(RUNS)/demo --job-name digits
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests examples

@@ -100,6 +100,17 @@ def listdir(url: str) -> list[str]:
     return sorted(names)
 
 
+_UMASK: list[int] = []
+
+
+def _umask() -> int:
+    if not _UMASK:  # os.umask can only be read by setting it; do it once
+        current = os.umask(0o022)
+        os.umask(current)
+        _UMASK.append(current)
+    return _UMASK[0]
+
+
 def write_bytes_atomic(url: str, data: bytes) -> None:
     """Write ``data`` to ``url`` so that no reader ever sees a partial file."""
     fs, path = _fs(url)
@@ -108,6 +119,7 @@ def write_bytes_atomic(url: str, data: bytes) -> None:
         os.makedirs(folder, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
         try:
+            os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; files are for everyone
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
                 handle.flush()

@@ -150,3 +150,13 @@ def test_copy_file(tmp_path: Path) -> None:
     storage.copy_file(src, f"memory://copy-{uuid.uuid4().hex}/b.json")
     with pytest.raises(StorageError, match="must exist to be copied"):
         storage.copy_file(str(tmp_path / "none.json"), str(tmp_path / "b.json"))
+
+
+def test_atomic_files_get_normal_permissions(tmp_path: Path) -> None:
+    import os
+
+    path = tmp_path / "x.json"
+    storage.write_json_atomic(str(path), {"a": 1})
+    current = os.umask(0o022)
+    os.umask(current)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~current
