@@ -10,10 +10,13 @@ import json
 import logging
 import sys
 from collections.abc import Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from proxytask import __version__, layout, storage
 from proxytask.errors import ProxyTaskError, UsageError
+
+if TYPE_CHECKING:
+    from proxytask.controllers.base import ControllerContext
 from proxytask.options import (
     TRIAL_OPTIONS,
     Option,
@@ -175,56 +178,41 @@ def _print_progress(progress: Any) -> None:
 
 def cmd_trial(values: dict[str, Any]) -> int:
     """``proxytask trial``: run trials and report where their files are."""
-    from proxytask.executors.base import Resources, TrialState
-    from proxytask.executors.command import (
-        build_trial_spec,
-        check_local_command,
-        parse_trainer_args,
-        parse_trainer_command,
-    )
-    from proxytask.executors.factory import make_executor
+    from proxytask.executors.base import TrialState
+    from proxytask.executors.command import build_trial_spec
     from proxytask.space import load_search_space
     from proxytask.trials import TrialBatch
 
-    trainer = parse_trainer_command(values["trainer"])
-    if values["executor"] == "local":
-        check_local_command(trainer.argv[0])
-    trainer_args = parse_trainer_args(values["trainer_args"])
-    job_name = layout.check_job_name(values["job_name"])
     arch = _resolve_architecture(values["architecture"])
     space = load_search_space(values["search_space"])
     count = values["num_trials"]
     archs = [arch] * count if arch is not None else space.sample_many(values["seed"], count)
-    executor, clock = make_executor(values)
-    cdir = layout.controller_dir(
-        values["root_output_dir"], layout.KIND_TRIALS, job_name, clock.now()
+    ctx = _context(values, layout.KIND_TRIALS, None)
+    job_name = values["job_name"]
+    jdir = layout.job_dir(ctx.controller_dir, job_name)
+    print(f"controller dir: {ctx.controller_dir}", flush=True)
+    settings = ctx.trial_settings
+    batch = TrialBatch(
+        ctx.executor, ctx.clock, heartbeat_threshold_secs=settings.heartbeat_threshold_secs
     )
-    jdir = layout.job_dir(cdir, job_name)
-    storage.makedirs(jdir)
-    storage.write_json_atomic(
-        storage.join(cdir, layout.CONTROLLER_INFO),
-        {"version": 1, "kind": layout.KIND_TRIALS, "options": values},
-    )
-    print(f"controller dir: {cdir}", flush=True)
-    batch = TrialBatch(executor, clock, heartbeat_threshold_secs=values["heartbeat_threshold_secs"])
     try:
         for number, trial_arch in enumerate(archs, start=1):
             batch.add(
                 build_trial_spec(
-                    trainer=trainer,
+                    trainer=settings.trainer,
                     job_name=job_name,
                     job_dir=jdir,
                     trial_number=number,
-                    controller_dir=cdir,
+                    controller_dir=ctx.controller_dir,
                     nas_params=trial_arch,
-                    trainer_args=trainer_args,
-                    resources=Resources(gpus=values["gpus_per_trial"]),
-                    timeout_secs=values["trial_timeout_secs"],
+                    trainer_args=ctx.baseline_args,
+                    resources=settings.resources,
+                    timeout_secs=settings.timeout_secs,
                 )
             )
         outcomes = batch.run(on_progress=_print_progress)
     finally:
-        executor.close()
+        ctx.executor.close()
     failed = 0
     for outcome in outcomes:
         metrics = outcome.metrics
@@ -289,7 +277,7 @@ def _resolve_with_previous(
     return values, previous
 
 
-def _context(values: dict[str, Any], kind: str, previous: str | None) -> Any:
+def _context(values: dict[str, Any], kind: str, previous: str | None) -> ControllerContext:
     """Build the executor, clock and controller dir of a controller command."""
     from proxytask.controllers.base import ControllerContext, write_controller_info
     from proxytask.controllers.tracker import TrialSettings
