@@ -95,6 +95,65 @@ VARIANCE_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+SELECTION_OPTIONS: tuple[Option, ...] = (
+    *TRIAL_OPTIONS,
+    Option("start-num-models", positive_int, 30, "random models to start from", "N"),
+    Option("final-num-models", positive_int, 10, "reference models to train fully", "N"),
+    Option("num-models-to-remove-per-iter", positive_int, 5, "models removed per round", "N"),
+    Option(
+        "accuracy-metric-id",
+        text,
+        "",
+        "read the reference models' accuracy from this named final metric "
+        "(default: the accuracy at 100 %)",
+        "ID",
+    ),
+    Option(
+        "latency-metric-id",
+        text,
+        "",
+        "read latency from this named final metric (default: the reported latency)",
+        "ID",
+    ),
+    Option(
+        "latency-source",
+        text,
+        "trainer",
+        "where latency comes from: the trainer's report, a latency worker, or none "
+        "(accuracy alone)",
+        choices=("trainer", "worker", "none"),
+    ),
+    Option(
+        "latency-timeout-secs",
+        positive_float,
+        3600.0,
+        "with --latency-source worker: how long to wait for a round's latencies",
+        "SECS",
+    ),
+    Option(
+        "baseline-architecture",
+        text,
+        None,
+        "the baseline model (JSON, a .json file or PKG.MOD:FN) to train fully beside the "
+        "candidates, for comparison",
+        "ARCH",
+    ),
+    Option(
+        "previous-model-selection-dir",
+        text,
+        None,
+        "resume the model selection in this controller dir (after a crash or a failed round)",
+        "DIR",
+    ),
+    Option(
+        "live",
+        boolean,
+        None,
+        "force the live display on or off (default: on a terminal)",
+        "true|false",
+    ),
+)
+
 # Options that may change when a controller is resumed; the others stay as first given.
 RESUMABLE_OVERRIDES = frozenset(
     {
@@ -144,6 +203,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     variance.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
     add_options(variance, VARIANCE_OPTIONS)
+
+    select = sub.add_parser(
+        "select-models",
+        help="choose reference models spread over accuracy and latency, and train them fully",
+        description="Start from random models, train them in rounds continued from "
+        "checkpoints, prune the crowded ones each round, and train the survivors fully: the "
+        "reference models that proxy tasks are judged by.",
+    )
+    select.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
+    add_options(select, SELECTION_OPTIONS)
+
+    from proxytask.latency import add_latency_worker_arguments
+
+    worker = sub.add_parser(
+        "latency-worker",
+        help="measure the latency of trained models for a controller (any machine)",
+        description="Watch a controller dir, claim trials whose latency is requested, run the "
+        "latency command on each and write the result back.",
+    )
+    add_latency_worker_arguments(worker)
 
     status = sub.add_parser(
         "status",
@@ -357,6 +436,45 @@ def cmd_variance(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_select_models(args: argparse.Namespace) -> int:
+    """``proxytask select-models``: model selection."""
+    from proxytask.controllers.selection import ModelSelectionController, SelectionSettings
+    from proxytask.space import load_search_space
+
+    values, previous = _resolve_with_previous(
+        args, SELECTION_OPTIONS, "previous_model_selection_dir"
+    )
+    space = load_search_space(values["search_space"])
+    space.sample(values["seed"], 0)  # a broken space fails here, before any dir is made
+    settings = SelectionSettings(
+        start_num_models=values["start_num_models"],
+        final_num_models=values["final_num_models"],
+        num_models_to_remove_per_iter=values["num_models_to_remove_per_iter"],
+        seed=values["seed"],
+        latency_source=values["latency_source"],
+        latency_timeout_secs=values["latency_timeout_secs"],
+        accuracy_metric_id=values["accuracy_metric_id"],
+        latency_metric_id=values["latency_metric_id"],
+        baseline_architecture=_resolve_architecture(values["baseline_architecture"]),
+    )
+    ctx = _context(values, layout.KIND_MODEL_SELECTION, previous)
+    print(f"controller dir: {ctx.controller_dir}", flush=True)
+    try:
+        if previous is None:
+            ctl = ModelSelectionController.create(ctx, space, settings)
+        else:
+            ctl = ModelSelectionController.resume(ctx, space, settings)
+        ctl.run()
+    finally:
+        ctx.executor.close()
+    for line in ctl.summary():
+        print(line)
+    if ctl.phase == "failed":
+        return EXIT_FAILED
+    print(f"reference models: {storage.join(ctx.controller_dir, 'REFERENCE_MODELS.json')}")
+    return EXIT_OK
+
+
 def cmd_status(path: str, as_json: bool) -> int:
     """``proxytask status DIR``."""
     import dataclasses
@@ -385,6 +503,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "status":
             return cmd_status(args.dir, args.json)
+        if args.command == "select-models":
+            return cmd_select_models(args)
+        if args.command == "latency-worker":
+            from proxytask.latency import LATENCY_WORKER_OPTIONS, run_latency_worker
+
+            return run_latency_worker(resolve_options(args, LATENCY_WORKER_OPTIONS, args.config))
         if args.command == "variance":
             return cmd_variance(args)
         if args.command == "trial":

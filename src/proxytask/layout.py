@@ -24,6 +24,12 @@ CONTROLLER_ALIVE_KEY = "timestamp"
 # proxytask additions in a trial dir.
 FINAL_METRICS = "FINAL_METRICS.json"
 TRIAL_FAILURE = "TRIAL_FAILURE.json"
+# Latency measured by a latency worker (proxytask latency-worker), next to the trainer's files:
+# the controller asks with LATENCY_REQUEST.json, one worker claims the trial with
+# LATENCY_CLAIM.json (created exclusively) and answers with LATENCY.json.
+LATENCY_REQUEST = "LATENCY_REQUEST.json"
+LATENCY_CLAIM = "LATENCY_CLAIM.json"
+LATENCY_RESULT = "LATENCY.json"
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
 CHECKPOINT_DIR = "checkpoint"
@@ -43,6 +49,7 @@ CONTROLLER_KINDS = (KIND_VARIANCE, KIND_MODEL_SELECTION, KIND_SEARCH, KIND_TRIAL
 
 # Files in a controller dir.
 EVENTS_LOG = "events.jsonl"
+MODEL_SELECTION_STATE = "MODEL_SELECTION_STATE.json"
 CONTROLLER_INFO = "CONTROLLER_INFO.json"
 JOBS_DIR = "jobs"
 

@@ -11,6 +11,8 @@ by their own contract, so the bytes are put directly.
 
 from __future__ import annotations
 
+import errno
+import inspect
 import json
 import os
 import posixpath
@@ -24,6 +26,7 @@ from proxytask.errors import StorageError, UsageError
 
 __all__ = [
     "copy_file",
+    "create_exclusive",
     "exists",
     "file_signature",
     "is_local",
@@ -235,3 +238,122 @@ def remove(url: str) -> None:
         fs.rm_file(path)
     except FileNotFoundError:
         pass
+
+
+# errno values meaning "this filesystem cannot make hard links" (FAT, some SMB and FUSE mounts).
+_NO_HARD_LINKS = frozenset(
+    {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK, errno.EXDEV}
+)
+# fsspec packages whose own pipe_file(mode="create") is a server-side conditional put
+# (S3 If-None-Match, GCS ifGenerationMatch=0). The generic fallback in fsspec is an
+# exists-then-write, which is not exclusive, so it is refused.
+_CONDITIONAL_PUT_PACKAGES = ("s3fs", "gcsfs")
+
+
+def _create_exclusive_local(path: str, data: bytes) -> bool:
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    if os.path.lexists(path):  # the common losing case, without a temporary file
+        return False
+    # The bytes go to a private temporary file (mkstemp: O_CREAT | O_EXCL), then a hard link
+    # publishes it: link() fails when the name exists, so it is exclusive, and the file
+    # appears complete, so no reader sees a half-written one. link() is atomic on NFS too.
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".part", dir=folder)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+        except OSError as exc:
+            if exc.errno not in _NO_HARD_LINKS:
+                raise
+        # No hard links here: O_EXCL is still exclusive, but a reader may briefly see the
+        # file before its bytes (readers of exclusive files must tolerate an empty file).
+        try:
+            out = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666)
+        except FileExistsError:
+            return False
+        with os.fdopen(out, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return True
+    finally:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+
+
+def _supports_exclusive_create(fs: Any) -> bool:
+    from fsspec.implementations.memory import MemoryFileSystem
+
+    cls = type(fs)
+    if cls.pipe_file is MemoryFileSystem.pipe_file:
+        return True  # memory:// is a one-process test store: check-and-store is exclusive there
+    for name in ("_pipe_file", "pipe_file"):
+        impl = getattr(cls, name, None)
+        module = getattr(impl, "__module__", "") or ""
+        if callable(impl) and module.split(".", 1)[0] in _CONDITIONAL_PUT_PACKAGES:
+            try:
+                return "mode" in inspect.signature(impl).parameters
+            except (TypeError, ValueError):
+                return False
+    return False
+
+
+def _is_precondition_failure(exc: BaseException) -> bool:
+    """True for an object store's "the object exists" answer to a conditional put."""
+    markers = ("PreconditionFailed", "Precondition Failed", "ConditionalRequestConflict")
+    response = getattr(exc, "response", None)
+    if isinstance(response, dict):
+        code = str(response.get("Error", {}).get("Code", ""))
+        if code == "412" or code in markers:
+            return True
+    return any(marker in str(exc) for marker in markers)
+
+
+def create_exclusive(url: str, data: bytes) -> bool:
+    """Create the file ``url`` holding ``data`` only if it does not exist yet.
+
+    Returns True when this call created the file, False when it already existed. Exclusive
+    (of several concurrent callers, on any machines sharing the storage, exactly one gets
+    True) and atomic (readers see no file or the whole file). Used to claim work.
+
+    Local disk: the bytes are written to a temporary file that is then hard-linked to the
+    target name. fsspec: ``pipe_file(mode="create")`` where the filesystem implements it as a
+    conditional put (memory://, s3fs and gcsfs versions that support it); any other
+    filesystem raises StorageError, since a check-then-write would not be exclusive.
+
+    Example::
+
+        if storage.create_exclusive(storage.join(trial_dir, "LATENCY_CLAIM.json"), b"{}"):
+            ...  # this process owns the trial
+    """
+    fs, path = _fs(url)
+    if isinstance(fs, LocalFileSystem):
+        return _create_exclusive_local(str(path), data)
+    if not _supports_exclusive_create(fs):
+        raise StorageError(
+            f"storage for {url!r} must support exclusive create (a conditional put), got "
+            f"{type(fs).__module__}.{type(fs).__name__}, which can only check and then "
+            "write. Use a local or NFS path, memory://, or a recent s3fs/gcsfs (s3://, gs://)."
+        )
+    parent = posixpath.dirname(path)
+    if parent:
+        fs.makedirs(parent, exist_ok=True)
+    try:
+        fs.pipe_file(path, data, mode="create")
+    except FileExistsError:
+        return False
+    except Exception as exc:
+        if _is_precondition_failure(exc):
+            return False
+        raise
+    return True

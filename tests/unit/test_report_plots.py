@@ -1,4 +1,4 @@
-"""Report figures: the variance figure's data (checked against stats) and its PNG renderer."""
+"""Report figures: variance and model-selection data objects and their PNG renderers."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from proxytask import stats, storage
+from proxytask import selection, stats, storage
 from proxytask.errors import UsageError
 from proxytask.report import data, plots
 
@@ -127,4 +127,88 @@ def test_rendering_does_not_touch_pyplot() -> None:
 
     before = open_figures()
     plots.render_variance_figure(_figure(), f"memory://report-{uuid.uuid4().hex}/v.png")
+    plots.render_selection_figure(_selection_figure(), f"memory://report-{uuid.uuid4().hex}/s.png")
     assert open_figures() == before
+
+
+# --------------------------------------------------------------------------------------------
+# Model selection: one round's scatter plot
+# --------------------------------------------------------------------------------------------
+
+
+def _selection_scores() -> list[selection.TrialScore]:
+    # b sits next to a and is removed by the rule (a–b is the closest pair and b is also
+    # nearer to c); x failed and is invalid.
+    return [
+        selection.TrialScore("a", 0.50, 10.0),
+        selection.TrialScore("b", 0.52, 10.1),
+        selection.TrialScore("x", None, None, "failed (oom)"),
+        selection.TrialScore("c", 0.90, 10.0),
+        selection.TrialScore("d", 0.70, 20.0),
+    ]
+
+
+def _selection_figure(latency_unit: str = "ms") -> data.SelectionFigure:
+    scores = _selection_scores()
+    result = selection.select_survivors(scores, 2, requires_latency=True)
+    return data.selection_figure(scores, result, 2, 22 / 3, latency_unit=latency_unit)
+
+
+def test_selection_figure_points_are_the_rules_decision_in_raw_units() -> None:
+    fig = _selection_figure()
+    assert fig.kept == (("a", 0.5, 10.0), ("c", 0.9, 10.0), ("d", 0.7, 20.0))
+    assert fig.removed == (("b", 0.52, 10.1),)
+    assert fig.invalid == (("x", "failed (oom)"),)
+    assert fig.has_latency
+    assert (fig.x_label, fig.y_label) == ("accuracy", "latency (ms)")
+    assert fig.title == "Round 2: 5 models at 7.33 % → kept 3"
+    assert fig.subtitle == (
+        "removed 1 by spread (b) · 1 invalid: x (failed (oom)) · removals requested: 2"
+    )
+    assert _selection_figure("").y_label == "latency"
+
+
+def test_selection_figure_without_latency_puts_points_at_zero() -> None:
+    scores = [selection.TrialScore(str(i), acc, None) for i, acc in enumerate([0.5, 0.51, 0.9])]
+    result = selection.select_survivors(scores, 1, requires_latency=False)
+    fig = data.selection_figure(scores, result, 1, 100 / 3)
+    assert not fig.has_latency
+    assert fig.removed == (("1", 0.51, 0.0),)
+    assert fig.kept == (("0", 0.5, 0.0), ("2", 0.9, 0.0))
+    assert fig.title == "Round 1: 3 models at 33.33 % → kept 2"
+
+
+def test_selection_figure_needs_the_scores_the_rule_saw() -> None:
+    scores = _selection_scores()
+    result = selection.select_survivors(scores, 2, requires_latency=True)
+    with pytest.raises(UsageError, match="'a'"):
+        data.selection_figure(scores[1:], result, 1, 10.0)
+
+
+def test_render_selection_writes_a_png_locally_and_to_memory(tmp_path: Path) -> None:
+    target = tmp_path / "round" / "filtered_trial_scores.png"
+    plots.render_selection_figure(_selection_figure(), str(target))
+    assert target.read_bytes().startswith(PNG_MAGIC)
+    assert [p.name for p in target.parent.iterdir()] == ["filtered_trial_scores.png"]
+    url = f"memory://report-{uuid.uuid4().hex}/filtered_trial_scores.png"
+    try:
+        plots.render_selection_figure(_selection_figure(), url)
+        written = storage.read_bytes(url)
+        assert written is not None and written.startswith(PNG_MAGIC)
+    finally:
+        storage.remove(url)
+
+
+def test_render_selection_copes_with_no_latency_and_no_points(tmp_path: Path) -> None:
+    scores = [selection.TrialScore(str(i), acc, None) for i, acc in enumerate([0.5, 0.51, 0.9])]
+    result = selection.select_survivors(scores, 1, requires_latency=False)
+    plots.render_selection_figure(
+        data.selection_figure(scores, result, 1, 10.0), str(tmp_path / "flat.png")
+    )
+    failed = [selection.TrialScore("1", None, None, "failed (nan)")]
+    empty = selection.select_survivors(failed, 1, requires_latency=True)
+    plots.render_selection_figure(
+        data.selection_figure(failed, empty, 1, 10.0), str(tmp_path / "empty.png")
+    )
+    for name in ("flat.png", "empty.png"):
+        assert (tmp_path / name).read_bytes().startswith(PNG_MAGIC)

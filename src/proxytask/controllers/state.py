@@ -38,6 +38,7 @@ class TrialRecord:
     trainer_args: Mapping[str, str]
     target_pct: float = 100.0  # the pct the trial must reach to count as finished
     continuation: Mapping[str, Any] | None = None  # {"job_dir", "trial_ids", "use_checkpoint"}
+    copy_metrics_from: str | None = None  # a trial dir whose metrics file seeds this trial
     state: str = TrialRecordState.PLANNED
     cause: str | None = None
     message: str = ""

@@ -90,6 +90,7 @@ class TrialTracker:
         *,
         target_pct: float = 100.0,
         continuation: Continuation | None = None,
+        copy_metrics_from: str | None = None,
     ) -> TrialRecord:
         """Record a trial to launch (idempotent: an existing record is returned unchanged)."""
         key = f"{job}/{number}"
@@ -111,6 +112,7 @@ class TrialTracker:
                 if continuation
                 else None
             ),
+            copy_metrics_from=copy_metrics_from,
         )
         self.records[key] = record
         self.monitor.watch(key, record.trial_dir)
@@ -128,6 +130,12 @@ class TrialTracker:
     def _launch(self, record: TrialRecord) -> None:
         self._clear_trial_dir(record)
         storage.makedirs(record.trial_dir)
+        if record.copy_metrics_from:
+            # a continuation goes on with the earlier trial's curve and training time
+            storage.copy_file(
+                layout.trial_file(record.copy_metrics_from, layout.TRIAL_TRAINING_METRICS),
+                layout.trial_file(record.trial_dir, layout.TRIAL_TRAINING_METRICS),
+            )
         now = self.clock.now()
         write_controller_heartbeat(record.trial_dir, now, self.settings.heartbeat_threshold_secs)
         if record.target_pct < 100.0:

@@ -8,11 +8,14 @@ from collections.abc import Sequence
 
 from proxytask import stats
 from proxytask.errors import UsageError
+from proxytask.selection import SelectionResult, TrialScore
 
 __all__ = [
     "CurveSeries",
+    "SelectionFigure",
     "VarianceFigure",
     "readable_time_unit",
+    "selection_figure",
     "variance_figure",
 ]
 
@@ -204,4 +207,108 @@ def variance_figure(
         time_factor=factor,
         cv=cv_value,
         smoothness=sm_value,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Model selection: one round's kept and removed trials
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionFigure:
+    """Everything one model-selection round's scatter plot shows, already computed.
+
+    ``kept`` and ``removed`` are ``(trial id, accuracy, latency)`` points in raw units (the
+    rule's normalised values are in the :class:`~proxytask.selection.SelectionResult`);
+    ``removed`` holds the trials the spread rule removed, in removal order. Without
+    ``has_latency`` every latency is 0 and the renderer says accuracy alone decided.
+    ``invalid`` lists the ``(id, reason)`` pairs dropped before the rule (not drawn).
+    """
+
+    title: str
+    subtitle: str
+    kept: tuple[tuple[str, float, float], ...]
+    removed: tuple[tuple[str, float, float], ...]
+    has_latency: bool
+    x_label: str = "accuracy"
+    y_label: str = "latency"
+    invalid: tuple[tuple[str, str], ...] = ()
+
+
+def _plain_number(value: float, digits: int = 2) -> str:
+    text = f"{value:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
+def _usable_latency(value: float | None) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def selection_figure(
+    scores: Sequence[TrialScore],
+    result: SelectionResult,
+    round_index: int,
+    pct: float,
+    latency_unit: str = "",
+) -> SelectionFigure:
+    """Build one round's scatter plot data from its scores and the rule's decision.
+
+    ``round_index`` is shown as is ("Round 2: ..."), so pass the 1-based round number;
+    ``pct`` is the cumulative training pct the round trained to. Every kept or removed id in
+    ``result`` must have a score with an accuracy. A missing latency is drawn at 0; when no
+    point has a latency, ``has_latency`` is False.
+
+    Example::
+
+        >>> from proxytask.selection import TrialScore, select_survivors
+        >>> scores = [TrialScore("1", 0.5, 3.0), TrialScore("2", 0.52, 3.1),
+        ...           TrialScore("3", 0.9, 4.0), TrialScore("4", None, None, "failed")]
+        >>> fig = selection_figure(scores, select_survivors(scores, 2, requires_latency=True),
+        ...                        1, 10 / 3, latency_unit="ms")
+        >>> fig.title, fig.y_label
+        ('Round 1: 4 models at 3.33 % → kept 2', 'latency (ms)')
+        >>> fig.kept, fig.removed
+        ((('1', 0.5, 3.0), ('3', 0.9, 4.0)), (('2', 0.52, 3.1),))
+    """
+    by_id = {str(s.trial_id): s for s in scores}
+
+    def point(trial_id: str) -> tuple[str, float, float]:
+        score = by_id.get(trial_id)
+        if score is None or score.accuracy is None:
+            raise UsageError(
+                f"every kept or removed trial must have a score with an accuracy, got "
+                f"{trial_id!r} without one. Pass the same scores select_survivors saw."
+            )
+        latency = _usable_latency(score.latency)
+        return trial_id, float(score.accuracy), 0.0 if latency is None else latency
+
+    kept = tuple(point(i) for i in result.kept)
+    removed = tuple(point(i) for i in result.removed)
+    has_latency = any(
+        _usable_latency(by_id[trial_id].latency) is not None for trial_id, _, _ in kept + removed
+    )
+    details = [
+        f"removed {len(removed)} by spread"
+        + (f" ({', '.join(i for i, _, _ in removed)})" if removed else ""),
+    ]
+    if result.invalid:
+        details.append(
+            f"{len(result.invalid)} invalid: "
+            + ", ".join(f"{i} ({reason})" for i, reason in result.invalid)
+        )
+    details.append(f"removals requested: {result.num_to_remove_requested}")
+    return SelectionFigure(
+        title=(
+            f"Round {round_index}: {len(by_id)} models at {_plain_number(pct)} % → kept {len(kept)}"
+        ),
+        subtitle=" · ".join(details),
+        kept=kept,
+        removed=removed,
+        has_latency=has_latency,
+        y_label=f"latency ({latency_unit})" if latency_unit else "latency",
+        invalid=result.invalid,
     )

@@ -10,11 +10,12 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from proxytask import storage
-from proxytask.report.data import VarianceFigure
+from proxytask.report.data import SelectionFigure, VarianceFigure
 
-__all__ = ["figure_png_bytes", "render_variance_figure"]
+__all__ = ["figure_png_bytes", "render_selection_figure", "render_variance_figure"]
 
 _SUBTITLE_WIDTH = 150
+_SELECTION_SUBTITLE_WIDTH = 95
 
 
 def figure_png_bytes(figure: Figure, dpi: int = 110) -> bytes:
@@ -110,5 +111,80 @@ def render_variance_figure(fig: VarianceFigure, path: str) -> None:
         _no_data(ax_time, "training time not recorded")
 
     subtitle = textwrap.fill(fig.subtitle, _SUBTITLE_WIDTH)
+    figure.suptitle(f"{fig.title}\n{subtitle}" if subtitle else fig.title, fontsize=11)
+    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+
+
+def _label_points(ax: Any, points: tuple[tuple[str, float, float], ...], color: str) -> None:
+    for trial_id, x, y in points:
+        ax.annotate(
+            trial_id,
+            (x, y),
+            xytext=(4, 4),
+            textcoords="offset points",
+            fontsize=7,
+            color=color,
+        )
+
+
+def render_selection_figure(fig: SelectionFigure, path: str) -> None:
+    """Draw a :class:`~proxytask.report.data.SelectionFigure` and write it as a PNG to ``path``.
+
+    Accuracy on x, latency on y; kept trials as blue circles, those the rule removed as red
+    crosses, each labelled with its trial id. Without latency every point sits at y = 0 and
+    a note says accuracy alone decided. ``path`` may be a local path or an fsspec URL; the
+    file is written atomically through :func:`proxytask.storage.write_bytes_atomic`.
+
+    Example::
+
+        render_selection_figure(selection_figure(scores, result, 1, pct), "round/scores.png")
+    """
+    figure = Figure(figsize=(8.0, 6.0), layout="constrained")
+    ax = figure.subplots()
+    kept_color, removed_color = "tab:blue", "tab:red"
+    if fig.kept:
+        ax.scatter(
+            [x for _, x, _ in fig.kept],
+            [y for _, _, y in fig.kept],
+            marker="o",
+            s=36,
+            color=kept_color,
+            label=f"kept ({len(fig.kept)})",
+            zorder=3,
+        )
+        _label_points(ax, fig.kept, kept_color)
+    if fig.removed:
+        ax.scatter(
+            [x for _, x, _ in fig.removed],
+            [y for _, _, y in fig.removed],
+            marker="x",
+            s=48,
+            linewidths=1.6,
+            color=removed_color,
+            label=f"removed ({len(fig.removed)})",
+            zorder=4,
+        )
+        _label_points(ax, fig.removed, removed_color)
+
+    ax.set_xlabel(fig.x_label)
+    ax.set_ylabel(fig.y_label)
+    ax.grid(True, alpha=0.3)
+    if fig.kept or fig.removed:
+        ax.legend(loc="best", fontsize="small")
+        if not fig.has_latency:
+            ax.set_yticks([0.0])
+            ax.text(
+                0.5,
+                0.92,
+                "no latency recorded: accuracy alone decided",
+                ha="center",
+                va="center",
+                transform=ax.transAxes,
+                color="0.4",
+            )
+    else:
+        _no_data(ax, "no valid trials this round")
+
+    subtitle = textwrap.fill(fig.subtitle, _SELECTION_SUBTITLE_WIDTH)
     figure.suptitle(f"{fig.title}\n{subtitle}" if subtitle else fig.title, fontsize=11)
     storage.write_bytes_atomic(path, figure_png_bytes(figure))

@@ -1,0 +1,804 @@
+"""The latency worker: measures trained models' latency for a controller, from any machine.
+
+A controller that needs latency measured on the target device (SPEC §3.7) does not run the
+measurement itself. It asks through files in the trial dirs, and one or more
+``proxytask latency-worker`` processes, possibly on other machines that see the same storage
+(a shared disk, NFS, or an fsspec URL such as ``s3://``), answer. File names and JSON keys
+below are a compatibility promise between proxytask versions.
+
+The protocol
+------------
+1. **Request.** Once a trial has ended and its saved model (the trial dir's files, e.g.
+   ``checkpoint/``) is final, the controller writes ``LATENCY_REQUEST.json``
+   ``{"requested_at": <epoch secs>, "trial_dir": <the dir as the controller sees it>}``
+   (:func:`request_latency`).
+2. **Scan.** A worker lists ``<controller dir>/jobs/<job>/<trial>/`` and keeps the trial dirs
+   holding a request and no ``LATENCY.json`` (:func:`find_pending`). It uses the path where it
+   found the request, not the ``trial_dir`` recorded in it: the storage may be mounted at
+   another place on the worker's machine.
+3. **Claim.** The worker creates ``LATENCY_CLAIM.json`` ``{"worker_id", "claimed_at", "host",
+   "pid", "token"}`` *exclusively* (:func:`proxytask.storage.create_exclusive`: a hard link on a
+   local or NFS disk, a conditional put on an object store). Of several workers, exactly one
+   creates it; the others skip the trial. Claims are never deleted.
+4. **Measure.** The claimer runs the latency command (an argv list, no shell) with the trial
+   dir appended as its last argument and ``PROXYTASK_TRIAL_DIR=<trial dir>`` in its
+   environment, with a timeout (:func:`measure`). The command prints the latency (a finite
+   number >= 0, in the unit the user chose, e.g. milliseconds) as the last non-empty line of
+   its stdout. It gets the trial dir as the worker sees it, so with an ``s3://`` controller dir
+   the command must read ``s3://`` paths itself.
+5. **Answer.** The worker writes ``LATENCY.json`` atomically (:func:`write_result`)::
+
+       {"latency": 12.5, "error": null, "worker_id": "gpu-box-4242", "host": "gpu-box",
+        "measured_at": 1700000000.0, "duration_secs": 3.1, "exit_code": 0,
+        "command": "python bench.py"}
+
+   On failure (the command could not start, exited non-zero, timed out, or printed no number)
+   ``"latency"`` is ``null`` and ``"error"`` says what happened in one line, with the last line
+   of the command's stderr, so the controller counts the trial invalid with that cause instead
+   of waiting forever (:func:`read_latency`).
+6. **Stale claims.** A claim older than the claim timeout (``claimed_at`` against the worker's
+   clock; keep machine clocks in sync) whose trial still has no ``LATENCY.json`` belongs to a
+   worker that died. Another worker takes it over: it re-reads the claim, and if it is unchanged
+   replaces it with its own (an atomic overwrite), then reads it back and measures only if the
+   claim is now its own. Overwriting is not exclusive: two workers that take over the same
+   stale claim at the same moment, or a stuck worker that wakes up, may both measure the trial.
+   That is accepted: it can only happen to a trial stuck for the whole claim timeout, both
+   answers are real measurements written atomically (the last one stays; a failure never
+   replaces a success), and no trial is ever left unanswered. The claim timeout must exceed
+   the command timeout, so a running measurement is never taken for a dead one.
+
+A worker stops when ``<controller dir>/MODEL_SELECTION_STATE.json`` has ``"phase"`` ``"done"``
+or ``"failed"``, with ``once`` after the first pass that finds nothing to measure, or after
+``max_idle_secs`` without work. It polls on an injected :class:`~proxytask.clock.Clock`.
+
+Example (on the device machine)::
+
+    proxytask latency-worker --controller-dir /shared/runs/Model_Selection_x_20240101_000000 \\
+        --latency-command 'python bench/latency.py --device cuda'
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import re
+import shlex
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from proxytask import layout, storage
+from proxytask.clock import Clock, SystemClock
+from proxytask.errors import ProxyTaskError, StorageError, UsageError, describe
+from proxytask.options import (
+    Option,
+    add_options,
+    boolean,
+    positive_float,
+    resolve_options,
+    text,
+)
+
+__all__ = [
+    "LATENCY_WORKER_OPTIONS",
+    "LatencyOutcome",
+    "LatencyOutputError",
+    "LatencyResult",
+    "LatencyWorker",
+    "add_latency_worker_arguments",
+    "default_worker_id",
+    "find_pending",
+    "main",
+    "measure",
+    "parse_latency_output",
+    "read_latency",
+    "request_latency",
+    "run_latency_worker",
+    "try_claim",
+    "write_result",
+]
+
+logger = logging.getLogger(__name__)
+
+# The model-selection controller's state file; its "phase" tells a worker when to stop.
+MODEL_SELECTION_STATE = layout.MODEL_SELECTION_STATE
+FINISHED_PHASES = ("done", "failed")
+
+_ERROR_CHARS = 500  # an error line in LATENCY.json stays readable
+_KILL_GRACE_SECS = 5.0  # SIGTERM → this long → SIGKILL for a command past its timeout
+
+
+class LatencyOutputError(ProxyTaskError, ValueError):
+    """A latency command's stdout did not end with a latency value."""
+
+
+# ---- values ---------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyOutcome:
+    """How one run of the latency command went: a latency, or an error line.
+
+    Exactly one of ``latency`` and ``error`` is set. ``exit_code`` is None when the command
+    did not start or was killed on its timeout.
+    """
+
+    latency: float | None
+    error: str | None
+    exit_code: int | None
+    duration_secs: float
+
+    def __post_init__(self) -> None:
+        if (self.latency is None) == (self.error is None):
+            raise ValueError(f"exactly one of latency and error must be set, got {self}")
+
+    @property
+    def ok(self) -> bool:
+        """True when a latency was measured."""
+        return self.latency is not None
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyResult:
+    """A trial's ``LATENCY.json`` as the controller reads it.
+
+    ``latency`` is None when the measurement failed; ``error`` then says why.
+    """
+
+    latency: float | None
+    error: str | None
+    worker_id: str = ""
+    measured_at: float | None = None
+    command: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when the trial has a valid latency."""
+        return self.latency is not None
+
+
+# ---- the controller side --------------------------------------------------------------------
+
+
+def request_latency(trial_dir: str, now: float) -> None:
+    """Ask latency workers to measure the trial in ``trial_dir`` (idempotent).
+
+    Call it once the trial has ended and its saved model is final. A request already there
+    is kept (with its first ``requested_at``).
+    """
+    path = layout.trial_file(trial_dir, layout.LATENCY_REQUEST)
+    if storage.exists(path):
+        return
+    storage.write_json_atomic(path, {"requested_at": float(now), "trial_dir": trial_dir})
+
+
+def _finite_non_negative(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def read_latency(trial_dir: str) -> LatencyResult | None:
+    """Return the trial's latency result, or None while no worker has answered.
+
+    A result file that cannot be read as a latency comes back as an error result (the trial
+    then counts as invalid with that cause) rather than an exception.
+    """
+    path = layout.trial_file(trial_dir, layout.LATENCY_RESULT)
+    try:
+        data = storage.read_json(path)
+    except StorageError as exc:
+        return LatencyResult(latency=None, error=f"{layout.LATENCY_RESULT} is not JSON: {exc}")
+    if data is None:
+        return None
+    if not isinstance(data, dict):
+        return LatencyResult(
+            latency=None, error=f"{layout.LATENCY_RESULT} must hold an object, got {data!r:.80}"
+        )
+    raw_latency = data.get("latency")
+    error = data.get("error")
+    latency = _finite_non_negative(raw_latency)
+    if raw_latency is not None and latency is None:
+        error = f"latency must be a finite number >= 0, got {describe(raw_latency)}"
+    if latency is None and not error:
+        error = "the latency worker recorded no latency and no error"
+    measured_at = data.get("measured_at")
+    return LatencyResult(
+        latency=latency,
+        error=None if latency is not None else str(error),
+        worker_id=str(data.get("worker_id", "")),
+        measured_at=float(measured_at) if isinstance(measured_at, (int, float)) else None,
+        command=str(data.get("command", "")),
+    )
+
+
+# ---- the worker side: pure-ish steps --------------------------------------------------------
+
+
+def _natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
+    """Sort key putting '2' before '10' (trial ids, round-numbered job names)."""
+    return tuple(
+        (0, int(part)) if part.isdigit() else (1, part) for part in re.split(r"(\d+)", name)
+    )
+
+
+def find_pending(controller_dir: str) -> list[str]:
+    """Trial dirs under ``<controller_dir>/jobs/*/*`` with a latency request and no result.
+
+    Sorted by job name then trial id, naturally (``2`` before ``10``).
+    """
+    jobs_dir = storage.join(controller_dir, layout.JOBS_DIR)
+    pending: list[str] = []
+    for job in sorted(storage.listdir(jobs_dir), key=_natural_key):
+        if job.startswith("."):
+            continue
+        job_dir = layout.job_dir(controller_dir, job)
+        for trial in sorted(storage.listdir(job_dir), key=_natural_key):
+            if trial.startswith("."):
+                continue
+            trial_dir = layout.trial_dir(job_dir, trial)
+            names = set(storage.listdir(trial_dir))  # one listing instead of two lookups
+            if layout.LATENCY_REQUEST in names and layout.LATENCY_RESULT not in names:
+                pending.append(trial_dir)
+    return pending
+
+
+def _claim_bytes(worker_id: str, now: float) -> bytes:
+    claim = {
+        "worker_id": worker_id,
+        "claimed_at": float(now),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "token": uuid.uuid4().hex,  # tells this claim from an earlier one of the same worker
+    }
+    return (json.dumps(claim, indent=2) + "\n").encode("utf-8")
+
+
+def _claimed_at(raw: bytes) -> float | None:
+    try:
+        claim = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    value = claim.get("claimed_at") if isinstance(claim, dict) else None
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def try_claim(
+    trial_dir: str,
+    worker_id: str,
+    now: float,
+    claim_timeout_secs: float,
+    *,
+    take_unreadable: bool = False,
+) -> bool:
+    """Claim the trial for ``worker_id``; True when this worker must measure it.
+
+    False when the trial already has a result, or another worker holds a claim younger than
+    ``claim_timeout_secs``. A stale claim is taken over (see the module docstring for the
+    small race this leaves). A claim that cannot be parsed is respected, since an O_EXCL
+    fallback may show it before its bytes, unless ``take_unreadable``: the worker passes that
+    once it has seen the same unreadable claim for a whole claim timeout.
+    """
+    result = layout.trial_file(trial_dir, layout.LATENCY_RESULT)
+    claim = layout.trial_file(trial_dir, layout.LATENCY_CLAIM)
+    if storage.exists(result):
+        return False
+    mine = _claim_bytes(worker_id, now)
+    if storage.create_exclusive(claim, mine):
+        return True
+    seen = storage.read_bytes(claim)
+    if seen is None:  # deleted by hand in between: one more exclusive try
+        return storage.create_exclusive(claim, mine)
+    claimed_at = _claimed_at(seen)
+    if claimed_at is None:
+        if not take_unreadable:
+            logger.warning("unreadable latency claim %s; respected for now", claim)
+            return False
+    elif now - claimed_at <= claim_timeout_secs:
+        return False
+    # Take-over: only if nobody answered or took over since we read the claim.
+    if storage.exists(result) or storage.read_bytes(claim) != seen:
+        return False
+    logger.warning("taking over the stale latency claim %s (%r)", claim, seen[:200])
+    storage.write_bytes_atomic(claim, mine)
+    return storage.read_bytes(claim) == mine
+
+
+def parse_latency_output(stdout: str) -> float:
+    """Return the latency printed on the last non-empty line of ``stdout``.
+
+    Raises LatencyOutputError (a ValueError) when that line is missing or is not a finite
+    number >= 0.
+
+    Example::
+
+        parse_latency_output("warming up\\n12.5\\n")  # 12.5
+    """
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    fix = "Print the latency (e.g. milliseconds) alone on the last line of stdout."
+    if not lines:
+        raise LatencyOutputError(
+            f"the latency command's output must end with a line holding the latency, got no "
+            f"output. {fix}"
+        )
+    last = lines[-1]
+    try:
+        value = float(last)
+    except ValueError:
+        raise LatencyOutputError(
+            f"the last line of the latency command's output must be a number, got "
+            f"{describe(last)}. {fix}"
+        ) from None
+    if not math.isfinite(value) or value < 0:
+        raise LatencyOutputError(
+            f"the latency must be a finite number >= 0, got {describe(last)}. Check the "
+            "measurement."
+        )
+    return value
+
+
+def _one_line(message: str) -> str:
+    line = " ".join(message.split())
+    return line if len(line) <= _ERROR_CHARS else line[: _ERROR_CHARS - 3] + "..."
+
+
+def _last_line(textual: str) -> str:
+    lines = [line.strip() for line in textual.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
+
+
+def _with_stderr(what: str, stderr: str) -> str:
+    last = _last_line(stderr)
+    return _one_line(f"{what}; last stderr line: {last}" if last else f"{what}; no stderr")
+
+
+def _stop_group(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the command's process group, wait a grace period, then SIGKILL what is left."""
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    try:
+        proc.wait(timeout=_KILL_GRACE_SECS)
+    except subprocess.TimeoutExpired:
+        pass
+    try:  # the leader may be gone while children it started in its group live on
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def measure(trial_dir: str, command: Sequence[str], timeout_secs: float) -> LatencyOutcome:
+    """Run ``command + [trial_dir]`` and read the latency from its stdout.
+
+    The command runs without a shell, in its own process group (all of it is stopped on the
+    timeout), with ``PROXYTASK_TRIAL_DIR`` set. Never raises for a failing command: the
+    outcome then holds a one-line error naming what happened and the last stderr line.
+    """
+    argv = [*command, trial_dir]
+    env = {**os.environ, layout.ENV_TRIAL_DIR: trial_dir}
+    started = time.monotonic()
+
+    def failed(error: str, exit_code: int | None) -> LatencyOutcome:
+        return LatencyOutcome(
+            latency=None,
+            error=error,
+            exit_code=exit_code,
+            duration_secs=time.monotonic() - started,
+        )
+
+    try:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=env,
+            start_new_session=True,
+        )
+    except OSError as exc:
+        return failed(_one_line(f"the latency command {argv[0]!r} could not start: {exc}"), None)
+    timed_out = False
+    try:
+        try:
+            out, err = proc.communicate(timeout=timeout_secs)
+        except subprocess.TimeoutExpired:
+            timed_out = True
+            _stop_group(proc)
+            try:
+                out, err = proc.communicate(timeout=_KILL_GRACE_SECS)
+            except subprocess.TimeoutExpired:  # a grandchild outside the group holds a pipe
+                proc.kill()
+                out, err = b"", b""
+    except BaseException:  # Ctrl-C or an error here: leave nothing running
+        _stop_group(proc)
+        raise
+    stdout = out.decode("utf-8", errors="replace")
+    stderr = err.decode("utf-8", errors="replace")
+    if timed_out:
+        return failed(
+            _with_stderr(f"the latency command timed out after {timeout_secs:g} s", stderr), None
+        )
+    code = proc.returncode
+    if code != 0:
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        return failed(_with_stderr(f"the latency command {how}", stderr), code)
+    try:
+        latency = parse_latency_output(stdout)
+    except LatencyOutputError as exc:
+        return failed(_with_stderr(str(exc), stderr), code)
+    return LatencyOutcome(
+        latency=latency, error=None, exit_code=code, duration_secs=time.monotonic() - started
+    )
+
+
+def write_result(
+    trial_dir: str,
+    outcome: LatencyOutcome,
+    *,
+    worker_id: str,
+    command: Sequence[str],
+    now: float,
+) -> dict[str, Any]:
+    """Write the trial's ``LATENCY.json`` atomically and return what was written."""
+    data: dict[str, Any] = {
+        "latency": outcome.latency,
+        "error": outcome.error,
+        "worker_id": worker_id,
+        "host": socket.gethostname(),
+        "measured_at": float(now),
+        "duration_secs": round(outcome.duration_secs, 6),
+        "exit_code": outcome.exit_code,
+        "command": shlex.join(command),
+    }
+    storage.write_json_atomic(layout.trial_file(trial_dir, layout.LATENCY_RESULT), data)
+    return data
+
+
+def default_worker_id() -> str:
+    """``<hostname>-<pid>``: unique among the workers running at one time."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+# ---- the worker loop ------------------------------------------------------------------------
+
+
+class LatencyWorker:
+    """Claims and measures requested trials of one controller dir until it is finished.
+
+    Example::
+
+        worker = LatencyWorker(cdir, ["python", "bench.py"], "box-1", SystemClock())
+        worker.run(once=True)  # measure everything pending now, then return the count
+    """
+
+    def __init__(
+        self,
+        controller_dir: str,
+        command: Sequence[str],
+        worker_id: str,
+        clock: Clock,
+        poll_secs: float = 5.0,
+        claim_timeout_secs: float = 3600.0,
+        command_timeout_secs: float = 600.0,
+        *,
+        on_result: Callable[[str, LatencyOutcome], None] | None = None,
+    ) -> None:
+        if not command or not all(isinstance(a, str) for a in command):
+            raise UsageError(
+                f"the latency command must be a non-empty list of strings, got "
+                f"{describe(command)}. Example: ['python', 'bench.py']."
+            )
+        if not worker_id.strip():
+            raise UsageError(f"--worker-id must be a non-empty name, got {worker_id!r}.")
+        for name, value in (
+            ("poll-secs", poll_secs),
+            ("claim-timeout-secs", claim_timeout_secs),
+            ("command-timeout-secs", command_timeout_secs),
+        ):
+            if not (math.isfinite(value) and value > 0):
+                raise UsageError(f"--{name} must be a finite number > 0, got {value!r}.")
+        if claim_timeout_secs <= command_timeout_secs:
+            raise UsageError(
+                f"--claim-timeout-secs must be greater than --command-timeout-secs, got "
+                f"{claim_timeout_secs:g} <= {command_timeout_secs:g}. A claim must outlive the "
+                "longest measurement, or other workers take running ones for dead ones."
+            )
+        self.controller_dir = controller_dir
+        self.command = tuple(command)
+        self.worker_id = worker_id
+        self.clock = clock
+        self.poll_secs = float(poll_secs)
+        self.claim_timeout_secs = float(claim_timeout_secs)
+        self.command_timeout_secs = float(command_timeout_secs)
+        self.on_result = on_result
+        self._unreadable_since: dict[str, tuple[bytes | None, float]] = {}
+
+    def is_finished(self) -> bool:
+        """True when the controller's state says it is done or failed."""
+        path = storage.join(self.controller_dir, MODEL_SELECTION_STATE)
+        try:
+            state = storage.read_json(path)
+        except StorageError as exc:  # being replaced by hand, or damaged: keep working
+            logger.warning("cannot read %s: %s", path, exc)
+            return False
+        return isinstance(state, dict) and state.get("phase") in FINISHED_PHASES
+
+    def _unreadable_expired(self, trial_dir: str, now: float) -> bool:
+        """True once the trial's claim has stayed the same unreadable bytes a claim timeout."""
+        seen = self._unreadable_since.get(trial_dir)
+        if seen is None:
+            return False
+        raw = storage.read_bytes(layout.trial_file(trial_dir, layout.LATENCY_CLAIM))
+        return raw == seen[0] and now - seen[1] > self.claim_timeout_secs
+
+    def _track_unreadable(self, trial_dir: str, now: float) -> None:
+        """Remember when an unreadable claim was first seen (other claims are forgotten)."""
+        raw = storage.read_bytes(layout.trial_file(trial_dir, layout.LATENCY_CLAIM))
+        if raw is None or _claimed_at(raw) is not None:
+            self._unreadable_since.pop(trial_dir, None)
+        elif trial_dir not in self._unreadable_since or self._unreadable_since[trial_dir][0] != raw:
+            self._unreadable_since[trial_dir] = (raw, now)
+
+    def run_once(self) -> int:
+        """One pass: claim and measure every pending trial it can; return how many."""
+        measured = 0
+        for trial_dir in find_pending(self.controller_dir):
+            now = self.clock.now()
+            take = self._unreadable_expired(trial_dir, now)
+            if not try_claim(
+                trial_dir, self.worker_id, now, self.claim_timeout_secs, take_unreadable=take
+            ):
+                self._track_unreadable(trial_dir, now)
+                continue
+            self._unreadable_since.pop(trial_dir, None)
+            logger.info("measuring %s", trial_dir)
+            outcome = measure(trial_dir, self.command, self.command_timeout_secs)
+            existing = read_latency(trial_dir)
+            if existing is not None and existing.ok and not outcome.ok:
+                # A double measurement after a take-over: never replace a success by a failure.
+                logger.warning("keeping the latency already measured for %s", trial_dir)
+            else:
+                write_result(
+                    trial_dir,
+                    outcome,
+                    worker_id=self.worker_id,
+                    command=self.command,
+                    now=self.clock.now(),
+                )
+            measured += 1
+            if self.on_result is not None:
+                self.on_result(trial_dir, outcome)
+        return measured
+
+    def run(self, once: bool = False, max_idle_secs: float | None = None) -> int:
+        """Poll and measure until the controller is finished; return how many were measured.
+
+        ``once``: return after the first pass that measures nothing. ``max_idle_secs``: return
+        after that long (on the clock) without measuring anything.
+        """
+        total = 0
+        idle_since = self.clock.now()
+        while not self.is_finished():
+            count = self.run_once()
+            total += count
+            if count:
+                idle_since = self.clock.now()
+                continue  # more may have arrived while measuring
+            if once:
+                break
+            if max_idle_secs is not None and self.clock.now() - idle_since >= max_idle_secs:
+                logger.info("no latency work for %g s; stopping", max_idle_secs)
+                break
+            self.clock.sleep(self.poll_secs)
+        return total
+
+
+# ---- command line ---------------------------------------------------------------------------
+
+
+def _worker_name(value: Any) -> str:
+    return text(str(value) if isinstance(value, (int, float)) else value)
+
+
+LATENCY_WORKER_OPTIONS: tuple[Option, ...] = (
+    Option(
+        "controller-dir",
+        text,
+        None,
+        "the controller dir to serve (path or fsspec URL, as this machine sees it)",
+        "DIR",
+        required=True,
+        hint="Use the dir the controller printed at start.",
+    ),
+    Option(
+        "latency-command",
+        text,
+        None,
+        "the command measuring one model, split like a shell would (no shell runs); it gets "
+        "the trial dir as its last argument and prints the latency on its last stdout line",
+        "CMD",
+        required=True,
+        hint="Example: --latency-command 'python bench/latency.py --device cuda'.",
+    ),
+    Option(
+        "worker-id",
+        _worker_name,
+        None,
+        "this worker's name in claims and results (default: <hostname>-<pid>)",
+        "ID",
+    ),
+    Option("poll-secs", positive_float, 5.0, "seconds between scans for new requests", "SECS"),
+    Option(
+        "claim-timeout-secs",
+        positive_float,
+        3600.0,
+        "a claim older than this with no result is taken over (its worker died)",
+        "SECS",
+    ),
+    Option(
+        "command-timeout-secs",
+        positive_float,
+        600.0,
+        "stop a latency command running longer than this; the trial gets an error result",
+        "SECS",
+    ),
+    Option(
+        "once",
+        boolean,
+        False,
+        "measure what is pending now, then stop",
+        "true|false",
+    ),
+    Option(
+        "max-idle-secs",
+        positive_float,
+        None,
+        "stop after this long without anything to measure",
+        "SECS",
+    ),
+)
+
+
+def add_latency_worker_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--config`` and the worker's options, with ``--once`` usable as a bare flag."""
+    parser.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
+    add_options(parser, [o for o in LATENCY_WORKER_OPTIONS if o.name != "once"])
+    parser.add_argument(
+        "--once",
+        dest="once",
+        nargs="?",
+        const="true",
+        default=None,
+        metavar="true|false",
+        help="measure what is pending now, then stop",
+    )
+
+
+def _check_program(program: str) -> None:
+    found = shutil.which(program)
+    if found is None and os.sep in program and os.access(program, os.X_OK):
+        found = program
+    if found is None:
+        raise UsageError(
+            f"--latency-command must start with a program that exists on this machine, got "
+            f"{program!r}, which is not on PATH nor an executable file. Use e.g. "
+            "'python bench/latency.py' or an absolute path."
+        )
+
+
+def _parse_command(command: Any) -> tuple[str, ...]:
+    from proxytask.executors.command import parse_trainer_command
+
+    if isinstance(command, str) and not command.strip():
+        raise UsageError(
+            f"--latency-command must name a command, got {command!r}. Example: "
+            "--latency-command 'python bench/latency.py'."
+        )
+    try:
+        return parse_trainer_command(command).argv
+    except UsageError as exc:  # its wording names --trainer
+        raise UsageError(
+            f"--latency-command must be a command line with balanced quotes and a program, "
+            f"got {describe(command)}. {exc}"
+        ) from exc
+
+
+def _check_controller_dir(controller_dir: Any) -> str:
+    if not isinstance(controller_dir, str) or not controller_dir.strip():
+        raise UsageError(
+            f"--controller-dir must be given, got {controller_dir!r}. Use the dir the "
+            "controller printed at start."
+        )
+    if not storage.exists(controller_dir):
+        raise UsageError(
+            f"--controller-dir must be an existing controller dir, got {controller_dir!r}, "
+            "which does not exist here. Use the dir the controller printed at start, as this "
+            "machine sees it."
+        )
+    has_jobs = storage.exists(storage.join(controller_dir, layout.JOBS_DIR))
+    has_info = storage.exists(storage.join(controller_dir, layout.CONTROLLER_INFO))
+    if not (has_jobs or has_info):
+        raise UsageError(
+            f"--controller-dir must be a proxytask controller dir (holding '{layout.JOBS_DIR}/' "
+            f"or {layout.CONTROLLER_INFO}), got {controller_dir!r}. Point at the "
+            "Model_Selection_<job>_<time> dir itself, not its parent."
+        )
+    return controller_dir
+
+
+def run_latency_worker(values: Mapping[str, Any]) -> int:
+    """The body of ``proxytask latency-worker``: check the inputs, serve, return the exit code.
+
+    ``values`` are the resolved options (missing keys take their defaults). Bad input raises
+    UsageError. Returns 0 when the worker stopped normally (failed measurements are results,
+    not worker failures).
+    """
+    merged = {o.dest: o.default for o in LATENCY_WORKER_OPTIONS}
+    merged.update(values)
+    controller_dir = _check_controller_dir(merged["controller_dir"])
+    command = _parse_command(merged["latency_command"])
+    _check_program(command[0])
+    worker_id = merged["worker_id"] or default_worker_id()
+
+    def report(trial_dir: str, outcome: LatencyOutcome) -> None:
+        if outcome.ok:
+            print(f"{trial_dir}: latency {outcome.latency:g} ({outcome.duration_secs:.1f} s)")
+        else:
+            print(f"{trial_dir}: failed: {outcome.error}")
+        sys.stdout.flush()
+
+    worker = LatencyWorker(
+        controller_dir,
+        command,
+        worker_id,
+        SystemClock(),
+        poll_secs=merged["poll_secs"],
+        claim_timeout_secs=merged["claim_timeout_secs"],
+        command_timeout_secs=merged["command_timeout_secs"],
+        on_result=report,
+    )
+    print(f"latency worker {worker_id}: serving {controller_dir}", flush=True)
+    count = worker.run(once=bool(merged["once"]), max_idle_secs=merged["max_idle_secs"])
+    print(f"latency worker {worker_id}: measured {count} trial(s)", flush=True)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m proxytask.latency``: the same as ``proxytask latency-worker``."""
+    parser = argparse.ArgumentParser(
+        prog="proxytask latency-worker",
+        description="Watch a controller dir, claim trials whose latency is requested, run the "
+        "latency command on each and write the result back.",
+    )
+    add_latency_worker_arguments(parser)
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return run_latency_worker(resolve_options(args, LATENCY_WORKER_OPTIONS, args.config))
+    except UsageError as exc:
+        print(f"proxytask: error: {exc}", file=sys.stderr)
+        return 2
+    except ProxyTaskError as exc:
+        print(f"proxytask: failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("proxytask: interrupted; the running latency command was stopped.", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
