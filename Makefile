@@ -24,6 +24,9 @@ demo: $(STAMP)
 	# variance measurement: a workable model, 5 copies (seeds 1..5), CV and smoothness, plot
 	$(VENV)/bin/proxytask variance --config examples/digits/variance.yaml \
 	    --root-output-dir $(RUNS)/demo --job-name digits
+	# model selection: 12 random models, 2 pruned per round, 6 reference models trained fully
+	$(VENV)/bin/proxytask select-models --config examples/digits/select.yaml \
+	    --root-output-dir $(RUNS)/demo --job-name digits
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests examples

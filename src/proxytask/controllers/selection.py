@@ -434,6 +434,8 @@ class ModelSelectionController(Controller):
         by_dir = {r.trial_dir: r for r in self.tracker.records.values()}
         total = 0.0
         for record in self.tracker.records.values():
+            if record.job == BASELINE_JOB:  # a comparison, not part of the selection
+                continue
             metrics = self.tracker.progress(record.key).metrics
             if metrics is None:
                 continue
@@ -459,10 +461,13 @@ class ModelSelectionController(Controller):
                 if self.settings.accuracy_metric_id
                 else get_accuracy_at_pct(metrics, 100.0)
             )
+            origin = self._origin(record)
             models.append(
                 {
                     "trial_id": str(record.number),
                     "trial_dir": record.trial_dir,
+                    "origin_trial": origin.key,
+                    "architecture": dict(origin.nas_params) if origin.nas_params else None,
                     "accuracy": accuracy,
                     "latency": self._latency_of(record),
                     "training_hours": (
@@ -516,6 +521,14 @@ class ModelSelectionController(Controller):
             self.ctx.clock.now(), "selection_done", models=len(models), cost_hours=cost_hours
         )
 
+    def _origin(self, record: TrialRecord) -> TrialRecord:
+        """The round-1 trial a continued trial descends from (it holds the architecture)."""
+        while record.continuation:
+            job = record.continuation["job_dir"].rstrip("/").split("/")[-1]
+            earlier = record.continuation["trial_ids"][record.number - 1]
+            record = self.tracker.records[f"{job}/{earlier}"]
+        return record
+
     def _baseline(self) -> dict[str, Any] | None:
         key = f"{BASELINE_JOB}/1"
         record = self.tracker.records.get(key)
@@ -550,7 +563,7 @@ class ModelSelectionController(Controller):
             lat = "-" if m["latency"] is None else f"{m['latency']:.4g}"
             acc = "-" if m["accuracy"] is None else f"{m['accuracy']:.4f}"
             lines.append(
-                f"  trial {m['trial_id']:>3}: accuracy {acc}  latency {lat}  {m['trial_dir']}"
+                f"  {m['origin_trial']:>10}: accuracy {acc}  latency {lat}  {m['trial_dir']}"
             )
         if result["accuracy_range"]:
             lo, hi = result["accuracy_range"]
