@@ -34,6 +34,7 @@ class ProgressRow:
     pct: float
     accuracy: float | None
     note: str = ""
+    latency: float | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,6 +59,8 @@ class ProgressSnapshot:
             acc = "-" if row.accuracy is None else f"{row.accuracy:.4f}"
             bar = "#" * int(row.pct / 10) + "." * (10 - int(row.pct / 10))
             line = f"  {row.key:<18} {row.state:<10} [{bar}] {row.pct:5.1f}%  acc {acc}"
+            if row.latency is not None:
+                line += f"  lat {row.latency:.4g}"
             lines.append(f"{line}  {row.note}".rstrip())
         if len(rows) > max_rows:
             lines.append(f"  ... and {len(rows) - max_rows} more")

@@ -168,7 +168,7 @@ def _normalise(path: Path, cdir: Path) -> str:
 
 
 def test_kill_between_steps_and_resume_gives_the_same_final_state(tmp_path: Path) -> None:
-    settings = SelectionSettings(12, 6, 2)
+    settings = SelectionSettings(7, 3, 2)  # rounds of 7, 5 and 3 models
     clock = SimulatedClock()
     ref_dir = tmp_path / "ref"
     ref = ModelSelectionController.create(_ctx(ref_dir, clock, table=COARSE_TABLE), SPACE, settings)
@@ -177,10 +177,10 @@ def test_kill_between_steps_and_resume_gives_the_same_final_state(tmp_path: Path
         ref.step()
         steps += 1
         clock.sleep(ref.tracker.wait_secs(30.0))
+    assert steps > 10, steps
     expected = _normalise(ref_dir / REFERENCE_MODELS, ref_dir)
     expected_iterations = _state(ref_dir)["iterations"]
-    crash_points = sorted({0, 1, 2, steps // 3, steps // 2, steps - 2, *range(3, steps, 5)})
-    for crash_after in crash_points:
+    for crash_after in range(steps):
         cdir = tmp_path / f"crash{crash_after}"
         clock = SimulatedClock()
         first = ModelSelectionController.create(

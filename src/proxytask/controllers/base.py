@@ -88,6 +88,7 @@ def progress_rows(tracker: TrialTracker, keys: list[str]) -> tuple[ProgressRow, 
         record = tracker.records[key]
         progress = tracker.progress(key)
         note = record.cause or ""
+        metrics = progress.metrics
         rows.append(
             ProgressRow(
                 key=key,
@@ -95,6 +96,7 @@ def progress_rows(tracker: TrialTracker, keys: list[str]) -> tuple[ProgressRow, 
                 pct=progress.last_pct,
                 accuracy=progress.last_accuracy,
                 note=note,
+                latency=metrics.latency if metrics is not None and metrics.has_latency else None,
             )
         )
     return tuple(rows)
