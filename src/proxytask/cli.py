@@ -6,6 +6,7 @@ Exit codes: 0 the command reached its answer, 1 the run failed, 2 bad usage or i
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -22,6 +23,7 @@ from proxytask.options import (
     Option,
     add_options,
     boolean,
+    float_or_none,
     non_negative_float,
     positive_float,
     positive_int,
@@ -154,9 +156,99 @@ SELECTION_OPTIONS: tuple[Option, ...] = (
     ),
 )
 
+SEARCH_OPTIONS: tuple[Option, ...] = (
+    *(
+        dataclasses.replace(o, required=False, help=o.help + " (not needed by search)")
+        if o.name == "search-space"
+        else o
+        for o in TRIAL_OPTIONS
+    ),
+    Option(
+        "model-selection-dir",
+        text,
+        None,
+        "a finished model selection: its reference models judge the proxies",
+        "DIR",
+        required=True,
+    ),
+    Option(
+        "proxy-task-config-generator",
+        text,
+        None,
+        "PKG.MOD:FN(baseline_args) -> [ProxyTaskConfig]",
+        "PKG.MOD:FN",
+        required=True,
+        hint="Example: examples.digits.proxies:generate.",
+    ),
+    Option(
+        "desired-accuracy-correlation",
+        float_or_none,
+        0.65,
+        "stop a proxy once Kendall tau-b reaches this ('none' to stop on accuracy)",
+        "TAU",
+    ),
+    Option(
+        "desired-accuracy",
+        float_or_none,
+        None,
+        "stop a proxy once its median accuracy reaches this",
+        "A",
+    ),
+    Option(
+        "training-time-hrs-limit",
+        positive_float,
+        None,
+        "stop a proxy whose median training time reaches this (hours)",
+        "H",
+    ),
+    Option(
+        "desired-latency-correlation",
+        float_or_none,
+        None,
+        "fail a proxy whose latency correlation is below this",
+        "TAU",
+    ),
+    Option(
+        "early-stop-proxy-task-if-not-best",
+        boolean,
+        True,
+        "stop a proxy as soon as it takes longer than the best one so far",
+        "true|false",
+    ),
+    Option(
+        "max-parallel-proxy-tasks",
+        positive_int,
+        1,
+        "proxy-task configs evaluated at once (1 matches the reference's cost accounting)",
+        "N",
+    ),
+    Option(
+        "previous-proxy-task-search-dir",
+        text,
+        None,
+        "resume the search in this controller dir (after a crash, or with more configs or "
+        "new thresholds)",
+        "DIR",
+    ),
+    Option(
+        "live",
+        boolean,
+        None,
+        "force the live display on or off (default: on a terminal)",
+        "true|false",
+    ),
+)
+
 # Options that may change when a controller is resumed; the others stay as first given.
 RESUMABLE_OVERRIDES = frozenset(
     {
+        "proxy_task_config_generator",
+        "desired_accuracy_correlation",
+        "desired_accuracy",
+        "training_time_hrs_limit",
+        "desired_latency_correlation",
+        "early_stop_proxy_task_if_not_best",
+        "max_parallel_proxy_tasks",
         "executor",
         "replay_table",
         "max_parallel_trials",
@@ -223,6 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
         "latency command on each and write the result back.",
     )
     add_latency_worker_arguments(worker)
+
+    search = sub.add_parser(
+        "search",
+        help="find the cheapest proxy task that ranks the reference models like full training",
+        description="Train the reference models under each proxy-task config, track the Kendall "
+        "rank correlation with full training as training goes, stop each config as soon as it "
+        "qualifies or cannot win, and recommend the cheapest one with its step budget.",
+    )
+    search.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
+    add_options(search, SEARCH_OPTIONS)
 
     status = sub.add_parser(
         "status",
@@ -475,6 +577,42 @@ def cmd_select_models(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_search(args: argparse.Namespace) -> int:
+    """``proxytask search``: the proxy-task search."""
+    from proxytask.controllers.search import ReferenceModels, SearchController, SearchSettings
+    from proxytask.executors.command import parse_trainer_args
+    from proxytask.proxies import load_proxy_task_configs
+
+    values, previous = _resolve_with_previous(
+        args, SEARCH_OPTIONS, "previous_proxy_task_search_dir"
+    )
+    references = ReferenceModels.load(values["model_selection_dir"])
+    baseline = parse_trainer_args(values["trainer_args"])
+    configs = load_proxy_task_configs(values["proxy_task_config_generator"], baseline)
+    settings = SearchSettings(
+        desired_accuracy_correlation=values["desired_accuracy_correlation"],
+        desired_accuracy=values["desired_accuracy"],
+        training_time_hrs_limit=values["training_time_hrs_limit"],
+        desired_latency_correlation=values["desired_latency_correlation"],
+        early_stop_proxy_task_if_not_best=values["early_stop_proxy_task_if_not_best"],
+        max_parallel_proxy_tasks=values["max_parallel_proxy_tasks"],
+    )
+    ctx = _context(values, layout.KIND_SEARCH, previous)
+    print(f"controller dir: {ctx.controller_dir}", flush=True)
+    try:
+        if previous is None:
+            ctl = SearchController.create(ctx, references, configs, settings)
+        else:
+            ctl = SearchController.resume(ctx, references, configs, settings)
+        ctl.run()
+    finally:
+        ctx.executor.close()
+    for line in ctl.summary():
+        print(line)
+    print(f"state: {storage.join(ctx.controller_dir, 'SEARCH_CONTROLLER_STATE.json')}")
+    return EXIT_OK
+
+
 def cmd_status(path: str, as_json: bool) -> int:
     """``proxytask status DIR``."""
     import dataclasses
@@ -503,6 +641,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "status":
             return cmd_status(args.dir, args.json)
+        if args.command == "search":
+            return cmd_search(args)
         if args.command == "select-models":
             return cmd_select_models(args)
         if args.command == "latency-worker":

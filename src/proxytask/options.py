@@ -71,6 +71,21 @@ def positive_float(value: Any) -> float:
     return number
 
 
+def float_or_none(value: Any) -> float | None:
+    """A finite number, or ``none`` to switch a threshold off."""
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("none", "null", "")):
+        return None
+    if isinstance(value, bool):
+        raise ValueError("must be a number or none, not true/false")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError("must be a number or none") from None
+    if not math.isfinite(number):
+        raise ValueError("must be a finite number or none")
+    return number
+
+
 def text(value: Any) -> str:
     """A non-empty string."""
     if not isinstance(value, str) or not value.strip():

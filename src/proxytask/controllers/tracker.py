@@ -78,6 +78,7 @@ class TrialTracker:
         self._last_beat = -float("inf")
         self._last_report: dict[str, float] = {}  # when each running trial last reported
         self.activity = 0  # grows with every launch, report and ending: pollers back off on 0
+        self.in_place: set[str] = set()  # relaunch these in their dir as it is (see recover)
 
     # ---- planning and launching ------------------------------------------------------------
 
@@ -138,7 +139,7 @@ class TrialTracker:
             )
         now = self.clock.now()
         write_controller_heartbeat(record.trial_dir, now, self.settings.heartbeat_threshold_secs)
-        if record.target_pct < 100.0:
+        if 0.0 < record.target_pct < 100.0:  # 0: any progress counts (the controller decides)
             set_stop_training(record.trial_dir, desired_training_pct=record.target_pct)
         cont = record.continuation
         spec = build_trial_spec(
@@ -166,6 +167,9 @@ class TrialTracker:
 
     def _clear_trial_dir(self, record: TrialRecord) -> None:
         """Move files a killed earlier attempt left behind out of the trial dir."""
+        if record.key in self.in_place:
+            self.in_place.discard(record.key)
+            return
         if not storage.listdir(record.trial_dir):
             return
         aside = storage.join(
@@ -312,7 +316,8 @@ class TrialTracker:
                 continue
             self.monitor.poll([key])
             metrics = self.monitor.progress(key).metrics
-            if metrics is not None and metrics.last_pct + _PCT_TOLERANCE >= record.target_pct:
+            finish_pct = record.target_pct if record.target_pct > 0 else 100.0
+            if metrics is not None and metrics.last_pct + _PCT_TOLERANCE >= finish_pct:
                 self.records[key] = dataclasses.replace(
                     record,
                     state=TrialRecordState.SUCCEEDED,

@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from proxytask import stats
 from proxytask.errors import UsageError
 from proxytask.selection import SelectionResult, TrialScore
 
 __all__ = [
+    "CorrelationScatterFigure",
+    "CurvePanel",
     "CurveSeries",
+    "ProxyBar",
+    "ProxyComparisonFigure",
+    "SearchCurvesFigure",
     "SelectionFigure",
     "VarianceFigure",
+    "correlation_scatter_figure",
+    "proxy_comparison_figure",
     "readable_time_unit",
+    "search_curves_figure",
     "selection_figure",
     "variance_figure",
 ]
@@ -311,4 +321,435 @@ def selection_figure(
         has_latency=has_latency,
         y_label=f"latency ({latency_unit})" if latency_unit else "latency",
         invalid=result.invalid,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Proxy-task search: curves over steps and time, correlation scatters, proxy comparison
+# --------------------------------------------------------------------------------------------
+
+
+def _optional_number(name: str, value: Any) -> float | None:
+    """A finite float, or None for a missing/invalid value (None, NaN, ±inf)."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise UsageError(f"{name} must be a number or None, got {value!r}.")
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"{name} must be a number or None, got {value!r} ({exc}).") from exc
+    return number if math.isfinite(number) else None
+
+
+def _optional_numbers(name: str, values: Any, length: int) -> tuple[float | None, ...]:
+    if values is None:
+        return (None,) * length
+    if isinstance(values, (str, bytes)) or not isinstance(values, Sequence):
+        raise UsageError(f"{name} must be a list of numbers or None, got {values!r}.")
+    if len(values) != length:
+        raise UsageError(
+            f"{name} must have one value per training step ({length}), got {len(values)}."
+        )
+    return tuple(_optional_number(f"{name}[{i}]", v) for i, v in enumerate(values))
+
+
+def _interpolate(points: Sequence[tuple[float, float]], x: float | None) -> float | None:
+    """Linear interpolation of ``y`` at ``x`` over ``points`` sorted by x; None outside."""
+    if x is None or not points:
+        return None
+    ordered = sorted(points)
+    if x < ordered[0][0] or x > ordered[-1][0]:
+        return None
+    for (x0, y0), (x1, y1) in itertools.pairwise(ordered):
+        if x0 <= x <= x1:
+            return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+    return ordered[0][1]  # a single point equal to x
+
+
+@dataclasses.dataclass(frozen=True)
+class CurvePanel:
+    """One panel of a curves figure, in display units (time already in the figure's unit).
+
+    ``points`` are the valid ``(x, y)`` pairs; ``band`` optional ``(x, low, high)``
+    triples; ``threshold`` a dashed horizontal line (None: none drawn); ``stop_x`` a dotted
+    vertical line with a marker at ``(stop_x, stop_y)`` (``stop_y`` None: line only);
+    ``y_limits`` fixed y-axis limits or None; ``empty_text`` shown when there are no points.
+    """
+
+    title: str
+    x_label: str
+    y_label: str
+    points: tuple[tuple[float, float], ...]
+    band: tuple[tuple[float, float, float], ...] = ()
+    threshold: float | None = None
+    threshold_label: str = ""
+    stop_x: float | None = None
+    stop_y: float | None = None
+    y_limits: tuple[float, float] | None = None
+    empty_text: str = "no valid values"
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchCurvesFigure:
+    """Everything one proxy task's search figure shows, already computed.
+
+    ``panels`` are, in order: correlation vs training steps, correlation vs training time,
+    median accuracy vs training steps, median accuracy vs training time (a 2×2 grid). Time
+    panels are drawn in ``time_unit`` (hours multiplied by ``time_factor``). The raw inputs
+    that decide the markings are kept as given (hours, steps).
+    """
+
+    title: str
+    subtitle: str
+    proxy_name: str
+    stopping_state: str
+    panels: tuple[CurvePanel, CurvePanel, CurvePanel, CurvePanel]
+    time_unit: str
+    time_factor: float
+    desired_correlation: float | None = None
+    desired_accuracy: float | None = None
+    stop_step: int | None = None
+    stop_time_hrs: float | None = None
+
+
+def _format_time(hours: float) -> str:
+    unit, factor = readable_time_unit(hours)
+    return f"{_plain_number(hours * factor)} {unit}"
+
+
+def search_curves_figure(
+    proxy_name: str,
+    stats: Mapping[str, Any],
+    *,
+    desired_correlation: float | None,
+    desired_accuracy: float | None,
+    stop_step: int | None,
+    stop_time_hrs: float | None,
+    stopping_state: str,
+) -> SearchCurvesFigure:
+    """Build a proxy task's search figure from its ``proxy_task_stats``.
+
+    ``stats`` needs ``training_steps`` and the per-step lists
+    ``accuracy_correlation_over_step``, ``median_accuracy_over_step`` and
+    ``median_training_time_hrs_over_step`` (one value per step; None, NaN or a missing list
+    means invalid there, and such points are dropped). Optional
+    ``accuracy_correlation_ci_low`` / ``accuracy_correlation_ci_high`` lists give a band
+    around the correlation. The stopping point is marked where the curve passes
+    ``stop_step`` / ``stop_time_hrs`` (interpolated between valid points).
+
+    Example::
+
+        >>> fig = search_curves_figure(
+        ...     "data_50", {"training_steps": [100, 200, 300],
+        ...                 "accuracy_correlation_over_step": [None, 0.5, 0.8],
+        ...                 "median_accuracy_over_step": [0.3, 0.5, 0.7],
+        ...                 "median_training_time_hrs_over_step": [0.1, 0.2, None]},
+        ...     desired_correlation=0.65, desired_accuracy=None, stop_step=250,
+        ...     stop_time_hrs=0.25, stopping_state="Met desired correlation")
+        >>> corr_step, corr_time, acc_step, acc_time = fig.panels
+        >>> corr_step.points, corr_step.stop_y
+        (((200.0, 0.5), (300.0, 0.8)), 0.65)
+        >>> corr_time.points, fig.time_unit
+        (((12.0, 0.5),), 'minutes')
+        >>> fig.title
+        'Proxy task data_50: Met desired correlation'
+    """
+    if not isinstance(stats, Mapping):
+        raise UsageError(f"stats must be a mapping (proxy_task_stats), got {stats!r}.")
+    if "training_steps" not in stats:
+        raise UsageError("stats must have 'training_steps' (a list of step counts).")
+    raw_steps = stats["training_steps"]
+    if isinstance(raw_steps, (str, bytes)) or not isinstance(raw_steps, Sequence):
+        raise UsageError(f"training_steps must be a list of step counts, got {raw_steps!r}.")
+    n = len(raw_steps)
+    steps = tuple(_optional_number(f"training_steps[{i}]", v) for i, v in enumerate(raw_steps))
+    corr = _optional_numbers(
+        "accuracy_correlation_over_step", stats.get("accuracy_correlation_over_step"), n
+    )
+    acc = _optional_numbers("median_accuracy_over_step", stats.get("median_accuracy_over_step"), n)
+    hours = _optional_numbers(
+        "median_training_time_hrs_over_step", stats.get("median_training_time_hrs_over_step"), n
+    )
+    ci_low = _optional_numbers(
+        "accuracy_correlation_ci_low", stats.get("accuracy_correlation_ci_low"), n
+    )
+    ci_high = _optional_numbers(
+        "accuracy_correlation_ci_high", stats.get("accuracy_correlation_ci_high"), n
+    )
+    d_corr = _optional_number("desired_correlation", desired_correlation)
+    d_acc = _optional_number("desired_accuracy", desired_accuracy)
+    s_step = _optional_number("stop_step", stop_step)
+    s_hrs = _optional_number("stop_time_hrs", stop_time_hrs)
+
+    known_hours = [h for h in hours if h is not None] + ([s_hrs] if s_hrs is not None else [])
+    unit, factor = readable_time_unit(max(known_hours) if known_hours else 0.0)
+
+    def pairs(
+        xs: Sequence[float | None], ys: Sequence[float | None], scale: float = 1.0
+    ) -> tuple[tuple[float, float], ...]:
+        return tuple(
+            (x * scale, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None
+        )
+
+    def band(
+        xs: Sequence[float | None], scale: float = 1.0
+    ) -> tuple[tuple[float, float, float], ...]:
+        return tuple(
+            (x * scale, lo, hi)
+            for x, lo, hi in zip(xs, ci_low, ci_high, strict=True)
+            if x is not None and lo is not None and hi is not None
+        )
+
+    stop_t = None if s_hrs is None else s_hrs * factor
+    time_label = f"training time ({unit})"
+    corr_threshold_label = "" if d_corr is None else f"desired correlation {d_corr:g}"
+    acc_threshold_label = "" if d_acc is None else f"desired accuracy {d_acc:g}"
+    corr_step_pts = pairs(steps, corr)
+    corr_time_pts = pairs(hours, corr, factor)
+    acc_step_pts = pairs(steps, acc)
+    acc_time_pts = pairs(hours, acc, factor)
+    panels = (
+        CurvePanel(
+            "Accuracy correlation vs training steps",
+            "training steps",
+            "Kendall tau-b (proxy vs full)",
+            corr_step_pts,
+            band(steps),
+            d_corr,
+            corr_threshold_label,
+            s_step,
+            _interpolate(corr_step_pts, s_step),
+            (-1.0, 1.0),
+            "no valid correlation yet",
+        ),
+        CurvePanel(
+            "Accuracy correlation vs training time",
+            time_label,
+            "Kendall tau-b (proxy vs full)",
+            corr_time_pts,
+            band(hours, factor),
+            d_corr,
+            corr_threshold_label,
+            stop_t,
+            _interpolate(corr_time_pts, stop_t),
+            (-1.0, 1.0),
+            "no valid correlation with a training time yet",
+        ),
+        CurvePanel(
+            "Median accuracy vs training steps",
+            "training steps",
+            "median accuracy",
+            acc_step_pts,
+            (),
+            d_acc,
+            acc_threshold_label,
+            s_step,
+            _interpolate(acc_step_pts, s_step),
+            None,
+            "no valid accuracy yet",
+        ),
+        CurvePanel(
+            "Median accuracy vs training time",
+            time_label,
+            "median accuracy",
+            acc_time_pts,
+            (),
+            d_acc,
+            acc_threshold_label,
+            stop_t,
+            _interpolate(acc_time_pts, stop_t),
+            None,
+            "no valid accuracy with a training time yet",
+        ),
+    )
+    state = str(stopping_state).strip()
+    details = []
+    if s_step is not None or s_hrs is not None:
+        where = []
+        if s_step is not None:
+            where.append(f"step {_plain_number(s_step)}")
+        if s_hrs is not None:
+            where.append(_format_time(s_hrs))
+        details.append("stopped at " + ", ".join(where))
+    else:
+        details.append("not stopped")
+    if d_corr is not None:
+        details.append(f"desired correlation {d_corr:g}")
+    if d_acc is not None:
+        details.append(f"desired accuracy {d_acc:g}")
+    valid = sum(1 for v in corr if v is not None)
+    details.append(f"{valid}/{n} steps with a valid correlation")
+    return SearchCurvesFigure(
+        title=f"Proxy task {proxy_name}: {state or 'running'}",
+        subtitle=" · ".join(details),
+        proxy_name=str(proxy_name),
+        stopping_state=state,
+        panels=panels,
+        time_unit=unit,
+        time_factor=factor,
+        desired_correlation=d_corr,
+        desired_accuracy=d_acc,
+        stop_step=None if stop_step is None else int(stop_step),
+        stop_time_hrs=s_hrs,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class CorrelationScatterFigure:
+    """A proxy-vs-full (or latency) scatter: labelled ``(label, x, y)`` points and Kendall tau.
+
+    ``points`` hold the pairs where both values are numbers; ``dropped`` the labels of the
+    others. ``subtitle`` is the statistic line ("Kendall tau-b = 0.73 (p = 0.01, n = 10)").
+    """
+
+    title: str
+    subtitle: str
+    points: tuple[tuple[str, float, float], ...]
+    x_label: str
+    y_label: str
+    tau: float | None = None
+    p_value: float | None = None
+    dropped: tuple[str, ...] = ()
+
+    @property
+    def n(self) -> int:
+        """The number of valid pairs."""
+        return len(self.points)
+
+
+def _p_text(p_value: float) -> str:
+    return "p < 0.001" if p_value < 0.001 else f"p = {p_value:.2g}"
+
+
+def correlation_scatter_figure(
+    title: str,
+    full: Sequence[float | None],
+    proxy: Sequence[float | None],
+    labels: Sequence[str],
+    tau: float | None,
+    p_value: float | None,
+    x_label: str,
+    y_label: str,
+) -> CorrelationScatterFigure:
+    """Build a correlation scatter: ``full`` on x, ``proxy`` on y, one point per label.
+
+    Pairs where either value is None (or NaN) are dropped (their labels are kept in
+    ``dropped``). ``tau`` / ``p_value`` are the caller's Kendall tau-b and its p-value (None:
+    not computable).
+
+    Example::
+
+        >>> fig = correlation_scatter_figure("Proxy vs full at step 300", [0.9, 0.8, None],
+        ...                                  [0.7, 0.6, 0.5], ["a", "b", "c"], 1.0, 0.05,
+        ...                                  "full accuracy", "proxy accuracy")
+        >>> fig.points, fig.dropped
+        ((('a', 0.9, 0.7), ('b', 0.8, 0.6)), ('c',))
+        >>> fig.subtitle
+        'Kendall tau-b = 1.00 (p = 0.05, n = 2) · 1 without a value: c'
+    """
+    if not len(full) == len(proxy) == len(labels):
+        raise UsageError(
+            f"full, proxy and labels must have the same length, got {len(full)}, "
+            f"{len(proxy)} and {len(labels)}."
+        )
+    points: list[tuple[str, float, float]] = []
+    dropped: list[str] = []
+    for i, (label, x, y) in enumerate(zip(labels, full, proxy, strict=True)):
+        fx = _optional_number(f"full[{i}]", x)
+        fy = _optional_number(f"proxy[{i}]", y)
+        if fx is None or fy is None:
+            dropped.append(str(label))
+        else:
+            points.append((str(label), fx, fy))
+    t = _optional_number("tau", tau)
+    p = _optional_number("p_value", p_value)
+    n = len(points)
+    if t is None:
+        subtitle = f"Kendall tau-b not computable (n = {n})"
+    elif p is None:
+        subtitle = f"Kendall tau-b = {t:.2f} (n = {n})"
+    else:
+        subtitle = f"Kendall tau-b = {t:.2f} ({_p_text(p)}, n = {n})"
+    if dropped:
+        subtitle += f" · {len(dropped)} without a value: {', '.join(dropped)}"
+    return CorrelationScatterFigure(
+        title=str(title),
+        subtitle=subtitle,
+        points=tuple(points),
+        x_label=str(x_label),
+        y_label=str(y_label),
+        tau=t,
+        p_value=p,
+        dropped=tuple(dropped),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class ProxyBar:
+    """One proxy task's bar: its final training time (display unit; None: no time) and state."""
+
+    name: str
+    value: float | None
+    hours: float | None
+    state: str
+    is_best: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class ProxyComparisonFigure:
+    """All proxy tasks' final training times as bars (in ``time_unit``), the best marked."""
+
+    title: str
+    subtitle: str
+    bars: tuple[ProxyBar, ...]
+    time_unit: str
+    time_factor: float
+
+    @property
+    def best(self) -> str | None:
+        """The best proxy task's name, or None."""
+        return next((b.name for b in self.bars if b.is_best), None)
+
+
+def proxy_comparison_figure(
+    rows: Sequence[tuple[str, float | None, str, bool]],
+) -> ProxyComparisonFigure:
+    """Build the proxy-task comparison from ``(name, final hours, stopping state, is_best)``.
+
+    A None (or NaN) time is kept as a bar without a value, so the renderer draws it empty
+    with its state.
+
+    Example::
+
+        >>> fig = proxy_comparison_figure([("a", 0.5, "Met desired correlation", True),
+        ...                                ("b", None, "Exceeded training time limit", False)])
+        >>> fig.time_unit, [b.value for b in fig.bars], fig.best
+        ('minutes', [30.0, None], 'a')
+    """
+    parsed: list[tuple[str, float | None, str, bool]] = []
+    for i, row in enumerate(rows):
+        try:
+            name, hours, state, is_best = row
+        except (TypeError, ValueError) as exc:
+            raise UsageError(
+                f"rows[{i}] must be (name, final hours, stopping state, is_best), got {row!r}."
+            ) from exc
+        parsed.append(
+            (str(name), _optional_number(f"rows[{i}] hours", hours), str(state), bool(is_best))
+        )
+    known = [h for _, h, _, _ in parsed if h is not None]
+    unit, factor = readable_time_unit(max(known) if known else 0.0)
+    bars = tuple(
+        ProxyBar(name, None if h is None else h * factor, h, state, best)
+        for name, h, state, best in parsed
+    )
+    best = [b.name for b in bars if b.is_best]
+    subtitle = f"best: {', '.join(best)}" if best else "no successful proxy task"
+    return ProxyComparisonFigure(
+        title="Proxy tasks: final training time",
+        subtitle=f"{subtitle} · {len(known)}/{len(bars)} with a final training time",
+        bars=bars,
+        time_unit=unit,
+        time_factor=factor,
     )

@@ -10,9 +10,23 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from proxytask import storage
-from proxytask.report.data import SelectionFigure, VarianceFigure
+from proxytask.report.data import (
+    CorrelationScatterFigure,
+    CurvePanel,
+    ProxyComparisonFigure,
+    SearchCurvesFigure,
+    SelectionFigure,
+    VarianceFigure,
+)
 
-__all__ = ["figure_png_bytes", "render_selection_figure", "render_variance_figure"]
+__all__ = [
+    "figure_png_bytes",
+    "render_correlation_scatter",
+    "render_proxy_comparison",
+    "render_search_curves",
+    "render_selection_figure",
+    "render_variance_figure",
+]
 
 _SUBTITLE_WIDTH = 150
 _SELECTION_SUBTITLE_WIDTH = 95
@@ -187,4 +201,188 @@ def render_selection_figure(fig: SelectionFigure, path: str) -> None:
 
     subtitle = textwrap.fill(fig.subtitle, _SELECTION_SUBTITLE_WIDTH)
     figure.suptitle(f"{fig.title}\n{subtitle}" if subtitle else fig.title, fontsize=11)
+    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+
+
+# --------------------------------------------------------------------------------------------
+# Proxy-task search
+# --------------------------------------------------------------------------------------------
+
+_STOP_COLOR = "tab:red"
+_THRESHOLD_COLOR = "tab:green"
+
+
+def _draw_curve_panel(ax: Any, panel: CurvePanel, stopping_state: str) -> None:
+    if panel.band:
+        ax.fill_between(
+            [x for x, _, _ in panel.band],
+            [lo for _, lo, _ in panel.band],
+            [hi for _, _, hi in panel.band],
+            color="tab:blue",
+            alpha=0.15,
+            label="confidence interval",
+        )
+    if panel.points:
+        ax.plot(
+            [x for x, _ in panel.points],
+            [y for _, y in panel.points],
+            marker="o",
+            markersize=3.5,
+            linewidth=1.2,
+            color="tab:blue",
+            label=panel.y_label,
+        )
+    if panel.threshold is not None:
+        ax.axhline(
+            panel.threshold,
+            color=_THRESHOLD_COLOR,
+            linestyle="--",
+            linewidth=1.2,
+            label=panel.threshold_label or f"desired {panel.threshold:g}",
+        )
+    if panel.stop_x is not None:
+        ax.axvline(
+            panel.stop_x,
+            color=_STOP_COLOR,
+            linestyle=":",
+            linewidth=1.4,
+            label=f"stop: {stopping_state}" if stopping_state else "stop",
+        )
+        if panel.stop_y is not None:
+            ax.plot(
+                [panel.stop_x],
+                [panel.stop_y],
+                marker="*",
+                markersize=12,
+                color=_STOP_COLOR,
+                linestyle="none",
+                zorder=5,
+            )
+    ax.set_title(panel.title, fontsize=10)
+    ax.set_xlabel(panel.x_label)
+    ax.set_ylabel(panel.y_label)
+    if panel.y_limits is not None:
+        ax.set_ylim(*panel.y_limits)
+    ax.set_xlim(left=0.0)
+    ax.grid(True, alpha=0.3)
+    if panel.points or panel.threshold is not None or panel.stop_x is not None:
+        ax.legend(loc="best", fontsize="x-small")
+    if not panel.points:
+        _no_data(ax, panel.empty_text)
+
+
+def render_search_curves(fig: SearchCurvesFigure, path: str) -> None:
+    """Draw a :class:`~proxytask.report.data.SearchCurvesFigure` as a 2×2 PNG at ``path``.
+
+    Top: accuracy correlation vs training steps and vs training time (y from -1 to 1, with
+    the confidence band when present); bottom: median accuracy vs steps and vs time. Desired
+    values are dashed horizontal lines; the stopping point a dotted vertical line with a star
+    on the curve. ``path`` may be local or an fsspec URL (written atomically).
+
+    Example::
+
+        render_search_curves(search_curves_figure("data_50", stats, ...), "search/curves.png")
+    """
+    figure = Figure(figsize=(13.0, 9.0), layout="constrained")
+    axes = figure.subplots(2, 2)
+    for ax, panel in zip(axes.flat, fig.panels, strict=True):
+        _draw_curve_panel(ax, panel, fig.stopping_state)
+    subtitle = textwrap.fill(fig.subtitle, _SUBTITLE_WIDTH)
+    figure.suptitle(f"{fig.title}\n{subtitle}" if subtitle else fig.title, fontsize=11)
+    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+
+
+def render_correlation_scatter(fig: CorrelationScatterFigure, path: str) -> None:
+    """Draw a :class:`~proxytask.report.data.CorrelationScatterFigure` as a PNG at ``path``.
+
+    One labelled point per model (x: ``fig.x_label``, y: ``fig.y_label``); the title carries
+    Kendall tau-b, its p-value and n. ``path`` may be local or an fsspec URL.
+
+    Example::
+
+        render_correlation_scatter(correlation_scatter_figure(...), "search/scatter.png")
+    """
+    figure = Figure(figsize=(8.0, 6.5), layout="constrained")
+    ax = figure.subplots()
+    if fig.points:
+        ax.scatter(
+            [x for _, x, _ in fig.points],
+            [y for _, _, y in fig.points],
+            marker="o",
+            s=36,
+            color="tab:blue",
+            zorder=3,
+        )
+        _label_points(ax, fig.points, "tab:blue")
+    else:
+        _no_data(ax, "no model has both values")
+    ax.set_xlabel(fig.x_label)
+    ax.set_ylabel(fig.y_label)
+    ax.grid(True, alpha=0.3)
+    subtitle = textwrap.fill(fig.subtitle, _SELECTION_SUBTITLE_WIDTH)
+    figure.suptitle(f"{fig.title}\n{subtitle}" if subtitle else fig.title, fontsize=11)
+    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+
+
+def render_proxy_comparison(fig: ProxyComparisonFigure, path: str) -> None:
+    """Draw a :class:`~proxytask.report.data.ProxyComparisonFigure` as a PNG at ``path``.
+
+    Horizontal bars of each proxy task's final training time (in ``fig.time_unit``), the
+    best in green and bold; a proxy without a time gets an empty hatched bar. Each bar is
+    annotated with its time and stopping state. ``path`` may be local or an fsspec URL.
+
+    Example::
+
+        render_proxy_comparison(proxy_comparison_figure(rows), "search/proxies.png")
+    """
+    height = max(3.0, 1.2 + 0.5 * len(fig.bars))
+    figure = Figure(figsize=(10.0, height), layout="constrained")
+    ax = figure.subplots()
+    known = [b.value for b in fig.bars if b.value is not None]
+    empty_width = max(known) if known else 1.0
+    names = [b.name for b in fig.bars]
+    ys = list(range(len(fig.bars)))
+    for y, bar in zip(ys, fig.bars, strict=True):
+        if bar.value is None:
+            ax.barh(y, empty_width, fill=False, hatch="//", edgecolor="0.6", linewidth=0.8)
+            ax.text(
+                empty_width * 0.02,
+                y,
+                f"no final time · {bar.state}",
+                va="center",
+                fontsize=8,
+                color="0.3",
+            )
+            continue
+        color = "tab:green" if bar.is_best else "tab:blue"
+        ax.barh(
+            y,
+            bar.value,
+            color=color,
+            edgecolor="black" if bar.is_best else color,
+            linewidth=1.5 if bar.is_best else 0.5,
+        )
+        text = f"{bar.value:.3g} {fig.time_unit} · {bar.state}" + (" · best" if bar.is_best else "")
+        ax.text(
+            bar.value,
+            y,
+            f" {text}",
+            va="center",
+            fontsize=8,
+            fontweight="bold" if bar.is_best else "normal",
+        )
+    if fig.bars:
+        ax.set_yticks(ys)
+        ax.set_yticklabels(names)
+        for label, bar in zip(ax.get_yticklabels(), fig.bars, strict=True):
+            if bar.is_best:
+                label.set_fontweight("bold")
+                label.set_color("tab:green")
+        ax.invert_yaxis()
+        ax.set_xlim(0.0, empty_width * 1.6)
+    else:
+        _no_data(ax, "no proxy tasks yet")
+    ax.set_xlabel(f"final training time ({fig.time_unit})")
+    ax.grid(True, axis="x", alpha=0.3)
+    figure.suptitle(f"{fig.title}\n{fig.subtitle}", fontsize=11)
     storage.write_bytes_atomic(path, figure_png_bytes(figure))

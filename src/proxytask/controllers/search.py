@@ -1,0 +1,688 @@
+"""Proxy-task search: which cheap recipe ranks the reference models like full training?
+
+For each proxy-task config, the reference models train under it (the config's trainer args
+over the baseline args, the full step budget). After every evaluation the controller
+recomputes, at each step reached, the Kendall tau-b between proxy and full-training accuracies
+(≥ 5 pairs and ≥ 70 % of the models), the median accuracy and the median training time, and
+stops the config at the first step where: the correlation reaches the desired value; the median
+accuracy reaches the desired accuracy; the training time reaches the limit; or (early stop) the
+time reaches the best config's. It records the interpolated ``final_training_steps`` and
+``final_training_time_in_hours``, tells the trials to stop at once, refreshes the statistics when
+they have ended and checks the latency correlation. The best proxy task is the successful one
+with the lowest final training time.
+
+``SEARCH_CONTROLLER_STATE.json`` (the reference fields, invalid values as null) is saved after
+every change; a resumed controller evaluates only what is unfinished, including configs a
+generator added since, and re-scores finished configs when thresholds changed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from proxytask import layout, storage
+from proxytask.controllers.base import Controller, ControllerContext, progress_rows
+from proxytask.controllers.state import (
+    EventLog,
+    TrialRecord,
+    TrialRecordState,
+    load_state,
+    save_state,
+)
+from proxytask.controllers.tracker import TrialTracker
+from proxytask.errors import UsageError
+from proxytask.executors.command import Continuation
+from proxytask.progress import ProgressSnapshot
+from proxytask.proxies import ProxyTaskConfig
+from proxytask.trainer import TrialTrainingMetrics, set_stop_training
+
+__all__ = ["SEARCH_STATE", "ReferenceModels", "SearchController", "SearchSettings"]
+
+SEARCH_STATE = "SEARCH_CONTROLLER_STATE.json"
+RECOMMENDATION = "PROXY_TASK_RECOMMENDATION.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSettings:
+    """Thresholds and limits of one proxy-task search (SPEC defaults)."""
+
+    desired_accuracy_correlation: float | None = 0.65
+    desired_accuracy: float | None = None
+    training_time_hrs_limit: float | None = None
+    desired_latency_correlation: float | None = None
+    early_stop_proxy_task_if_not_best: bool = True
+    max_parallel_proxy_tasks: int = 1
+
+    def __post_init__(self) -> None:
+        for name in ("desired_accuracy_correlation", "desired_latency_correlation"):
+            value = getattr(self, name)
+            if value is not None and not -1.0 <= value <= 1.0:
+                raise UsageError(
+                    f"--{name.replace('_', '-')} must be a correlation in [-1, 1], got {value}."
+                )
+        if self.desired_accuracy_correlation is None and self.desired_accuracy is None:
+            raise UsageError(
+                "--desired-accuracy-correlation or --desired-accuracy must be set, got neither. "
+                "A proxy needs a target to stop at (0.65 is the usual correlation)."
+            )
+        if self.training_time_hrs_limit is not None and self.training_time_hrs_limit <= 0:
+            raise UsageError(
+                f"--training-time-hrs-limit must be > 0, got {self.training_time_hrs_limit}."
+            )
+        if self.max_parallel_proxy_tasks < 1:
+            raise UsageError(
+                f"--max-parallel-proxy-tasks must be >= 1, got {self.max_parallel_proxy_tasks}."
+            )
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceModels:
+    """The reference models a search judges proxies by, read from a model-selection dir."""
+
+    model_selection_dir: str
+    job_dir: str  # the job holding their fully trained trials
+    trial_ids: tuple[str, ...]
+    accuracies: tuple[float | None, ...]
+    latencies: tuple[float | None, ...]
+
+    @classmethod
+    def load(cls, model_selection_dir: str) -> ReferenceModels:
+        """Read ``REFERENCE_MODELS.json``; raise UsageError when the dir has none."""
+        path = storage.join(model_selection_dir, "REFERENCE_MODELS.json")
+        data = storage.read_json(path)
+        if not isinstance(data, dict) or not data.get("reference_models"):
+            raise UsageError(
+                f"--model-selection-dir must be a finished model selection, got "
+                f"{model_selection_dir!r}, which holds no REFERENCE_MODELS.json with models. Run "
+                "`proxytask select-models` to the end first."
+            )
+        models = data["reference_models"]
+        job_dirs = {m["trial_dir"].rstrip("/").rsplit("/", 1)[0] for m in models}
+        if len(job_dirs) != 1:
+            raise UsageError(
+                f"reference models must come from one job, got {sorted(job_dirs)} in {path!r}."
+            )
+        return cls(
+            model_selection_dir=model_selection_dir,
+            job_dir=job_dirs.pop(),
+            trial_ids=tuple(str(m["trial_id"]) for m in models),
+            accuracies=tuple(m.get("accuracy") for m in models),
+            latencies=tuple(m.get("latency") for m in models),
+        )
+
+
+def _empty_stats() -> dict[str, Any]:
+    return {
+        "training_steps": [],
+        "accuracy_correlation_over_step": [],
+        "accuracy_correlation_p_value_over_step": [],
+        "median_accuracy_over_step": [],
+        "median_training_time_hrs_over_step": [],
+        "num_pairs_over_step": [],
+        "latency_correlation": None,
+        "latency_correlation_p_value": None,
+        "stopping_state": "",
+        "posted_stop_trials_message": False,
+        "final_training_time_in_hours": None,
+        "final_training_steps": None,
+    }
+
+
+class SearchController(Controller):
+    """The proxy-task search controller (see the module docstring).
+
+    Example::
+
+        ctl = SearchController.create(ctx, references, configs, SearchSettings())
+        ctl.run()
+        print(ctl.best_proxy_task_name)
+    """
+
+    kind = layout.KIND_SEARCH
+
+    def __init__(
+        self,
+        ctx: ControllerContext,
+        tracker: TrialTracker,
+        references: ReferenceModels,
+        configs: Sequence[ProxyTaskConfig],
+        settings: SearchSettings,
+        state: Mapping[str, Any],
+    ) -> None:
+        super().__init__(ctx, tracker)
+        self.references = references
+        self.settings = settings
+        self.configs = {c.name: c for c in configs}
+        self.proxy_tasks_map: dict[str, dict[str, Any]] = {
+            k: dict(v) for k, v in state.get("proxy_tasks_map", {}).items()
+        }
+        self.order: list[str] = list(state.get("order", []))
+        for name in self.configs:  # configs a generator added since are evaluated too
+            if name not in self.order:
+                self.order.append(name)
+        self.done: set[str] = set(state.get("done", []))
+        self.best_proxy_task_name: str = state.get("best_proxy_task_name", "")
+        self._dirty: set[str] = set()
+        self._saved: dict[str, Any] | None = None
+
+    # ---- construction -------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        ctx: ControllerContext,
+        references: ReferenceModels,
+        configs: Sequence[ProxyTaskConfig],
+        settings: SearchSettings,
+    ) -> SearchController:
+        """A new search in ``ctx.controller_dir``."""
+        if storage.exists(storage.join(ctx.controller_dir, SEARCH_STATE)):
+            raise UsageError(
+                f"controller dir {ctx.controller_dir!r} must be new, got one holding a search. "
+                f"Resume it with --previous-proxy-task-search-dir {ctx.controller_dir}."
+            )
+        events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
+        tracker = TrialTracker(
+            ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events
+        )
+        ctl = cls(ctx, tracker, references, configs, settings, {})
+        events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
+        ctl._persist()
+        return ctl
+
+    @classmethod
+    def resume(
+        cls,
+        ctx: ControllerContext,
+        references: ReferenceModels,
+        configs: Sequence[ProxyTaskConfig],
+        settings: SearchSettings,
+    ) -> SearchController:
+        """Continue the search saved in ``ctx.controller_dir``; new configs are added."""
+        state = load_state(storage.join(ctx.controller_dir, SEARCH_STATE))
+        if state is None:
+            raise UsageError(
+                f"--previous-proxy-task-search-dir must be a search dir, got "
+                f"{ctx.controller_dir!r}, which holds no {SEARCH_STATE}."
+            )
+        saved_args = state.get("config_args", {})
+        for config in configs:
+            if config.name in saved_args and saved_args[config.name] != _args(config):
+                raise UsageError(
+                    f"proxy-task config {config.name!r} must keep its trainer args on resume, got "
+                    f"{_args(config)} instead of {saved_args[config.name]}. Give the changed "
+                    "config a new name."
+                )
+        records = [TrialRecord.from_dict(r) for r in state.get("trials", [])]
+        events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
+        tracker = TrialTracker(
+            ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events, records
+        )
+        ctl = cls(ctx, tracker, references, configs, settings, state)
+        replanned = tracker.recover()
+        for key in replanned:
+            name = tracker.records[key].job.removeprefix("proxy_")
+            stats = ctl.proxy_tasks_map.get(name, {}).get("proxy_task_stats", {})
+            if stats.get("posted_stop_trials_message"):
+                # told to stop before the crash: start it again in its dir as it is, so it
+                # keeps its curve, sees the stop signal at once and reports its latency
+                tracker.in_place.add(key)
+        ctl._rescore_finished()
+        events.append(
+            ctx.clock.now(), "controller_resumed", controller=cls.kind, restarted=replanned
+        )
+        ctl._persist()
+        return ctl
+
+    # ---- the loop -----------------------------------------------------------------------------
+
+    def is_finished(self) -> bool:
+        """True once every config has its answer."""
+        return all(name in self.done for name in self.order)
+
+    def _active(self) -> list[str]:
+        return [n for n in self.order if n in self.proxy_tasks_map and n not in self.done]
+
+    def step(self) -> None:
+        """Poll → update statistics → decide stops → start configs → persist."""
+        for record in self.tracker.poll():
+            self._dirty.add(record.job.removeprefix("proxy_"))
+        for name in self._active():
+            self._dirty.add(name)  # new reports may have arrived
+        for name in list(self._active()):
+            self._update(name)
+        self._start_configs()
+        self._persist()
+        self.tracker.launch_planned()
+        self._post_time_limits()
+        self._persist()
+
+    def _keys(self, name: str) -> list[str]:
+        job = f"proxy_{name}"
+        return [k for k, r in self.tracker.records.items() if r.job == job]
+
+    def _start_configs(self) -> None:
+        while len(self._active()) < self.settings.max_parallel_proxy_tasks:
+            pending = [n for n in self.order if n not in self.proxy_tasks_map]
+            if not pending:
+                return
+            name = pending[0]
+            config = self.configs[name]
+            job = f"proxy_{name}"
+            refs = self.references
+            cont = Continuation(refs.job_dir, refs.trial_ids, use_checkpoint=False)
+            args = {**self.ctx.baseline_args, **_args(config)}
+            for number in range(1, len(refs.trial_ids) + 1):
+                self.tracker.plan(job, number, None, args, target_pct=0.0, continuation=cont)
+            self.proxy_tasks_map[name] = {
+                "proxy_task_stats": _empty_stats(),
+                "proxy_task_name": name,
+                "search_job_name": job,
+                "search_job_link": layout.job_dir(self.ctx.controller_dir, job),
+                "latency_calculator_job_name": "",
+                "latency_calculator_job_link": "",
+            }
+            self.ctx.display.message(
+                f"proxy task {name}: training {len(refs.trial_ids)} reference models with "
+                f"{_args(config)}"
+            )
+            self.events.append(self.ctx.clock.now(), "proxy_task_started", proxy_task=name)
+
+    def _post_time_limits(self) -> None:
+        limit = self.settings.training_time_hrs_limit
+        if limit is None:
+            return
+        for record in self.tracker.records.values():
+            if record.state != TrialRecordState.RUNNING:
+                continue
+            path = layout.trial_file(record.trial_dir, layout.MAX_TRAINING_TIME)
+            if not storage.exists(path):
+                set_stop_training(record.trial_dir, max_training_time_in_hrs=limit)
+
+    # ---- statistics and decisions -------------------------------------------------------------
+
+    def _metrics(self, name: str) -> list[TrialTrainingMetrics | None]:
+        return [self.tracker.progress(k).metrics for k in self._keys(name)]
+
+    def _best_time(self, excluding: str) -> float | None:
+        from proxytask.search_stats import StoppingState
+
+        times = []
+        for other, entry in self.proxy_tasks_map.items():
+            stats = entry["proxy_task_stats"]
+            if other == excluding or other not in self.done:
+                continue
+            state = stats["stopping_state"]
+            if state and StoppingState(state).is_success and stats["final_training_time_in_hours"]:
+                times.append(stats["final_training_time_in_hours"])
+        return min(times) if times else None
+
+    def _scan(self, name: str, stats: Any) -> Any:
+        from proxytask.search_stats import scan_stopping
+
+        s = self.settings
+        return scan_stopping(
+            stats,
+            desired_accuracy_correlation=s.desired_accuracy_correlation,
+            desired_accuracy=s.desired_accuracy,
+            training_time_hrs_limit=s.training_time_hrs_limit,
+            best_training_time_hrs=self._best_time(name),
+            early_stop_if_not_best=s.early_stop_proxy_task_if_not_best,
+        )
+
+    def _update(self, name: str) -> None:
+        from proxytask.search_stats import MIN_PAIRS, MIN_VALID_RATIO, StoppingState, step_stats
+
+        if name not in self._dirty:
+            return
+        self._dirty.discard(name)
+        entry = self.proxy_tasks_map[name]
+        keys = self._keys(name)
+        stats = step_stats(self._metrics(name), list(self.references.accuracies))
+        ended = self.tracker.all_terminal(keys)
+        record_stats = entry["proxy_task_stats"]
+        record_stats.update(stats.to_dict())
+        posted = record_stats["posted_stop_trials_message"]
+        if not posted:
+            decision = self._scan(name, stats)
+            failed = [k for k in keys if self.tracker.records[k].state == TrialRecordState.FAILED]
+            usable = len(keys) - len(failed)
+            if decision.stopped:
+                self._record_decision(record_stats, decision)
+                self._post_stop(name, keys, decision.state.value)
+            elif usable < max(MIN_PAIRS, MIN_VALID_RATIO * len(keys)):
+                record_stats["stopping_state"] = StoppingState.EXCESS_TRIAL_FAILURES.value
+                self._post_stop(name, keys, "too many trials failed to compute a correlation")
+        if ended:
+            self._finish_config(name, stats)
+
+    def _record_decision(self, record_stats: dict[str, Any], decision: Any) -> None:
+        if decision.step_index is not None and record_stats["training_steps"]:
+            record_stats["decided_at_training_step"] = record_stats["training_steps"][
+                decision.step_index
+            ]
+        record_stats["stopping_state"] = decision.state.value
+        record_stats["final_training_steps"] = decision.final_training_steps
+        record_stats["final_training_time_in_hours"] = decision.final_training_time_in_hours
+
+    def _post_stop(self, name: str, keys: list[str], why: str) -> None:
+        for key in keys:
+            record = self.tracker.records[key]
+            if not record.is_terminal:
+                set_stop_training(record.trial_dir, desired_training_pct=0.0)
+        self.proxy_tasks_map[name]["proxy_task_stats"]["posted_stop_trials_message"] = True
+        self.ctx.display.message(f"proxy task {name}: stopping its trials ({why})")
+        self.events.append(self.ctx.clock.now(), "proxy_task_stop_posted", proxy_task=name, why=why)
+
+    def _finish_config(self, name: str, stats: Any) -> None:
+        from proxytask.search_stats import StoppingState, rank_correlation
+
+        record_stats = self.proxy_tasks_map[name]["proxy_task_stats"]
+        # The statistics are refreshed once more now that every trial has ended (late reports
+        # of earlier steps count), up to the step the decision was made at: what trials did
+        # after being told to stop depends on timing, not on the proxy.
+        decided_at = record_stats.get("decided_at_training_step")
+        if decided_at is not None:
+            stats = _truncate(stats, decided_at)
+            record_stats.update(stats.to_dict())
+        if record_stats["stopping_state"] != StoppingState.EXCESS_TRIAL_FAILURES.value:
+            decision = self._scan(name, stats)
+            if decision.stopped:
+                self._record_decision(record_stats, decision)
+            elif not record_stats["stopping_state"]:
+                record_stats["stopping_state"] = StoppingState.RAN_TILL_COMPLETION.value
+        latencies = [
+            m.latency if m is not None and m.has_latency else None for m in self._metrics(name)
+        ]
+        lat = rank_correlation(latencies, list(self.references.latencies))
+        record_stats["latency_correlation"] = lat.tau
+        record_stats["latency_correlation_p_value"] = lat.p_value
+        desired = self.settings.desired_latency_correlation
+        state = record_stats["stopping_state"]
+        latency_failed = lat.tau is None or (desired is not None and lat.tau < desired)
+        if desired is not None and state and StoppingState(state).is_success and latency_failed:
+            record_stats["stopping_state"] = StoppingState.FAILED_DESIRED_LATENCY_CORRELATION.value
+        self.done.add(name)
+        self._render(name)
+        self._choose_best()
+        final = record_stats["final_training_steps"]
+        self.ctx.display.message(
+            f"proxy task {name}: {record_stats['stopping_state'] or 'no answer'}"
+            + (f" at step {final}" if final is not None else "")
+        )
+        self.events.append(
+            self.ctx.clock.now(),
+            "proxy_task_done",
+            proxy_task=name,
+            state=record_stats["stopping_state"],
+        )
+
+    def _rescore_finished(self) -> None:
+        """Apply the current thresholds to finished configs, from their recorded statistics."""
+        from proxytask.search_stats import StepStats
+
+        for name in list(self.done):
+            entry = self.proxy_tasks_map.get(name)
+            if entry is None:
+                continue
+            saved = entry["proxy_task_stats"]
+            stats = StepStats.from_dict(saved)
+            if saved["stopping_state"] in ("Excess trial failures",):
+                continue
+            decision = self._scan(name, stats)
+            if decision.stopped:
+                self._record_decision(saved, decision)
+            else:
+                saved["stopping_state"] = "Ran till completion"
+                saved["final_training_steps"] = None
+                saved["final_training_time_in_hours"] = None
+            desired = self.settings.desired_latency_correlation
+            lat = saved.get("latency_correlation")
+            latency_failed = lat is None or (desired is not None and lat < desired)
+            if (
+                desired is not None
+                and decision.stopped
+                and decision.state.is_success
+                and latency_failed
+            ):
+                saved["stopping_state"] = "Failed desired latency correlation"
+        self._choose_best()
+
+    def _choose_best(self) -> None:
+        from proxytask.search_stats import StoppingState, best_proxy_task
+
+        results = {}
+        for name in self.done:
+            stats = self.proxy_tasks_map[name]["proxy_task_stats"]
+            results[name] = (
+                StoppingState(stats["stopping_state"]),
+                stats["final_training_time_in_hours"],
+            )
+        self.best_proxy_task_name = best_proxy_task(results) or ""
+        if self.is_finished():
+            self._write_recommendation()
+
+    # ---- outputs ------------------------------------------------------------------------------
+
+    def _render(self, name: str) -> None:
+        from proxytask.report.data import correlation_scatter_figure, search_curves_figure
+        from proxytask.report.plots import render_correlation_scatter, render_search_curves
+
+        stats = self.proxy_tasks_map[name]["proxy_task_stats"]
+        prefix = storage.join(self.ctx.controller_dir, f"proxy_task_{name}")
+        fig = search_curves_figure(
+            name,
+            stats,
+            desired_correlation=self.settings.desired_accuracy_correlation,
+            desired_accuracy=self.settings.desired_accuracy,
+            stop_step=stats["final_training_steps"],
+            stop_time_hrs=stats["final_training_time_in_hours"],
+            stopping_state=stats["stopping_state"],
+        )
+        render_search_curves(fig, prefix + "_curves.png")
+        labels = [f"{i}" for i in self.references.trial_ids]
+        proxy_at_stop = self._accuracies_at_step(name, stats["final_training_steps"])
+        tau = None
+        p_value = None
+        if stats["final_training_steps"] is not None and stats["training_steps"]:
+            from proxytask.search_stats import rank_correlation
+
+            corr = rank_correlation(proxy_at_stop, list(self.references.accuracies))
+            tau, p_value = corr.tau, corr.p_value
+        render_correlation_scatter(
+            correlation_scatter_figure(
+                f"{name}: proxy vs full-training accuracy at step {stats['final_training_steps']}",
+                list(self.references.accuracies),
+                proxy_at_stop,
+                labels,
+                tau,
+                p_value,
+                "full-training accuracy",
+                "proxy-task accuracy",
+            ),
+            prefix + "_accuracy_correlation.png",
+        )
+        latencies = [
+            m.latency if m is not None and m.has_latency else None for m in self._metrics(name)
+        ]
+        render_correlation_scatter(
+            correlation_scatter_figure(
+                f"{name}: latency",
+                list(self.references.latencies),
+                latencies,
+                labels,
+                stats["latency_correlation"],
+                stats["latency_correlation_p_value"],
+                "full-training latency",
+                "proxy-task latency",
+            ),
+            prefix + "_latency_correlation.png",
+        )
+
+    def _accuracies_at_step(self, name: str, step: int | None) -> list[float | None]:
+        from proxytask.trainer import get_accuracy_at_pct
+
+        out: list[float | None] = []
+        for metrics in self._metrics(name):
+            if step is None or metrics is None or not metrics.training_accuracy_over_steps:
+                out.append(None)
+                continue
+            point = metrics.training_accuracy_over_steps[-1]
+            total = (point.training_step + 1) * 100.0 / point.training_step_pct
+            out.append(get_accuracy_at_pct(metrics, 100.0 * (step + 1) / total))
+        return out
+
+    def recommendation(self) -> dict[str, Any]:
+        """What to set: the best proxy task, its args, steps and decay steps, its speed-up."""
+        best = self.best_proxy_task_name
+        others = {
+            n: self.proxy_tasks_map[n]["proxy_task_stats"]["stopping_state"] or "not finished"
+            for n in self.order
+            if n != best and n in self.proxy_tasks_map
+        }
+        if not best:
+            return {"best_proxy_task_name": "", "found": False, "others": others}
+        stats = self.proxy_tasks_map[best]["proxy_task_stats"]
+        steps = stats["final_training_steps"]
+        hours = stats["final_training_time_in_hours"]
+        full_hours = self._full_training_hours()
+        return {
+            "found": True,
+            "best_proxy_task_name": best,
+            "trainer_args": {**dict(self.ctx.baseline_args), **_args(self.configs[best])}
+            if best in self.configs
+            else None,
+            "training_steps": steps,
+            "cosine_decay_steps": steps,
+            "final_training_time_in_hours": hours,
+            "accuracy_correlation_at_stop": _at_step(stats, steps),
+            "full_training_hours_per_model": full_hours,
+            "speedup_vs_full_training": (full_hours / hours) if full_hours and hours else None,
+            "advice": (
+                f"Set the total training steps to {steps} and the cosine-decay steps to the same "
+                "value; one evaluation at the end is enough for the search."
+            ),
+            "others": others,
+        }
+
+    def _full_training_hours(self) -> float | None:
+        data = storage.read_json(
+            storage.join(self.references.model_selection_dir, "REFERENCE_MODELS.json")
+        )
+        hours = [m.get("training_hours") for m in (data or {}).get("reference_models", [])]
+        valid = [h for h in hours if h]
+        return sum(valid) / len(valid) if valid else None
+
+    def _write_recommendation(self) -> None:
+        storage.write_json_atomic(
+            storage.join(self.ctx.controller_dir, RECOMMENDATION), self.recommendation()
+        )
+
+    def summary(self) -> list[str]:
+        """The answer in lines for the terminal."""
+        lines = []
+        for name in self.order:
+            stats = self.proxy_tasks_map.get(name, {}).get("proxy_task_stats")
+            if not stats:
+                lines.append(f"  {name}: not started")
+                continue
+            hours = stats["final_training_time_in_hours"]
+            lines.append(
+                f"  {name}: {stats['stopping_state'] or 'running'}"
+                + (
+                    f", {stats['final_training_steps']} steps"
+                    if stats["final_training_steps"]
+                    else ""
+                )
+                + (f", {hours * 3600:.1f} s per model" if hours else "")
+            )
+        rec = self.recommendation()
+        if not rec["found"]:
+            lines.append("no proxy task met the targets; see each one's state above.")
+            return lines
+        lines.append(f"best proxy task: {rec['best_proxy_task_name']}  {rec['trainer_args']}")
+        lines.append(
+            f"set training steps = {rec['training_steps']}, cosine-decay steps = "
+            f"{rec['cosine_decay_steps']}"
+        )
+        if rec["speedup_vs_full_training"]:
+            lines.append(
+                f"cost per trial: {rec['speedup_vs_full_training']:.1f}× cheaper than full training"
+            )
+        return lines
+
+    # ---- persistence and display --------------------------------------------------------------
+
+    def _state(self) -> dict[str, Any]:
+        return {
+            "proxy_tasks_map": {k: v for k, v in self.proxy_tasks_map.items()},
+            "best_proxy_task_name": self.best_proxy_task_name,
+            "order": list(self.order),
+            "done": sorted(self.done),
+            "config_args": {n: _args(c) for n, c in self.configs.items()},
+            "settings": dataclasses.asdict(self.settings),
+            "reference_trial_ids": list(self.references.trial_ids),
+            "model_selection_dir": self.references.model_selection_dir,
+            "trials": [r.to_dict() for r in self.tracker.records.values()],
+        }
+
+    def _persist(self) -> None:
+        import json
+
+        state = json.loads(json.dumps(self._state()))
+        if state != self._saved:
+            save_state(storage.join(self.ctx.controller_dir, SEARCH_STATE), state)
+            self._saved = state
+
+    def snapshot(self) -> ProgressSnapshot:
+        """The live display: the active configs' trials, current tau and time vs limit."""
+        keys: list[str] = []
+        titles = []
+        for name in self._active():
+            keys.extend(self._keys(name))
+            stats = self.proxy_tasks_map[name]["proxy_task_stats"]
+            taus = [t for t in stats["accuracy_correlation_over_step"] if t is not None]
+            times = [t for t in stats["median_training_time_hrs_over_step"] if t is not None]
+            tau = f"{taus[-1]:.2f}" if taus else "-"
+            spent = f"{times[-1] * 3600:.0f} s" if times else "-"
+            limit = self.settings.training_time_hrs_limit
+            titles.append(
+                f"{name}: tau {tau}, time {spent}" + (f" of {limit * 3600:.0f} s" if limit else "")
+            )
+        done = len(self.done)
+        return ProgressSnapshot(
+            title=f"proxy-task search — {done}/{len(self.order)} done; " + "; ".join(titles),
+            rows=progress_rows(self.tracker, keys),
+            elapsed_secs=self.ctx.clock.now() - self.started_at,
+        )
+
+
+def _truncate(stats: Any, last_step: int) -> Any:
+    """The statistics of the steps up to ``last_step``."""
+    keep = sum(1 for s in stats.training_steps if s <= last_step)
+    return dataclasses.replace(
+        stats,
+        **{
+            f.name: getattr(stats, f.name)[:keep]
+            for f in dataclasses.fields(stats)
+            if isinstance(getattr(stats, f.name), tuple)
+        },
+    )
+
+
+def _args(config: ProxyTaskConfig) -> dict[str, str]:
+    return {str(k): str(v) for k, v in config.trainer_args.items()}
+
+
+def _at_step(stats: Mapping[str, Any], step: int | None) -> float | None:
+    if step is None:
+        return None
+    best = None
+    for s, tau in zip(
+        stats["training_steps"], stats["accuracy_correlation_over_step"], strict=False
+    ):
+        if s <= step and tau is not None:
+            best = tau
+    return best

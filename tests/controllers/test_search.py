@@ -1,0 +1,248 @@
+"""The proxy-task search controller on the replay executor, with known curves."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from proxytask import trainer
+from proxytask.clock import SimulatedClock
+from proxytask.controllers.base import ControllerContext
+from proxytask.controllers.search import (
+    SEARCH_STATE,
+    ReferenceModels,
+    SearchController,
+    SearchSettings,
+)
+from proxytask.controllers.tracker import TrialSettings
+from proxytask.executors.command import parse_trainer_command
+from proxytask.executors.replay import ReplayTable
+from proxytask.proxies import load_proxy_task_configs
+
+ARCHS = [{"width": w, "depth": d} for w in (8, 16, 32, 64) for d in (1, 2)]
+FULL = [0.60 + 0.04 * i for i in range(len(ARCHS))]  # full-training accuracy grows with i
+LATENCY = [1.0 + 0.5 * i for i in range(len(ARCHS))]
+TOTAL = 100  # proxy steps; an evaluation every 10 steps, 10 simulated seconds each
+
+
+def _proxy_accuracy(kind: str, i: int, k: int) -> float:
+    """Accuracy of model i at evaluation k (1..10) under a proxy kind."""
+    frac = k / 10
+    if kind == "good":  # right order from the start
+        return FULL[i] * frac**0.5
+    if kind == "bad":  # a fixed wrong order
+        return 0.5 + 0.03 * ((i * 5) % 8) * frac
+    # "late": reversed at first, turning right: tau rises through 0.65 between k=6 and k=7
+    weight = min(max((k - 4) / 4, 0.0), 1.0)
+    return (1 - weight) * (1.0 - FULL[i]) + weight * FULL[i]
+
+
+def _table() -> ReplayTable:
+    curves = []
+    for kind in ("good", "bad", "late"):
+        for i, arch in enumerate(ARCHS):
+            curves.append(
+                {
+                    "curve_id": f"{kind}-{i}",
+                    "match": {"nas_params": arch, "trainer_args": {"proxy": kind}},
+                    "total_steps": TOTAL,
+                    "latency": LATENCY[i],
+                    "points": [
+                        [10 * k - 1, _proxy_accuracy(kind, i, k), 10.0] for k in range(1, 11)
+                    ],
+                }
+            )
+    return ReplayTable.from_dict(
+        {"format": "proxytask-replay-table", "version": 1, "curves": curves}
+    )
+
+
+TABLE = _table()
+
+
+def _model_selection_dir(root: Path) -> Path:
+    """A finished model selection: 8 reference models trained fully in jobs/round3."""
+    msdir = root / "Model_Selection_x_20260101_000000"
+    models = []
+    for i, arch in enumerate(ARCHS):
+        tdir = str(msdir / "jobs" / "round3" / str(i + 1))
+        trainer.save_nas_params(tdir, arch)
+        trainer.update_trial_training_accuracy_metric(tdir, FULL[i], 0, 999, 360.0, 1000)
+        trainer.update_trial_training_latency_metric(tdir, LATENCY[i])
+        models.append(
+            {
+                "trial_id": str(i + 1),
+                "trial_dir": tdir,
+                "accuracy": FULL[i],
+                "latency": LATENCY[i],
+                "training_hours": 0.1,
+            }
+        )
+    (msdir / "REFERENCE_MODELS.json").write_text(json.dumps({"reference_models": models}))
+    return msdir
+
+
+def _ctx(cdir: Path, clock: SimulatedClock) -> ControllerContext:
+    from proxytask.executors.replay import ReplayExecutor
+
+    return ControllerContext(
+        controller_dir=str(cdir),
+        executor=ReplayExecutor(TABLE, clock, max_parallel_trials=8),
+        clock=clock,
+        trial_settings=TrialSettings(trainer=parse_trainer_command("replay")),
+        baseline_args={"lr": "0.1"},
+        options={},
+        poll_interval_secs=5.0,
+    )
+
+
+def _configs(name: str) -> list[Any]:
+    return load_proxy_task_configs(f"tests.fixtures.proxy_generators:{name}", {"lr": "0.1"})
+
+
+def _run(tmp_path: Path, generator: str, **settings: Any) -> tuple[SearchController, Path]:
+    refs = ReferenceModels.load(str(_model_selection_dir(tmp_path)))
+    clock = SimulatedClock()
+    cdir = tmp_path / "search"
+    ctl = SearchController.create(
+        _ctx(cdir, clock), refs, _configs(generator), SearchSettings(**settings)
+    )
+    ctl.run()
+    return ctl, cdir
+
+
+def _stats(cdir: Path, name: str) -> dict[str, Any]:
+    state = json.loads((cdir / SEARCH_STATE).read_text())
+    return state["proxy_tasks_map"][name]["proxy_task_stats"]
+
+
+def test_the_best_proxy_and_its_interpolated_steps(tmp_path: Path) -> None:
+    ctl, cdir = _run(tmp_path, "all_three", early_stop_proxy_task_if_not_best=False)
+    assert ctl.is_finished()
+    good = _stats(cdir, "good")
+    assert good["stopping_state"] == "Met desired correlation"
+    assert good["final_training_steps"] == 9  # a crossing at the first step: no interpolation
+    assert good["accuracy_correlation_over_step"][0] == pytest.approx(1.0)
+    late = _stats(cdir, "late")
+    assert late["stopping_state"] == "Met desired correlation"
+    steps, taus = late["training_steps"], late["accuracy_correlation_over_step"]
+    k = next(i for i, t in enumerate(taus) if t is not None and t >= 0.65)
+    assert steps[k - 1] < late["final_training_steps"] <= steps[k]  # interpolated in between
+    bad = _stats(cdir, "bad")
+    assert bad["stopping_state"] == "Ran till completion"
+    assert ctl.best_proxy_task_name == "good"
+    rec = ctl.recommendation()
+    assert rec["training_steps"] == 9 and rec["cosine_decay_steps"] == 9
+    assert rec["trainer_args"] == {"lr": "0.1", "proxy": "good"}
+    assert good["latency_correlation"] == pytest.approx(1.0)
+    state = json.loads((cdir / SEARCH_STATE).read_text())
+    assert state["best_proxy_task_name"] == "good"
+    entry = state["proxy_tasks_map"]["good"]
+    assert set(entry) >= {
+        "proxy_task_stats",
+        "proxy_task_name",
+        "search_job_name",
+        "search_job_link",
+        "latency_calculator_job_name",
+        "latency_calculator_job_link",
+    }
+    assert set(good) >= {
+        "training_steps",
+        "accuracy_correlation_over_step",
+        "accuracy_correlation_p_value_over_step",
+        "median_accuracy_over_step",
+        "median_training_time_hrs_over_step",
+        "latency_correlation",
+        "latency_correlation_p_value",
+        "stopping_state",
+        "posted_stop_trials_message",
+        "final_training_time_in_hours",
+        "final_training_steps",
+    }
+    for name in ("good", "late", "bad"):
+        assert (cdir / f"proxy_task_{name}_curves.png").exists()
+        assert (cdir / f"proxy_task_{name}_accuracy_correlation.png").exists()
+        assert (cdir / f"proxy_task_{name}_latency_correlation.png").exists()
+
+
+def test_a_config_that_cannot_win_is_stopped_early(tmp_path: Path) -> None:
+    ctl, cdir = _run(tmp_path, "all_three", early_stop_proxy_task_if_not_best=True)
+    bad = _stats(cdir, "bad")
+    assert bad["stopping_state"] == "Exceeded best training time"
+    assert bad["posted_stop_trials_message"]
+    # its trials really stopped: none reached the end of its step budget
+    for record in ctl.tracker.records.values():
+        if record.job == "proxy_bad":
+            metrics = trainer.read_trial_training_metrics(record.trial_dir)
+            assert metrics is not None and metrics.last_pct < 100.0
+    assert ctl.best_proxy_task_name == "good"
+
+
+def test_extending_the_generator_trains_only_the_new_configs(tmp_path: Path) -> None:
+    refs = ReferenceModels.load(str(_model_selection_dir(tmp_path)))
+    clock = SimulatedClock()
+    cdir = tmp_path / "search"
+    first = SearchController.create(
+        _ctx(cdir, clock), refs, _configs("good_only"), SearchSettings()
+    )
+    first.run()
+    good_before = _stats(cdir, "good")
+    again = SearchController.resume(
+        _ctx(cdir, clock), refs, _configs("all_three"), SearchSettings()
+    )
+    again.run()
+    launched = {k.split("/")[0] for k in again.ctx.executor.known_trials()}
+    assert launched == {"proxy_bad", "proxy_late"}
+    assert _stats(cdir, "good") == good_before
+    assert again.best_proxy_task_name == "good"
+
+
+def test_changed_thresholds_rescore_from_recorded_curves(tmp_path: Path) -> None:
+    refs = ReferenceModels.load(str(_model_selection_dir(tmp_path)))
+    clock = SimulatedClock()
+    cdir = tmp_path / "search"
+    settings = SearchSettings(early_stop_proxy_task_if_not_best=False)
+    SearchController.create(_ctx(cdir, clock), refs, _configs("late_then_good"), settings).run()
+    before = _stats(cdir, "late")["final_training_steps"]
+    stricter = SearchSettings(
+        desired_accuracy_correlation=0.95, early_stop_proxy_task_if_not_best=False
+    )
+    again = SearchController.resume(_ctx(cdir, clock), refs, _configs("late_then_good"), stricter)
+    again.run()
+    assert again.ctx.executor.known_trials() == []  # nothing trained again
+    after = _stats(cdir, "late")["final_training_steps"]
+    assert after is not None and before is not None and after > before
+
+
+def test_kill_and_resume_at_any_step_gives_the_same_final_state(tmp_path: Path) -> None:
+    msdir = _model_selection_dir(tmp_path)
+    refs = ReferenceModels.load(str(msdir))
+    settings = SearchSettings()
+
+    def normalised(cdir: Path) -> dict[str, Any]:
+        state = json.loads((cdir / SEARCH_STATE).read_text().replace(str(cdir), "<dir>"))
+        return {k: state[k] for k in ("proxy_tasks_map", "best_proxy_task_name")}
+
+    clock = SimulatedClock()
+    ref_dir = tmp_path / "ref"
+    ref = SearchController.create(_ctx(ref_dir, clock), refs, _configs("all_three"), settings)
+    steps = 0
+    while not ref.is_finished():
+        ref.step()
+        steps += 1
+        clock.sleep(ref.tracker.wait_secs(5.0))
+    expected = normalised(ref_dir)
+    assert steps > 5
+    for crash_after in range(steps):
+        cdir = tmp_path / f"crash{crash_after}"
+        clock = SimulatedClock()
+        first = SearchController.create(_ctx(cdir, clock), refs, _configs("all_three"), settings)
+        for _ in range(crash_after):
+            first.step()
+            clock.sleep(first.tracker.wait_secs(5.0))
+        resumed = SearchController.resume(_ctx(cdir, clock), refs, _configs("all_three"), settings)
+        resumed.run()
+        assert normalised(cdir) == expected, crash_after
