@@ -27,6 +27,10 @@ demo: $(STAMP)
 	# model selection: 12 random models, 2 pruned per round, 6 reference models trained fully
 	$(VENV)/bin/proxytask select-models --config examples/digits/select.yaml \
 	    --root-output-dir $(RUNS)/demo --job-name digits
+	# proxy-task search over data % and image size, judged by those reference models
+	$(VENV)/bin/proxytask search --config examples/digits/search.yaml \
+	    --root-output-dir $(RUNS)/demo --job-name digits \
+	    --model-selection-dir "$$(ls -d $(RUNS)/demo/Model_Selection_digits_* | tail -n 1)"
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests examples

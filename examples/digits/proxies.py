@@ -12,7 +12,7 @@ from typing import Any
 
 from proxytask import ProxyTaskConfig
 
-__all__ = ["DATA_PCTS", "IMAGE_SIZES", "WIDTH_MULTIPLIERS", "generate"]
+__all__ = ["DATA_PCTS", "DEMO_NAMES", "IMAGE_SIZES", "WIDTH_MULTIPLIERS", "demo", "generate"]
 
 DATA_PCTS = (25, 50, 75)  # never 100: that is the full recipe's data
 IMAGE_SIZES = (8, 12)  # the full recipe uses 16
@@ -64,3 +64,11 @@ def generate(baseline_args: dict[str, Any]) -> list[ProxyTaskConfig]:
         for args in candidates
         if reduces(args)
     ]
+
+
+DEMO_NAMES = ("data25", "data50", "img8", "img12", "data25_img8")
+
+
+def demo(baseline_args: dict[str, Any]) -> list[ProxyTaskConfig]:
+    """The demo's smaller set: data % and image size, and one combination of both."""
+    return [c for c in generate(baseline_args) if c.name in DEMO_NAMES]

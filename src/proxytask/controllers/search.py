@@ -483,17 +483,19 @@ class SearchController(Controller):
         )
         render_search_curves(fig, prefix + "_curves.png")
         labels = [f"{i}" for i in self.references.trial_ids]
-        proxy_at_stop = self._accuracies_at_step(name, stats["final_training_steps"])
+        # the evaluation where the stopping rule held (not the interpolated step before it)
+        at_step = stats.get("decided_at_training_step", stats["final_training_steps"])
+        proxy_at_stop = self._accuracies_at_step(name, at_step)
         tau = None
         p_value = None
-        if stats["final_training_steps"] is not None and stats["training_steps"]:
+        if at_step is not None and stats["training_steps"]:
             from proxytask.search_stats import rank_correlation
 
             corr = rank_correlation(proxy_at_stop, list(self.references.accuracies))
             tau, p_value = corr.tau, corr.p_value
         render_correlation_scatter(
             correlation_scatter_figure(
-                f"{name}: proxy vs full-training accuracy at step {stats['final_training_steps']}",
+                f"{name}: proxy vs full-training accuracy at step {at_step}",
                 list(self.references.accuracies),
                 proxy_at_stop,
                 labels,
