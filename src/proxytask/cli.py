@@ -502,6 +502,19 @@ def _context(values: dict[str, Any], kind: str, previous: str | None) -> Control
     )
 
 
+def _drive(ctx: ControllerContext, start: Any, *args: Any) -> Any:
+    """Create or resume a controller, run it to its answer, close the executor, print it."""
+    print(f"controller dir: {ctx.controller_dir}", flush=True)
+    try:
+        ctl = start(ctx, *args)
+        ctl.run()
+    finally:
+        ctx.executor.close()
+    for line in ctl.summary():
+        print(line)
+    return ctl
+
+
 def cmd_variance(args: argparse.Namespace) -> int:
     """``proxytask variance``: the variance measurement."""
     from proxytask.controllers.variance import VarianceController, VarianceSettings
@@ -520,17 +533,12 @@ def cmd_variance(args: argparse.Namespace) -> int:
         copy_seed_flag=values["copy_seed_flag"],
     )
     ctx = _context(values, layout.KIND_VARIANCE, previous)
-    print(f"controller dir: {ctx.controller_dir}", flush=True)
-    try:
-        if previous is None:
-            ctl = VarianceController.create(ctx, space, settings)
-        else:
-            ctl = VarianceController.resume(ctx, space, settings)
-        ctl.run()
-    finally:
-        ctx.executor.close()
-    for line in ctl.summary():
-        print(line)
+    ctl = _drive(
+        ctx,
+        VarianceController.create if previous is None else VarianceController.resume,
+        space,
+        settings,
+    )
     if ctl.phase == "failed":
         return EXIT_FAILED
     print(f"results: {storage.join(ctx.controller_dir, 'variance_and_smoothness.json')}")
@@ -560,17 +568,12 @@ def cmd_select_models(args: argparse.Namespace) -> int:
         baseline_architecture=_resolve_architecture(values["baseline_architecture"]),
     )
     ctx = _context(values, layout.KIND_MODEL_SELECTION, previous)
-    print(f"controller dir: {ctx.controller_dir}", flush=True)
-    try:
-        if previous is None:
-            ctl = ModelSelectionController.create(ctx, space, settings)
-        else:
-            ctl = ModelSelectionController.resume(ctx, space, settings)
-        ctl.run()
-    finally:
-        ctx.executor.close()
-    for line in ctl.summary():
-        print(line)
+    ctl = _drive(
+        ctx,
+        ModelSelectionController.create if previous is None else ModelSelectionController.resume,
+        space,
+        settings,
+    )
     if ctl.phase == "failed":
         return EXIT_FAILED
     print(f"reference models: {storage.join(ctx.controller_dir, 'REFERENCE_MODELS.json')}")
@@ -598,17 +601,13 @@ def cmd_search(args: argparse.Namespace) -> int:
         max_parallel_proxy_tasks=values["max_parallel_proxy_tasks"],
     )
     ctx = _context(values, layout.KIND_SEARCH, previous)
-    print(f"controller dir: {ctx.controller_dir}", flush=True)
-    try:
-        if previous is None:
-            ctl = SearchController.create(ctx, references, configs, settings)
-        else:
-            ctl = SearchController.resume(ctx, references, configs, settings)
-        ctl.run()
-    finally:
-        ctx.executor.close()
-    for line in ctl.summary():
-        print(line)
+    _drive(
+        ctx,
+        SearchController.create if previous is None else SearchController.resume,
+        references,
+        configs,
+        settings,
+    )
     print(f"state: {storage.join(ctx.controller_dir, 'SEARCH_CONTROLLER_STATE.json')}")
     return EXIT_OK
 

@@ -246,3 +246,59 @@ def test_kill_and_resume_at_any_step_gives_the_same_final_state(tmp_path: Path) 
         resumed = SearchController.resume(_ctx(cdir, clock), refs, _configs("all_three"), settings)
         resumed.run()
         assert normalised(cdir) == expected, crash_after
+
+
+def _cli_args(tmp_path: Path, msdir: Path, generator: str) -> list[str]:
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps(TABLE.to_dict()))
+    return [
+        "search",
+        "--trainer=replay",
+        f"--root-output-dir={tmp_path / 'runs'}",
+        "--job-name=s",
+        "--executor=replay",
+        f"--replay-table={table}",
+        "--max-parallel-trials=8",
+        f"--model-selection-dir={msdir}",
+        f"--proxy-task-config-generator=tests.fixtures.proxy_generators:{generator}",
+    ]
+
+
+def test_cli_search_prints_the_recommendation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from proxytask import cli
+
+    msdir = _model_selection_dir(tmp_path)
+    assert cli.main(_cli_args(tmp_path, msdir, "all_three")) == 0
+    out = capsys.readouterr().out
+    assert "best proxy task: good" in out
+    assert "set training steps = 9, cosine-decay steps = 9" in out
+    (cdir,) = (tmp_path / "runs").iterdir()
+    rec = json.loads((cdir / "PROXY_TASK_RECOMMENDATION.json").read_text())
+    assert rec["best_proxy_task_name"] == "good" and rec["training_steps"] == 9
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"--model-selection-dir": "/nonexistent"}, "must be a finished model selection"),
+        (
+            {"--proxy-task-config-generator": "tests.fixtures.generators:empty"},
+            "must return a non-empty list",
+        ),
+        ({"--desired-accuracy-correlation": "1.5"}, "must be a correlation in [-1, 1]"),
+    ],
+)
+def test_cli_search_bad_input(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], change: dict[str, str], message: str
+) -> None:
+    from proxytask import cli
+
+    msdir = _model_selection_dir(tmp_path)
+    args = [a for a in _cli_args(tmp_path, msdir, "all_three") if a.split("=")[0] not in change]
+    args += [f"{k}={v}" for k, v in change.items()]
+    assert cli.main(args) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not (tmp_path / "runs").exists()
