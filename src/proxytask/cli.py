@@ -23,6 +23,7 @@ from proxytask.options import (
     Option,
     add_options,
     boolean,
+    correlation_or_auto,
     float_or_none,
     non_negative_float,
     positive_float,
@@ -203,9 +204,10 @@ SEARCH_OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "desired-latency-correlation",
-        float_or_none,
-        None,
-        "fail a proxy whose latency correlation is below this",
+        correlation_or_auto,
+        "auto",
+        "fail a proxy whose latency correlation is below this (auto: 0.65 when the reference "
+        "models have latencies; none: never)",
         "TAU",
     ),
     Option(
@@ -325,6 +327,26 @@ def build_parser() -> argparse.ArgumentParser:
     )
     search.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
     add_options(search, SEARCH_OPTIONS)
+
+    run = sub.add_parser(
+        "run",
+        help="the whole workflow: variance, model selection, proxy search, final checks",
+        description="Run variance measurement, model selection, proxy-task search and the final "
+        "checks from one config file, in one dir; running it again skips finished stages and "
+        "resumes the one in flight.",
+    )
+    run.add_argument("config", metavar="CONFIG", help="the workflow file (YAML)")
+    run.add_argument(
+        "--force",
+        action="store_true",
+        help="go on when a stage's answer says the next one is pointless",
+    )
+    run.add_argument(
+        "--live",
+        default=None,
+        choices=("true", "false"),
+        help="force the live display on or off (default: on a terminal)",
+    )
 
     status = sub.add_parser(
         "status",
@@ -515,12 +537,10 @@ def _drive(ctx: ControllerContext, start: Any, *args: Any) -> Any:
     return ctl
 
 
-def cmd_variance(args: argparse.Namespace) -> int:
-    """``proxytask variance``: the variance measurement."""
-    from proxytask.controllers.variance import VarianceController, VarianceSettings
+def _variance_inputs(values: dict[str, Any]) -> tuple[Any, Any]:
+    from proxytask.controllers.variance import VarianceSettings
     from proxytask.space import load_search_space
 
-    values, previous = _resolve_with_previous(args, VARIANCE_OPTIONS, "previous_variance_dir")
     space = load_search_space(values["search_space"])
     space.sample(values["seed"], 0)  # a broken space fails here, before any dir is made
     settings = VarianceSettings(
@@ -532,30 +552,15 @@ def cmd_variance(args: argparse.Namespace) -> int:
         seed=values["seed"],
         copy_seed_flag=values["copy_seed_flag"],
     )
-    ctx = _context(values, layout.KIND_VARIANCE, previous)
-    ctl = _drive(
-        ctx,
-        VarianceController.create if previous is None else VarianceController.resume,
-        space,
-        settings,
-    )
-    if ctl.phase == "failed":
-        return EXIT_FAILED
-    print(f"results: {storage.join(ctx.controller_dir, 'variance_and_smoothness.json')}")
-    print(f"plot:    {storage.join(ctx.controller_dir, 'variance_curves.png')}")
-    return EXIT_OK
+    return space, settings
 
 
-def cmd_select_models(args: argparse.Namespace) -> int:
-    """``proxytask select-models``: model selection."""
-    from proxytask.controllers.selection import ModelSelectionController, SelectionSettings
+def _selection_inputs(values: dict[str, Any]) -> tuple[Any, Any]:
+    from proxytask.controllers.selection import SelectionSettings
     from proxytask.space import load_search_space
 
-    values, previous = _resolve_with_previous(
-        args, SELECTION_OPTIONS, "previous_model_selection_dir"
-    )
     space = load_search_space(values["search_space"])
-    space.sample(values["seed"], 0)  # a broken space fails here, before any dir is made
+    space.sample(values["seed"], 0)
     settings = SelectionSettings(
         start_num_models=values["start_num_models"],
         final_num_models=values["final_num_models"],
@@ -567,48 +572,278 @@ def cmd_select_models(args: argparse.Namespace) -> int:
         latency_metric_id=values["latency_metric_id"],
         baseline_architecture=_resolve_architecture(values["baseline_architecture"]),
     )
-    ctx = _context(values, layout.KIND_MODEL_SELECTION, previous)
-    ctl = _drive(
-        ctx,
-        ModelSelectionController.create if previous is None else ModelSelectionController.resume,
-        space,
-        settings,
+    return space, settings
+
+
+def _search_inputs(values: dict[str, Any], references: Any = None) -> tuple[Any, Any]:
+    from proxytask.controllers.search import SearchSettings
+    from proxytask.executors.command import parse_trainer_args
+    from proxytask.proxies import load_proxy_task_configs
+
+    baseline = parse_trainer_args(values["trainer_args"])
+    configs = load_proxy_task_configs(values["proxy_task_config_generator"], baseline)
+    latency_corr = values["desired_latency_correlation"]
+    if latency_corr == "auto":
+        has_latency = references is not None and any(
+            lat is not None for lat in references.latencies
+        )
+        latency_corr = 0.65 if has_latency else None
+    settings = SearchSettings(
+        desired_accuracy_correlation=values["desired_accuracy_correlation"],
+        desired_accuracy=values["desired_accuracy"],
+        training_time_hrs_limit=values["training_time_hrs_limit"],
+        desired_latency_correlation=latency_corr,
+        early_stop_proxy_task_if_not_best=values["early_stop_proxy_task_if_not_best"],
+        max_parallel_proxy_tasks=values["max_parallel_proxy_tasks"],
     )
+    return configs, settings
+
+
+def _run_variance(values: dict[str, Any], previous: str | None, ctx: Any = None) -> Any:
+    from proxytask.controllers.variance import VarianceController
+
+    space, settings = _variance_inputs(values)
+    ctx = ctx or _context(values, layout.KIND_VARIANCE, previous)
+    start = VarianceController.create if previous is None else VarianceController.resume
+    return _drive(ctx, start, space, settings)
+
+
+def _run_selection(values: dict[str, Any], previous: str | None, ctx: Any = None) -> Any:
+    from proxytask.controllers.selection import ModelSelectionController
+
+    space, settings = _selection_inputs(values)
+    ctx = ctx or _context(values, layout.KIND_MODEL_SELECTION, previous)
+    start = ModelSelectionController.create if previous is None else ModelSelectionController.resume
+    return _drive(ctx, start, space, settings)
+
+
+def _run_search(values: dict[str, Any], previous: str | None, ctx: Any = None) -> Any:
+    from proxytask.controllers.search import ReferenceModels, SearchController
+
+    references = ReferenceModels.load(values["model_selection_dir"])
+    configs, settings = _search_inputs(values, references)
+    ctx = ctx or _context(values, layout.KIND_SEARCH, previous)
+    start = SearchController.create if previous is None else SearchController.resume
+    return _drive(ctx, start, references, configs, settings)
+
+
+def cmd_variance(args: argparse.Namespace) -> int:
+    """``proxytask variance``: the variance measurement."""
+    values, previous = _resolve_with_previous(args, VARIANCE_OPTIONS, "previous_variance_dir")
+    ctl = _run_variance(values, previous)
     if ctl.phase == "failed":
         return EXIT_FAILED
-    print(f"reference models: {storage.join(ctx.controller_dir, 'REFERENCE_MODELS.json')}")
+    cdir = ctl.ctx.controller_dir
+    print(f"results: {storage.join(cdir, 'variance_and_smoothness.json')}")
+    print(f"plot:    {storage.join(cdir, 'variance_curves.png')}")
+    return EXIT_OK
+
+
+def cmd_select_models(args: argparse.Namespace) -> int:
+    """``proxytask select-models``: model selection."""
+    values, previous = _resolve_with_previous(
+        args, SELECTION_OPTIONS, "previous_model_selection_dir"
+    )
+    ctl = _run_selection(values, previous)
+    if ctl.phase == "failed":
+        return EXIT_FAILED
+    print(f"reference models: {storage.join(ctl.ctx.controller_dir, 'REFERENCE_MODELS.json')}")
     return EXIT_OK
 
 
 def cmd_search(args: argparse.Namespace) -> int:
     """``proxytask search``: the proxy-task search."""
-    from proxytask.controllers.search import ReferenceModels, SearchController, SearchSettings
-    from proxytask.executors.command import parse_trainer_args
-    from proxytask.proxies import load_proxy_task_configs
-
     values, previous = _resolve_with_previous(
         args, SEARCH_OPTIONS, "previous_proxy_task_search_dir"
     )
-    references = ReferenceModels.load(values["model_selection_dir"])
-    baseline = parse_trainer_args(values["trainer_args"])
-    configs = load_proxy_task_configs(values["proxy_task_config_generator"], baseline)
-    settings = SearchSettings(
-        desired_accuracy_correlation=values["desired_accuracy_correlation"],
-        desired_accuracy=values["desired_accuracy"],
-        training_time_hrs_limit=values["training_time_hrs_limit"],
-        desired_latency_correlation=values["desired_latency_correlation"],
-        early_stop_proxy_task_if_not_best=values["early_stop_proxy_task_if_not_best"],
-        max_parallel_proxy_tasks=values["max_parallel_proxy_tasks"],
+    ctl = _run_search(values, previous)
+    print(f"state: {storage.join(ctl.ctx.controller_dir, 'SEARCH_CONTROLLER_STATE.json')}")
+    return EXIT_OK
+
+
+def _final_checks(wdir: str, state: dict[str, Any], search_ctl: Any) -> dict[str, Any]:
+    """The final checks of the workflow (rewards, failures, latency) and the recommendation."""
+    import statistics
+
+    from proxytask import workflow as wf
+    from proxytask.trainer import check_reward_range
+
+    stages = state["stages"]
+    rec = search_ctl.recommendation()
+    variance = (
+        storage.read_json(storage.join(stages["variance"]["dir"], "variance_and_smoothness.json"))
+        if stages.get("variance", {}).get("dir")
+        else None
     )
-    ctx = _context(values, layout.KIND_SEARCH, previous)
-    _drive(
-        ctx,
-        SearchController.create if previous is None else SearchController.resume,
-        references,
-        configs,
-        settings,
-    )
-    print(f"state: {storage.join(ctx.controller_dir, 'SEARCH_CONTROLLER_STATE.json')}")
+    failures = {
+        "variance": wf.failure_rate(stages["variance"]["dir"], "measurement_state.json")
+        if stages.get("variance", {}).get("dir")
+        else None,
+        "model_selection": wf.failure_rate(
+            stages["model_selection"]["dir"], "MODEL_SELECTION_STATE.json"
+        ),
+        "search": wf.failure_rate(stages["search"]["dir"], "SEARCH_CONTROLLER_STATE.json"),
+    }
+    reward = None
+    latency_constraint = None
+    best = rec.get("best_proxy_task_name")
+    if best:
+        step = rec["training_steps"]
+        scores = [a for a in search_ctl._accuracies_at_step(best, step) if a is not None]
+        check = check_reward_range(scores)
+        reward = {
+            "minimum": check.minimum,
+            "maximum": check.maximum,
+            "ok": check.ok,
+            "scale_factor": check.scale_factor,
+            "message": check.message,
+        }
+        scaled = {"width_multiplier", "depth_multiplier", "image_size"} & set(
+            search_ctl.configs[best].trainer_args
+        )
+        refs = search_ctl.references
+        proxy_lat = [
+            m.latency if m is not None and m.has_latency else None
+            for m in search_ctl._metrics(best)
+        ]
+        ratios = [
+            p / f
+            for p, f in zip(proxy_lat, refs.latencies, strict=False)
+            if p is not None and f is not None and f > 0
+        ]
+        if scaled and ratios:
+            factor = statistics.median(ratios)
+            latency_constraint = {
+                "scaled_by": sorted(scaled),
+                "latency_ratio_scaled_to_full": factor,
+                "advice": (
+                    f"the proxy scales the model ({', '.join(sorted(scaled))}): its models "
+                    f"measure {factor:.3g}× the full models' latency (median over the reference "
+                    f"models), so a latency target T for the full model becomes {factor:.3g}·T "
+                    "in the search"
+                ),
+            }
+    return {
+        "version": 1,
+        "recommendation": rec,
+        "variance": None
+        if variance is None
+        else {
+            k: variance.get(k)
+            for k in (
+                "variance_value",
+                "variance_good",
+                "smoothness_value",
+                "smoothness_good",
+                "std",
+                "std_confidence_interval",
+            )
+        },
+        "failure_rates": failures,
+        "reward_range": reward,
+        "latency_constraint": latency_constraint,
+        "stage_dirs": {k: v.get("dir") for k, v in stages.items()},
+    }
+
+
+def cmd_run(path: str, force: bool, live: bool | None) -> int:
+    """``proxytask run CONFIG``: the whole workflow, resumable, in one dir."""
+    from proxytask import workflow as wf
+    from proxytask.executors.command import check_local_command, parse_trainer_command
+
+    stage_options = {
+        "variance": VARIANCE_OPTIONS,
+        "model_selection": SELECTION_OPTIONS,
+        "search": SEARCH_OPTIONS,
+    }
+    cfg = wf.load_workflow_config(path, TRIAL_OPTIONS, stage_options)
+    wdir = wf.workflow_dir(cfg)
+    common = {"root_output_dir": wdir, "job_name": cfg.shared["job_name"], "live": live}
+    v_values = wf.stage_values(cfg, "variance", VARIANCE_OPTIONS, **common)
+    m_values = wf.stage_values(cfg, "model_selection", SELECTION_OPTIONS, **common)
+    s_values = wf.stage_values(cfg, "search", SEARCH_OPTIONS, model_selection_dir=wdir, **common)
+    # every stage's input is checked before anything is written
+    trainer = parse_trainer_command(v_values["trainer"])
+    if v_values["executor"] == "local":
+        check_local_command(trainer.argv[0])
+    _variance_inputs(v_values)
+    _selection_inputs(m_values)
+    _search_inputs(s_values)
+
+    storage.makedirs(wdir)
+    state = wf.load_workflow_state(wdir)
+    stages = state.setdefault("stages", {})
+    print(f"workflow dir: {wdir}", flush=True)
+
+    def run_stage(name: str, kind: str, values: dict[str, Any], runner: Any) -> Any:
+        entry = stages.setdefault(name, {})
+        if entry.get("status") == "done":
+            print(f"== {name.replace('_', ' ')}: finished earlier, skipped ({entry['dir']})")
+            return None
+        previous = entry.get("dir")
+        ctx = _context(values, kind, previous)
+        entry.update(dir=ctx.controller_dir, status="running")
+        wf.save_workflow_state(wdir, state)
+        print(f"== {name.replace('_', ' ')}" + (" (resumed)" if previous else ""), flush=True)
+        ctl = runner(values, previous, ctx)
+        entry["status"] = "failed" if getattr(ctl, "phase", "done") == "failed" else "done"
+        wf.save_workflow_state(wdir, state)
+        return ctl
+
+    # 1. variance
+    run_stage("variance", layout.KIND_VARIANCE, v_values, _run_variance)
+    vdir = stages["variance"]["dir"]
+    if stages["variance"]["status"] == "failed" and not force:
+        print(
+            "stopped: the variance measurement found no model that trains; model selection "
+            "would fail the same way. Fix the trainer (see the causes above), then run again; "
+            "--force goes on anyway."
+        )
+        return EXIT_FAILED
+    result = storage.read_json(storage.join(vdir, "variance_and_smoothness.json")) or {}
+    if result and not (result.get("variance_good") and result.get("smoothness_good")):
+        if not force:
+            print(
+                "stopped: training is not repeatable or smooth enough for a proxy to rank "
+                "models (see the verdict and advice above). Apply the advice and run again, or "
+                "run again with --force to go on with these curves."
+            )
+            return EXIT_OK
+        print("going on despite the variance verdict (--force)")
+    # 2. model selection
+    run_stage("model_selection", layout.KIND_MODEL_SELECTION, m_values, _run_selection)
+    if stages["model_selection"]["status"] == "failed":
+        print(
+            "stopped: model selection gave no reference models, and a proxy search needs them. "
+            "Fix the cause above and run again: the failed round is retried."
+        )
+        return EXIT_FAILED
+    # 3. proxy-task search
+    s_values["model_selection_dir"] = stages["model_selection"]["dir"]
+    search_ctl = run_stage("search", layout.KIND_SEARCH, s_values, _run_search)
+    if search_ctl is None:  # finished earlier: rebuild it to read its answer
+        from proxytask.controllers.search import ReferenceModels, SearchController
+
+        references = ReferenceModels.load(s_values["model_selection_dir"])
+        configs, settings = _search_inputs(s_values, references)
+        ctx = _context(s_values, layout.KIND_SEARCH, stages["search"]["dir"])
+        try:
+            search_ctl = SearchController.resume(ctx, references, configs, settings)
+            search_ctl.run()
+        finally:
+            ctx.executor.close()
+    # 4. final checks
+    final = _final_checks(wdir, state, search_ctl)
+    storage.write_json_atomic(storage.join(wdir, wf.RECOMMENDATION), final)
+    print("== final checks")
+    for name, rate in final["failure_rates"].items():
+        if rate:
+            print(f"  {name}: {rate['failed']} of {rate['trials']} trials failed {rate['causes']}")
+    if final["reward_range"]:
+        print(f"  rewards: {final['reward_range']['message']}")
+    if final["latency_constraint"]:
+        print(f"  latency: {final['latency_constraint']['advice']}")
+    print(f"recommendation: {storage.join(wdir, wf.RECOMMENDATION)}")
     return EXIT_OK
 
 
@@ -640,6 +875,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "status":
             return cmd_status(args.dir, args.json)
+        if args.command == "run":
+            live = None if args.live is None else args.live == "true"
+            return cmd_run(args.config, args.force, live)
         if args.command == "search":
             return cmd_search(args)
         if args.command == "select-models":

@@ -86,6 +86,13 @@ def float_or_none(value: Any) -> float | None:
     return number
 
 
+def correlation_or_auto(value: Any) -> float | str | None:
+    """``auto``, ``none``, or a finite number."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    return float_or_none(value)
+
+
 def text(value: Any) -> str:
     """A non-empty string."""
     if not isinstance(value, str) or not value.strip():

@@ -89,7 +89,7 @@ class VarianceSettings:
         if not 0 < self.workable_pct <= 100:
             raise UsageError(f"workable pct must be in (0, 100], got {self.workable_pct}.")
         if not 0 < self.confidence < 1:
-            raise UsageError(f"--confidence must be in (0, 1), got {self.confidence}.")
+            raise UsageError(f"the confidence level must be in (0, 1), got {self.confidence}.")
 
 
 def _finished(record: TrialRecord) -> bool:

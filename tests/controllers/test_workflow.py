@@ -1,0 +1,210 @@
+"""`proxytask run`: the whole workflow on the replay executor, and bad workflow files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from proxytask import cli
+from proxytask.executors.replay import ReplayTable
+
+TOTAL = 200
+
+
+def _curves() -> ReplayTable:
+    curves = []
+    for width in (8, 16, 32, 64):
+        for depth in (1, 2, 3):
+            final = 0.5 + 0.1 * depth + width / 200
+            arch = {"width": width, "depth": depth}
+            full = [[10 * k - 1, final * (1 - 0.8 * (1 - k / 20) ** 2), 5.0] for k in range(1, 21)]
+            proxy = [[10 * k - 1, final * (k / 20) ** 0.5, 1.0] for k in range(1, 21)]
+            curves.append(
+                {
+                    "curve_id": f"w{width}d{depth}",
+                    "match": {"nas_params": arch},
+                    "total_steps": TOTAL,
+                    "latency": width * depth / 10,
+                    "points": full,
+                }
+            )
+            curves.append(
+                {
+                    "curve_id": f"w{width}d{depth}-good",
+                    "match": {"nas_params": arch, "trainer_args": {"proxy": "good"}},
+                    "total_steps": TOTAL,
+                    "latency": width * depth / 20,
+                    "points": proxy,
+                }
+            )
+    for width in (8, 16, 32, 64):  # copies given their own seed: a different final each
+        for depth in (1, 2, 3):
+            arch = {"width": width, "depth": depth}
+            for seed in (1, 2, 3):
+                final = 0.5 + 0.1 * depth + width / 200 - 0.05 * seed
+                points = [[10 * k - 1, final * k / 20, 5.0] for k in range(1, 21)]
+                curves.append(
+                    {
+                        "curve_id": f"w{width}d{depth}s{seed}",
+                        "match": {"nas_params": arch, "trainer_args": {"seed": seed}},
+                        "total_steps": TOTAL,
+                        "latency": 1.0,
+                        "points": points,
+                    }
+                )
+    return ReplayTable.from_dict(
+        {"format": "proxytask-replay-table", "version": 1, "curves": curves}
+    )
+
+
+def _config(tmp_path: Path, **changes: Any) -> Path:
+    table = tmp_path / "table.json"
+    table.write_text(json.dumps(_curves().to_dict()))
+    data: dict[str, Any] = {
+        "trainer": "replay",
+        "search-space": "tests.fixtures.spaces:tiny",
+        "root-output-dir": str(tmp_path / "runs"),
+        "job-name": "wf",
+        "executor": "replay",
+        "replay-table": str(table),
+        "max-parallel-trials": 8,
+        "variance": {"num-copies": 3},
+        "model-selection": {
+            "start-num-models": 8,
+            "final-num-models": 6,
+            "num-models-to-remove-per-iter": 2,
+        },
+        "search": {"proxy-task-config-generator": "tests.fixtures.proxy_generators:good_only"},
+    }
+    for key, value in changes.items():
+        if value is None:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    path = tmp_path / "workflow.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_workflow_from_an_empty_dir_to_the_recommendation(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _config(tmp_path)
+    assert cli.main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "== variance" in out and "== model selection" in out and "== search" in out
+    wdir = tmp_path / "runs" / "Workflow_wf"
+    rec = json.loads((wdir / "RECOMMENDATION.json").read_text())
+    assert rec["recommendation"]["best_proxy_task_name"] == "good"
+    assert rec["recommendation"]["training_steps"] == rec["recommendation"]["cosine_decay_steps"]
+    assert rec["variance"]["variance_good"] is True
+    assert rec["reward_range"]["ok"] is True
+    assert rec["failure_rates"]["model_selection"]["failed"] == 0
+    state = json.loads((wdir / "WORKFLOW_STATE.json").read_text())
+    assert {k: v["status"] for k, v in state["stages"].items()} == {
+        "variance": "done",
+        "model_selection": "done",
+        "search": "done",
+    }
+    # running it again skips every finished stage and gives the same recommendation
+    assert cli.main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("finished earlier, skipped") == 3
+    again = json.loads((wdir / "RECOMMENDATION.json").read_text())
+    assert again["recommendation"] == rec["recommendation"]
+
+
+def test_a_bad_variance_blocks_the_next_stage_until_forced(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _config(
+        tmp_path, variance={"num-copies": 3, "copy-seed-flag": "seed", "max-variance": 0.001}
+    )
+    assert cli.main(["run", str(path)]) == 0  # an answer, even a negative one
+    out = capsys.readouterr().out
+    assert "stopped: training is not repeatable or smooth enough" in out
+    assert "NOT GOOD" in out
+    wdir = tmp_path / "runs" / "Workflow_wf"
+    assert not (wdir / "RECOMMENDATION.json").exists()
+    assert cli.main(["run", str(path), "--force"]) == 0
+    out = capsys.readouterr().out
+    assert "variance: finished earlier, skipped" in out
+    assert "going on despite the variance verdict (--force)" in out
+    rec = json.loads((wdir / "RECOMMENDATION.json").read_text())
+    assert rec["variance"]["variance_good"] is False
+    assert rec["recommendation"]["best_proxy_task_name"] == "good"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"jobname": "x"}, "config key 'jobname'"),
+        (
+            {"max-parallel-trials": "many"},
+            "config key 'max-parallel-trials' must be a whole number",
+        ),
+        ({"trainer": None}, "config key 'trainer'"),
+        ({"search-space": "no_such_pkg.space:fn"}, "must name an importable module"),
+        (
+            {"search": {"proxy-task-config-generator": "tests.fixtures.generators:empty"}},
+            "must return a non-empty list",
+        ),
+        (
+            {
+                "search": {
+                    "proxy-task-config-generator": "tests.fixtures.proxy_generators:good_only",
+                    "desired-accuracy-correlation": 2,
+                }
+            },
+            "must be a correlation in [-1, 1]",
+        ),
+        ({"variance": {"num-copies": 0}}, "config key 'num-copies' must be a whole number >= 1"),
+        ({"variance": {"numcopies": 3}}, "config key 'variance.numcopies'"),
+        ({"search": "fast"}, "config key 'search' in"),
+    ],
+)
+def test_bad_workflow_files(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], changes: dict[str, Any], message: str
+) -> None:
+    path = _config(tmp_path, **changes)
+    assert cli.main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("interrupt_at", [2, 12, 25, 40, 47])  # variance, selection, search
+def test_a_kill_during_a_stage_then_run_again_gives_the_same_recommendation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt_at: int
+) -> None:
+    from proxytask.clock import SimulatedClock
+
+    reference = tmp_path / "ref"
+    reference.mkdir()
+    assert cli.main(["run", str(_config(reference))]) == 0
+    expected = json.loads((reference / "runs" / "Workflow_wf" / "RECOMMENDATION.json").read_text())
+
+    calls = {"n": 0}
+    original = SimulatedClock.sleep
+
+    def dying_sleep(self: SimulatedClock, seconds: float) -> None:
+        calls["n"] += 1
+        if calls["n"] == interrupt_at:
+            raise KeyboardInterrupt  # the controller is killed here
+        original(self, seconds)
+
+    path = _config(tmp_path)
+    monkeypatch.setattr(SimulatedClock, "sleep", dying_sleep)
+    assert cli.main(["run", str(path)]) == 130
+    monkeypatch.setattr(SimulatedClock, "sleep", original)
+    wdir = tmp_path / "runs" / "Workflow_wf"
+    state = json.loads((wdir / "WORKFLOW_STATE.json").read_text())
+    assert "running" in {v["status"] for v in state["stages"].values()}
+    assert cli.main(["run", str(path)]) == 0
+    rec = json.loads((wdir / "RECOMMENDATION.json").read_text())
+    assert rec["recommendation"] == expected["recommendation"]
