@@ -38,11 +38,12 @@ class JobSummary:
 
 @dataclasses.dataclass(frozen=True)
 class DirStatus:
-    """The status of a dir: ``kind`` is a controller kind, ``job`` or ``trial``."""
+    """The status of a dir: ``kind`` is a controller kind, ``workflow``, ``job`` or ``trial``."""
 
     path: str
     kind: str
     jobs: tuple[JobSummary, ...]
+    notes: tuple[str, ...] = ()  # where the tool stands, read from its state file
 
 
 def _summarise_trial(trial_id: str, tdir: str) -> TrialSummary:
@@ -92,18 +93,98 @@ def _summarise_job(name: str, jdir: str) -> JobSummary:
     return JobSummary(name, jdir, trials)
 
 
+def _read(path: str) -> dict[str, Any]:
+    try:
+        data = storage.read_json(path)
+    except StorageError:
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _controller_notes(path: str, kind: str) -> tuple[str, ...]:
+    """One or two lines on where a tool stands, from its state file."""
+    if kind == layout.KIND_VARIANCE:
+        state = _read(storage.join(path, "measurement_state.json"))
+        result = _read(storage.join(path, "variance_and_smoothness.json"))
+        notes = [f"phase: {state.get('phase', '?')}"]
+        if state.get("error"):
+            notes.append(f"error: {state['error']}")
+        if result:
+            notes.append(f"variance {result.get('variance_value')} ({result.get('variance_info')})")
+            notes.append(
+                f"smoothness {result.get('smoothness_value')} ({result.get('smoothness_info')})"
+            )
+        return tuple(notes)
+    if kind == layout.KIND_MODEL_SELECTION:
+        state = _read(storage.join(path, layout.MODEL_SELECTION_STATE))
+        its = state.get("iterations", [])
+        notes = [f"phase: {state.get('phase', '?')}, round {len(its)}"]
+        if its:
+            notes.append(
+                f"current round: {its[-1]['num_trials']} models to "
+                f"{its[-1]['desired_training_step_pct']:.2f} %"
+            )
+        if state.get("error"):
+            notes.append(f"error: {state['error']}")
+        result = _read(storage.join(path, "REFERENCE_MODELS.json"))
+        if result:
+            cost = result.get("cost", {})
+            notes.append(
+                f"{result.get('num_reference_models')} reference models; cost "
+                f"{cost.get('training_hours', 0):.4f} training hours "
+                f"({cost.get('multiple_of_full_training') or 0:.2f} × full training)"
+            )
+        return tuple(notes)
+    if kind == layout.KIND_SEARCH:
+        state = _read(storage.join(path, "SEARCH_CONTROLLER_STATE.json"))
+        notes = []
+        for name, entry in state.get("proxy_tasks_map", {}).items():
+            stats = entry.get("proxy_task_stats", {})
+            notes.append(
+                f"{name}: {stats.get('stopping_state') or 'running'}"
+                + (
+                    f" at step {stats['final_training_steps']}"
+                    if stats.get("final_training_steps") is not None
+                    else ""
+                )
+            )
+        if state.get("best_proxy_task_name"):
+            notes.append(f"best proxy task so far: {state['best_proxy_task_name']}")
+        return tuple(notes)
+    return ()
+
+
+def _workflow_status(path: str) -> DirStatus:
+    state = _read(storage.join(path, "WORKFLOW_STATE.json"))
+    notes = [
+        f"{stage.replace('_', ' ')}: {entry.get('status')}  {entry.get('dir', '')}"
+        for stage, entry in state.get("stages", {}).items()
+    ]
+    rec = _read(storage.join(path, "RECOMMENDATION.json")).get("recommendation", {})
+    if rec.get("best_proxy_task_name"):
+        notes.append(
+            f"recommended proxy task: {rec['best_proxy_task_name']} {rec.get('trainer_args')}, "
+            f"{rec.get('training_steps')} steps"
+        )
+    elif not state.get("stages"):
+        notes.append("no stage started yet")
+    return DirStatus(path, "workflow", (), tuple(notes))
+
+
 def inspect_dir(path: str) -> DirStatus:
-    """Read a controller dir, a job dir or a trial dir; raise UsageError for anything else."""
+    """Read a workflow, controller, job or trial dir; raise UsageError for anything else."""
     if not storage.exists(path):
         raise UsageError(f"DIR must exist, got {path!r}. Use the path a controller printed.")
     base = posixpath.basename(path.rstrip("/"))
+    if storage.exists(storage.join(path, "WORKFLOW_STATE.json")):
+        return _workflow_status(path)
     jobs_root = storage.join(path, layout.JOBS_DIR)
     if storage.exists(jobs_root):
         kind = next((k for k in layout.CONTROLLER_KINDS if base.startswith(k + "_")), "controller")
         jobs = tuple(
             _summarise_job(name, layout.job_dir(path, name)) for name in storage.listdir(jobs_root)
         )
-        return DirStatus(path, kind, jobs)
+        return DirStatus(path, kind, jobs, _controller_notes(path, kind))
     if _is_trial_dir(path):
         return DirStatus(path, "trial", (JobSummary("", path, (_summarise_trial(base, path),)),))
     job = _summarise_job(base, path)
@@ -123,6 +204,7 @@ def _fmt(value: float | None, spec: str) -> str:
 def render_status(status: DirStatus) -> str:
     """A plain-text table of the status, one line per trial."""
     lines = [f"{status.path}  ({status.kind})"]
+    lines.extend(f"  {note}" for note in status.notes)
     for job in status.jobs:
         done = sum(1 for t in job.trials if t.pct >= 100.0)
         failed = sum(1 for t in job.trials if t.failure)
@@ -136,6 +218,6 @@ def render_status(status: DirStatus) -> str:
                 f"  {t.trial_id:<16}{t.pct:>7.1f}%{_fmt(t.accuracy, '.4f'):>10}"
                 f"{_fmt(t.latency, '.3f'):>10}{t.training_hours:>9.4f}  {t.failure or ''}".rstrip()
             )
-    if not status.jobs:
+    if not status.jobs and status.kind != "workflow":
         lines.append("no jobs yet")
     return "\n".join(lines)

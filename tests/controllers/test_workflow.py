@@ -110,6 +110,16 @@ def test_workflow_from_an_empty_dir_to_the_recommendation(
         "model_selection": "done",
         "search": "done",
     }
+    # status understands workflow dirs and each tool's dir
+    assert cli.main(["status", str(wdir)]) == 0
+    out = capsys.readouterr().out
+    assert "(workflow)" in out and "variance: done" in out
+    assert "recommended proxy task: good" in out
+    assert cli.main(["status", state["stages"]["search"]["dir"]]) == 0
+    out = capsys.readouterr().out
+    assert "good: Met desired correlation" in out and "best proxy task so far: good" in out
+    assert cli.main(["status", state["stages"]["model_selection"]["dir"]]) == 0
+    assert "6 reference models; cost" in capsys.readouterr().out
     # running it again skips every finished stage and gives the same recommendation
     assert cli.main(["run", str(path)]) == 0
     out = capsys.readouterr().out
