@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -302,3 +303,19 @@ def test_cli_search_bad_input(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not (tmp_path / "runs").exists()
+
+
+def test_trials_stopped_before_their_first_report_are_not_failures(tmp_path: Path) -> None:
+    from proxytask.executors.replay import ReplayExecutor
+
+    refs = ReferenceModels.load(str(_model_selection_dir(tmp_path)))
+    clock = SimulatedClock()
+    ctx = _ctx(tmp_path / "search", clock)
+    # two slots for eight models: the last ones are still queued when the proxy qualifies
+    ctx = dataclasses.replace(ctx, executor=ReplayExecutor(TABLE, clock, max_parallel_trials=2))
+    ctl = SearchController.create(ctx, refs, _configs("good_only"), SearchSettings())
+    ctl.run()
+    states = [r.state for r in ctl.tracker.records.values()]
+    assert "failed" not in states
+    assert "stopped" in states
+    assert _stats(tmp_path / "search", "good")["stopping_state"] == "Met desired correlation"

@@ -369,9 +369,7 @@ class SearchController(Controller):
 
     def _post_stop(self, name: str, keys: list[str], why: str) -> None:
         for key in keys:
-            record = self.tracker.records[key]
-            if not record.is_terminal:
-                set_stop_training(record.trial_dir, desired_training_pct=0.0)
+            self.tracker.request_stop(key)
         self.proxy_tasks_map[name]["proxy_task_stats"]["posted_stop_trials_message"] = True
         self.ctx.display.message(f"proxy task {name}: stopping its trials ({why})")
         self.events.append(self.ctx.clock.now(), "proxy_task_stop_posted", proxy_task=name, why=why)

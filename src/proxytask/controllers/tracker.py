@@ -249,6 +249,9 @@ class TrialTracker:
                 f"no new accuracy report for {self.settings.report_timeout_secs:g} s (last at "
                 f"{reached:.1f} %); stopped. {ADVICE[FailureCause.NO_REPORT]}"
             )
+        elif record.stop_requested and state in (TrialState.SUCCEEDED, TrialState.STOPPED):
+            state, cause = TrialState.STOPPED, None
+            message = message if reached else "stopped by the controller before its first report"
         elif state is TrialState.SUCCEEDED and (
             metrics is None or not metrics.training_accuracy_over_steps
         ):
@@ -277,6 +280,29 @@ class TrialTracker:
         """Stop a running trial now (it ends STOPPED on a later poll)."""
         if self.records[key].state == TrialRecordState.RUNNING:
             set_stop_training(self.records[key].trial_dir, desired_training_pct=0.0)
+            self.executor.stop(key)
+
+    def request_stop(self, key: str) -> None:
+        """Tell a trial to stop at its next cycle boundary (it still reports its latency).
+
+        A trial still waiting for a slot is cancelled instead; either way it ends as stopped,
+        not failed, even without a report.
+        """
+        record = self.records[key]
+        if record.is_terminal:
+            return
+        self.records[key] = dataclasses.replace(record, stop_requested=True)
+        set_stop_training(record.trial_dir, desired_training_pct=0.0)
+        if record.state == TrialRecordState.PLANNED:
+            self.records[key] = dataclasses.replace(
+                self.records[key],
+                state=TrialRecordState.STOPPED,
+                message="cancelled before it started",
+            )
+            return
+        from proxytask.executors.base import TrialState as _State
+
+        if self.executor.status(key).state is _State.PENDING:
             self.executor.stop(key)
 
     def progress(self, key: str) -> TrialProgress:
