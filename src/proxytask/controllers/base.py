@@ -9,12 +9,20 @@ from typing import Any
 
 from proxytask import layout, storage
 from proxytask.clock import Clock
-from proxytask.controllers.state import EventLog
+from proxytask.controllers.state import EventLog, TrialRecord, load_state
 from proxytask.controllers.tracker import TrialSettings, TrialTracker
+from proxytask.errors import UsageError
 from proxytask.executors.base import Executor
 from proxytask.progress import ProgressDisplay, ProgressRow, ProgressSnapshot
 
-__all__ = ["Controller", "ControllerContext", "progress_rows"]
+__all__ = [
+    "Controller",
+    "ControllerContext",
+    "fmt_number",
+    "new_tracker",
+    "progress_rows",
+    "saved_tracker",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -114,3 +122,39 @@ def read_controller_info(controller_dir: str) -> dict[str, Any] | None:
     """The saved options of a controller dir, or None."""
     data = storage.read_json(storage.join(controller_dir, layout.CONTROLLER_INFO))
     return data if isinstance(data, dict) else None
+
+
+def new_tracker(ctx: ControllerContext, state_file: str, resume_flag: str) -> TrialTracker:
+    """A tracker for a new controller in ``ctx.controller_dir`` (which must not hold one yet)."""
+    if storage.exists(storage.join(ctx.controller_dir, state_file)):
+        raise UsageError(
+            f"controller dir {ctx.controller_dir!r} must be new, got one that already holds "
+            f"{state_file}. Resume it with {resume_flag} {ctx.controller_dir}."
+        )
+    events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
+    return TrialTracker(ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events)
+
+
+def saved_tracker(
+    ctx: ControllerContext, state_file: str, resume_flag: str, what: str
+) -> tuple[dict[str, Any], TrialTracker]:
+    """The saved state of a controller dir and a tracker holding its trial records."""
+    state = load_state(storage.join(ctx.controller_dir, state_file))
+    if state is None:
+        raise UsageError(
+            f"{resume_flag} must be {what}, got {ctx.controller_dir!r}, which holds no "
+            f"{state_file}. Use the dir the first run printed."
+        )
+    records = [TrialRecord.from_dict(r) for r in state.get("trials", [])]
+    events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
+    tracker = TrialTracker(
+        ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events, records
+    )
+    return state, tracker
+
+
+def fmt_number(value: float | None) -> str:
+    """A number in 4 significant digits for the terminal; ``-`` when missing."""
+    if value is None or (isinstance(value, float) and value != value):
+        return "-"
+    return f"{value:.4g}"

@@ -23,12 +23,15 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from proxytask import layout, storage
-from proxytask.controllers.base import Controller, ControllerContext, progress_rows
+from proxytask.controllers.base import (
+    Controller,
+    ControllerContext,
+    new_tracker,
+    progress_rows,
+    saved_tracker,
+)
 from proxytask.controllers.state import (
-    EventLog,
-    TrialRecord,
     TrialRecordState,
-    load_state,
     save_state,
 )
 from proxytask.controllers.tracker import TrialTracker
@@ -178,17 +181,9 @@ class SearchController(Controller):
         settings: SearchSettings,
     ) -> SearchController:
         """A new search in ``ctx.controller_dir``."""
-        if storage.exists(storage.join(ctx.controller_dir, SEARCH_STATE)):
-            raise UsageError(
-                f"controller dir {ctx.controller_dir!r} must be new, got one holding a search. "
-                f"Resume it with --previous-proxy-task-search-dir {ctx.controller_dir}."
-            )
-        events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
-        tracker = TrialTracker(
-            ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events
-        )
+        tracker = new_tracker(ctx, SEARCH_STATE, "--previous-proxy-task-search-dir")
         ctl = cls(ctx, tracker, references, configs, settings, {})
-        events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
+        ctl.events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
         ctl._persist()
         return ctl
 
@@ -201,12 +196,9 @@ class SearchController(Controller):
         settings: SearchSettings,
     ) -> SearchController:
         """Continue the search saved in ``ctx.controller_dir``; new configs are added."""
-        state = load_state(storage.join(ctx.controller_dir, SEARCH_STATE))
-        if state is None:
-            raise UsageError(
-                f"--previous-proxy-task-search-dir must be a search dir, got "
-                f"{ctx.controller_dir!r}, which holds no {SEARCH_STATE}."
-            )
+        state, tracker = saved_tracker(
+            ctx, SEARCH_STATE, "--previous-proxy-task-search-dir", "a proxy-task search dir"
+        )
         saved_args = state.get("config_args", {})
         for config in configs:
             if config.name in saved_args and saved_args[config.name] != _args(config):
@@ -215,11 +207,6 @@ class SearchController(Controller):
                     f"{_args(config)} instead of {saved_args[config.name]}. Give the changed "
                     "config a new name."
                 )
-        records = [TrialRecord.from_dict(r) for r in state.get("trials", [])]
-        events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
-        tracker = TrialTracker(
-            ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events, records
-        )
         ctl = cls(ctx, tracker, references, configs, settings, state)
         replanned = tracker.recover()
         for key in replanned:
@@ -230,7 +217,7 @@ class SearchController(Controller):
                 # keeps its curve, sees the stop signal at once and reports its latency
                 tracker.in_place.add(key)
         ctl._rescore_finished()
-        events.append(
+        ctl.events.append(
             ctx.clock.now(), "controller_resumed", controller=cls.kind, restarted=replanned
         )
         ctl._persist()

@@ -15,17 +15,21 @@ the dead one was; after a failed round it retries that round's failed trials.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from proxytask import layout, storage
-from proxytask.controllers.base import Controller, ControllerContext, progress_rows
+from proxytask.controllers.base import (
+    Controller,
+    ControllerContext,
+    fmt_number,
+    new_tracker,
+    progress_rows,
+    saved_tracker,
+)
 from proxytask.controllers.state import (
-    EventLog,
     TrialRecord,
     TrialRecordState,
-    load_state,
     save_state,
 )
 from proxytask.controllers.tracker import TrialTracker
@@ -143,17 +147,9 @@ class ModelSelectionController(Controller):
         cls, ctx: ControllerContext, space: SearchSpace, settings: SelectionSettings
     ) -> ModelSelectionController:
         """A new model selection in ``ctx.controller_dir``."""
-        if storage.exists(storage.join(ctx.controller_dir, MODEL_SELECTION_STATE)):
-            raise UsageError(
-                f"controller dir {ctx.controller_dir!r} must be new, got one holding a model "
-                f"selection. Resume it with --previous-model-selection-dir {ctx.controller_dir}."
-            )
-        events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
-        tracker = TrialTracker(
-            ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events
-        )
+        tracker = new_tracker(ctx, MODEL_SELECTION_STATE, "--previous-model-selection-dir")
         ctl = cls(ctx, tracker, space, settings, {})
-        events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
+        ctl.events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
         ctl._persist()
         return ctl
 
@@ -162,22 +158,14 @@ class ModelSelectionController(Controller):
         cls, ctx: ControllerContext, space: SearchSpace, settings: SelectionSettings
     ) -> ModelSelectionController:
         """Continue the model selection saved in ``ctx.controller_dir``."""
-        state = load_state(storage.join(ctx.controller_dir, MODEL_SELECTION_STATE))
-        if state is None:
-            raise UsageError(
-                f"--previous-model-selection-dir must be a model-selection dir, got "
-                f"{ctx.controller_dir!r}, which holds no {MODEL_SELECTION_STATE}."
-            )
-        records = [TrialRecord.from_dict(r) for r in state.get("trials", [])]
-        events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
-        tracker = TrialTracker(
-            ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events, records
+        state, tracker = saved_tracker(
+            ctx, MODEL_SELECTION_STATE, "--previous-model-selection-dir", "a model-selection dir"
         )
         ctl = cls(ctx, tracker, space, settings, state)
         replanned = tracker.recover()
         if ctl.phase == "failed" and ctl.iterations:
             ctl._retry_failed_round()
-        events.append(
+        ctl.events.append(
             ctx.clock.now(), "controller_resumed", controller=cls.kind, restarted=replanned
         )
         ctl._persist()
@@ -574,7 +562,8 @@ class ModelSelectionController(Controller):
         if result["baseline"]:
             b = result["baseline"]
             lines.append(
-                f"baseline model: accuracy {_num(b['accuracy'])}, latency {_num(b['latency'])}"
+                f"baseline model: accuracy {fmt_number(b['accuracy'])}, "
+                f"latency {fmt_number(b['latency'])}"
             )
         multiple = cost["multiple_of_full_training"]
         lines.append(
@@ -630,9 +619,3 @@ class ModelSelectionController(Controller):
             rows=progress_rows(self.tracker, keys),
             elapsed_secs=now - self.started_at,
         )
-
-
-def _num(value: float | None) -> str:
-    return (
-        "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
-    )

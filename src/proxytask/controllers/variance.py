@@ -15,17 +15,21 @@ Writes ``measurement_state.json`` after every change, ``variance_and_smoothness.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from proxytask import layout, storage
-from proxytask.controllers.base import Controller, ControllerContext, progress_rows
+from proxytask.controllers.base import (
+    Controller,
+    ControllerContext,
+    fmt_number,
+    new_tracker,
+    progress_rows,
+    saved_tracker,
+)
 from proxytask.controllers.state import (
-    EventLog,
     TrialRecord,
     TrialRecordState,
-    load_state,
     save_state,
 )
 from proxytask.controllers.tracker import TrialTracker
@@ -133,18 +137,9 @@ class VarianceController(Controller):
         cls, ctx: ControllerContext, space: SearchSpace, settings: VarianceSettings
     ) -> VarianceController:
         """A new measurement in ``ctx.controller_dir`` (which must not hold one yet)."""
-        path = storage.join(ctx.controller_dir, MEASUREMENT_STATE)
-        if storage.exists(path):
-            raise UsageError(
-                f"controller dir {ctx.controller_dir!r} must be new, got one that already holds "
-                f"a measurement. Resume it with --previous-variance-dir {ctx.controller_dir}."
-            )
-        events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
-        tracker = TrialTracker(
-            ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events
-        )
+        tracker = new_tracker(ctx, MEASUREMENT_STATE, "--previous-variance-dir")
         ctl = cls(ctx, tracker, space, settings, {})
-        events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
+        ctl.events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
         ctl._persist()
         return ctl
 
@@ -153,22 +148,12 @@ class VarianceController(Controller):
         cls, ctx: ControllerContext, space: SearchSpace, settings: VarianceSettings
     ) -> VarianceController:
         """Continue the measurement saved in ``ctx.controller_dir`` after a crash or a stop."""
-        path = storage.join(ctx.controller_dir, MEASUREMENT_STATE)
-        state = load_state(path)
-        if state is None:
-            raise UsageError(
-                f"--previous-variance-dir must be a variance measurement dir, got "
-                f"{ctx.controller_dir!r}, which holds no {MEASUREMENT_STATE}. Use the dir the "
-                "first run printed."
-            )
-        records = [TrialRecord.from_dict(r) for r in state.get("trials", [])]
-        events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
-        tracker = TrialTracker(
-            ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events, records
+        state, tracker = saved_tracker(
+            ctx, MEASUREMENT_STATE, "--previous-variance-dir", "a variance measurement dir"
         )
         ctl = cls(ctx, tracker, space, settings, state)
         replanned = tracker.recover()
-        events.append(
+        ctl.events.append(
             ctx.clock.now(), "controller_resumed", controller=cls.kind, restarted=replanned
         )
         ctl._persist()
@@ -433,17 +418,18 @@ class VarianceController(Controller):
             return [f"variance measurement in progress ({self.phase})"]
         lo, hi = result["std_confidence_interval"]
         lines = [
-            f"variance (CV of final accuracy): {_num(result['variance_value'])}  "
+            f"variance (CV of final accuracy): {fmt_number(result['variance_value'])}  "
             f"[{'good' if result['variance_good'] else 'NOT GOOD'}, threshold "
             f"{result['thresholds']['max_variance']}]",
-            f"smoothness: {_num(result['smoothness_value'])}  "
+            f"smoothness: {fmt_number(result['smoothness_value'])}  "
             f"[{'good' if result['smoothness_good'] else 'NOT GOOD'}, threshold "
             f"{result['thresholds']['max_smoothness']}]",
             f"final accuracies of {result['num_copies_finished']} copies: "
             + ", ".join(f"{a:.4f}" for a in result["final_accuracies"]),
-            f"mean {_num(result['mean_accuracy'])}, std {_num(result['std'])} "
-            f"(sample std {int(result['confidence'] * 100)} % CI [{_num(lo)}, {_num(hi)}]); "
-            f"largest per-step std {_num(result['max_per_step_std'])}",
+            f"mean {fmt_number(result['mean_accuracy'])}, std {fmt_number(result['std'])} "
+            f"(sample std {int(result['confidence'] * 100)} % CI "
+            f"[{fmt_number(lo)}, {fmt_number(hi)}]); "
+            f"largest per-step std {fmt_number(result['max_per_step_std'])}",
             "models whose accuracies differ by less than about twice that std cannot be ranked "
             "reliably by one training run.",
         ]
@@ -492,12 +478,6 @@ class VarianceController(Controller):
             elapsed_secs=now - self.started_at,
             eta_secs=eta,
         )
-
-
-def _num(value: float | None) -> str:
-    return (
-        "-" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{value:.4g}"
-    )
 
 
 def json_arch(arch: Mapping[str, Any] | None) -> str:
