@@ -269,6 +269,16 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}. See '{self.prog} --help'.\n")
 
 
+def _tool_parser(
+    sub: Any, name: str, *, help: str, description: str, options: Sequence[Option]
+) -> argparse.ArgumentParser:
+    """A subcommand taking ``--config FILE`` and ``options``."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=help, description=description)
+    parser.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
+    add_options(parser, options)
+    return parser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser of every command."""
     parser = _Parser(
@@ -280,33 +290,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    trial = sub.add_parser(
+    _tool_parser(
+        sub,
         "trial",
         help="run trials of a trainer through an executor (checks a trainer integration)",
         description="Run one or more trials of your trainer through an executor, exactly as "
         "the tools will, and show their progress and files.",
+        options=TRIAL_COMMAND_OPTIONS,
     )
-    trial.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
-    add_options(trial, TRIAL_COMMAND_OPTIONS)
 
-    variance = sub.add_parser(
+    _tool_parser(
+        sub,
         "variance",
         help="measure how repeatable and smooth training is (variance measurement)",
         description="Find a model that trains without failing, train copies of it, and report "
         "the variance of their final accuracy and the smoothness of their curves, with advice.",
+        options=VARIANCE_OPTIONS,
     )
-    variance.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
-    add_options(variance, VARIANCE_OPTIONS)
 
-    select = sub.add_parser(
+    _tool_parser(
+        sub,
         "select-models",
         help="choose reference models spread over accuracy and latency, and train them fully",
         description="Start from random models, train them in rounds continued from "
         "checkpoints, prune the crowded ones each round, and train the survivors fully: the "
         "reference models that proxy tasks are judged by.",
+        options=SELECTION_OPTIONS,
     )
-    select.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
-    add_options(select, SELECTION_OPTIONS)
 
     from proxytask.latency import add_latency_worker_arguments
 
@@ -318,15 +328,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_latency_worker_arguments(worker)
 
-    search = sub.add_parser(
+    _tool_parser(
+        sub,
         "search",
         help="find the cheapest proxy task that ranks the reference models like full training",
         description="Train the reference models under each proxy-task config, track the Kendall "
         "rank correlation with full training as training goes, stop each config as soon as it "
         "qualifies or cannot win, and recommend the cheapest one with its step budget.",
+        options=SEARCH_OPTIONS,
     )
-    search.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
-    add_options(search, SEARCH_OPTIONS)
 
     run = sub.add_parser(
         "run",
