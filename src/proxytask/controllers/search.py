@@ -39,7 +39,7 @@ from proxytask.errors import UsageError
 from proxytask.executors.command import Continuation
 from proxytask.progress import ProgressSnapshot
 from proxytask.proxies import ProxyTaskConfig
-from proxytask.trainer import TrialTrainingMetrics, set_stop_training
+from proxytask.trainer import TrialTrainingMetrics
 
 __all__ = ["SEARCH_STATE", "ReferenceModels", "SearchController", "SearchSettings"]
 
@@ -243,7 +243,6 @@ class SearchController(Controller):
         self._start_configs()
         self._persist()
         self.tracker.launch_planned()
-        self._post_time_limits()
         self._persist()
 
     def _keys(self, name: str) -> list[str]:
@@ -262,7 +261,15 @@ class SearchController(Controller):
             cont = Continuation(refs.job_dir, refs.trial_ids, use_checkpoint=False)
             args = {**self.ctx.baseline_args, **_args(config)}
             for number in range(1, len(refs.trial_ids) + 1):
-                self.tracker.plan(job, number, None, args, target_pct=0.0, continuation=cont)
+                self.tracker.plan(
+                    job,
+                    number,
+                    None,
+                    args,
+                    target_pct=0.0,
+                    continuation=cont,
+                    max_training_time_hrs=self.settings.training_time_hrs_limit,
+                )
             self.proxy_tasks_map[name] = {
                 "proxy_task_stats": _empty_stats(),
                 "proxy_task_name": name,
@@ -276,17 +283,6 @@ class SearchController(Controller):
                 f"{_args(config)}"
             )
             self.events.append(self.ctx.clock.now(), "proxy_task_started", proxy_task=name)
-
-    def _post_time_limits(self) -> None:
-        limit = self.settings.training_time_hrs_limit
-        if limit is None:
-            return
-        for record in self.tracker.records.values():
-            if record.state != TrialRecordState.RUNNING:
-                continue
-            path = layout.trial_file(record.trial_dir, layout.MAX_TRAINING_TIME)
-            if not storage.exists(path):
-                set_stop_training(record.trial_dir, max_training_time_in_hrs=limit)
 
     # ---- statistics and decisions -------------------------------------------------------------
 

@@ -39,6 +39,7 @@ class TrialRecord:
     target_pct: float = 100.0  # the pct the trial must reach to count as finished
     continuation: Mapping[str, Any] | None = None  # {"job_dir", "trial_ids", "use_checkpoint"}
     copy_metrics_from: str | None = None  # a trial dir whose metrics file seeds this trial
+    max_training_time_hrs: float | None = None  # posted as MAX_TRAINING_TIME.json at launch
     stop_requested: bool = False  # the controller told it to stop (its results are complete)
     state: str = TrialRecordState.PLANNED
     cause: str | None = None

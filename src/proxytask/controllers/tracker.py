@@ -92,6 +92,7 @@ class TrialTracker:
         target_pct: float = 100.0,
         continuation: Continuation | None = None,
         copy_metrics_from: str | None = None,
+        max_training_time_hrs: float | None = None,
     ) -> TrialRecord:
         """Record a trial to launch (idempotent: an existing record is returned unchanged)."""
         key = f"{job}/{number}"
@@ -114,6 +115,7 @@ class TrialTracker:
                 else None
             ),
             copy_metrics_from=copy_metrics_from,
+            max_training_time_hrs=max_training_time_hrs,
         )
         self.records[key] = record
         self.monitor.watch(key, record.trial_dir)
@@ -141,6 +143,10 @@ class TrialTracker:
         write_controller_heartbeat(record.trial_dir, now, self.settings.heartbeat_threshold_secs)
         if 0.0 < record.target_pct < 100.0:  # 0: any progress counts (the controller decides)
             set_stop_training(record.trial_dir, desired_training_pct=record.target_pct)
+        if record.max_training_time_hrs is not None:
+            set_stop_training(
+                record.trial_dir, max_training_time_in_hrs=record.max_training_time_hrs
+            )
         cont = record.continuation
         spec = build_trial_spec(
             trainer=self.settings.trainer,
