@@ -29,6 +29,7 @@ from proxytask.options import (
     positive_float,
     positive_int,
     resolve_options,
+    string_list,
     text,
 )
 
@@ -231,6 +232,46 @@ SEARCH_OPTIONS: tuple[Option, ...] = (
         "resume the search in this controller dir (after a crash, or with more configs or "
         "new thresholds)",
         "DIR",
+    ),
+    Option(
+        "live",
+        boolean,
+        None,
+        "force the live display on or off (default: on a terminal)",
+        "true|false",
+    ),
+)
+
+# `proxytask run` only: the `final-checks:` section of a workflow file.
+MODEL_SCALE_ARGS = ("width_multiplier", "depth_multiplier", "image_size")
+FINAL_CHECKS_OPTIONS: tuple[Option, ...] = (
+    *(
+        dataclasses.replace(o, required=False) if o.name == "search-space" else o
+        for o in TRIAL_OPTIONS
+    ),
+    Option(
+        "latency-constraint",
+        positive_float,
+        None,
+        "the latency target of the full model (the trainer's latency unit): the final checks "
+        "say the stricter target to use under a model-scaling proxy task",
+        "T",
+    ),
+    Option(
+        "measure-scaled-baseline",
+        boolean,
+        True,
+        "train the baseline architecture once under a model-scaling proxy task to measure its "
+        "latency (false: estimate it from the reference models)",
+        "true|false",
+    ),
+    Option(
+        "model-scale-args",
+        string_list,
+        list(MODEL_SCALE_ARGS),
+        "trainer flags that scale the model: a proxy task setting one of them is model-scaling",
+        "FLAG",
+        many=True,
     ),
     Option(
         "live",
@@ -671,10 +712,134 @@ def cmd_search(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _final_checks(wdir: str, state: dict[str, Any], search_ctl: Any) -> dict[str, Any]:
-    """The final checks of the workflow (rewards, failures, latency) and the recommendation."""
+def _scaling_args(search_ctl: Any, f_values: dict[str, Any]) -> list[str]:
+    """The model-scaling trainer flags the recommended proxy task sets ([] for none)."""
+    best = search_ctl.best_proxy_task_name
+    if not best or best not in search_ctl.configs:
+        return []
+    return sorted(set(f_values["model_scale_args"]) & set(search_ctl.configs[best].trainer_args))
+
+
+def _scaled_baseline_settings(
+    search_ctl: Any, f_values: dict[str, Any], m_values: dict[str, Any]
+) -> tuple[Any, str | None]:
+    """What to measure under the proxy task, or None and why the measurement is skipped."""
+    from proxytask.controllers.final_checks import ScaledBaselineSettings
+    from proxytask.controllers.search import _args
+
+    if not _scaling_args(search_ctl, f_values):
+        return None, None  # the proxy does not scale the model: nothing to measure
+    if m_values["latency_source"] == "none":
+        return None, "model selection measured no latency (latency-source: none)"
+    if not f_values["measure_scaled_baseline"]:
+        return None, "final-checks.measure-scaled-baseline is false"
+    arch = _resolve_architecture(m_values["baseline_architecture"])
+    if arch is None:
+        return None, (
+            "no model-selection.baseline-architecture was given, so the baseline could not be "
+            "measured"
+        )
+    best = search_ctl.best_proxy_task_name
+    settings = ScaledBaselineSettings(
+        proxy_task_name=best,
+        baseline_architecture=arch,
+        proxy_trainer_args=_args(search_ctl.configs[best]),
+        latency_source=m_values["latency_source"],
+        latency_metric_id=m_values["latency_metric_id"] or None,
+        latency_timeout_secs=m_values["latency_timeout_secs"],
+    )
+    return settings, None
+
+
+def _run_scaled_baseline(settings: Any, previous: str | None, ctx: Any) -> Any:
+    from proxytask.controllers.final_checks import ScaledBaselineController
+
+    start = ScaledBaselineController.create if previous is None else ScaledBaselineController.resume
+    return _drive(ctx, start, settings)
+
+
+def _latency_check(
+    search_ctl: Any,
+    f_values: dict[str, Any],
+    scaled: dict[str, Any] | None,
+    skipped: str | None,
+    full_baseline_latency: float | None,
+) -> dict[str, Any] | None:
+    """The latency part of the final checks for a model-scaling proxy task (None otherwise)."""
     import statistics
 
+    from proxytask.controllers.final_checks import stricter_constraint
+
+    scaled_by = _scaling_args(search_ctl, f_values)
+    if not scaled_by:
+        return None
+    target = f_values["latency_constraint"]
+    best = search_ctl.best_proxy_task_name
+    out: dict[str, Any] = {"scaled_by": scaled_by, "latency_constraint": target}
+    measured = scaled.get("latency") if scaled else None
+    if measured is not None and full_baseline_latency:
+        numbers = stricter_constraint(target, full_baseline_latency, measured)
+        ratio = numbers["ratio_scaled_to_full"]
+        out.update(
+            method="measured",
+            baseline_latency_full=full_baseline_latency,
+            baseline_latency_scaled=measured,
+            scaled_baseline_trial_dir=scaled["trial_dir"] if scaled else None,
+            latency_ratio_scaled_to_full=ratio,
+            proxy_latency_constraint=numbers["proxy_latency_constraint"],
+        )
+        what = f"the baseline measures {measured:.4g} under {best} and {full_baseline_latency:.4g}"
+        what += " fully trained"
+    else:
+        problem = skipped or (scaled or {}).get("error")
+        if measured is not None and not full_baseline_latency:
+            problem = "model selection's baseline has no latency to compare with"
+        ratios = [
+            p.latency / f
+            for p, f in zip(
+                search_ctl._metrics(best), search_ctl.references.latencies, strict=False
+            )
+            if p is not None and p.has_latency and f is not None and f > 0
+        ]
+        if not ratios:
+            out.update(method="unavailable", problem=problem, proxy_latency_constraint=None)
+            out["advice"] = (
+                f"the proxy scales the model ({', '.join(scaled_by)}) but no latency could be "
+                f"compared ({problem or 'no latencies reported'}): measure the scaled baseline "
+                "yourself and tighten the latency target by the same ratio"
+            )
+            return out
+        ratio = statistics.median(ratios)
+        out.update(
+            method="estimated_from_reference_models",
+            problem=problem,
+            latency_ratio_scaled_to_full=ratio,
+            proxy_latency_constraint=None if target is None else target * ratio,
+        )
+        what = (
+            f"its models measure {ratio:.3g}× the full models' latency (median over the "
+            f"reference models; estimated because {problem or 'the baseline was not measured'})"
+        )
+    if target is None:
+        advice = f"a latency target T for the full model becomes {ratio:.3g}·T in the search"
+    else:
+        advice = (
+            f"use the latency constraint {out['proxy_latency_constraint']:.4g} in the search "
+            f"instead of {target:.4g}"
+        )
+    out["advice"] = f"the proxy scales the model ({', '.join(scaled_by)}): {what}, so {advice}"
+    return out
+
+
+def _final_checks(
+    wdir: str,
+    state: dict[str, Any],
+    search_ctl: Any,
+    f_values: dict[str, Any],
+    scaled: dict[str, Any] | None = None,
+    skipped: str | None = None,
+) -> dict[str, Any]:
+    """The final checks of the workflow (rewards, failures, latency) and the recommendation."""
     from proxytask import workflow as wf
     from proxytask.trainer import check_reward_range
 
@@ -694,6 +859,12 @@ def _final_checks(wdir: str, state: dict[str, Any], search_ctl: Any) -> dict[str
         ),
         "search": wf.failure_rate(stages["search"]["dir"], "SEARCH_CONTROLLER_STATE.json"),
     }
+    if stages.get("final_checks", {}).get("dir"):
+        from proxytask.controllers.final_checks import FINAL_CHECKS_STATE
+
+        failures["final_checks"] = wf.failure_rate(
+            stages["final_checks"]["dir"], FINAL_CHECKS_STATE
+        )
     reward = None
     latency_constraint = None
     best = rec.get("best_proxy_task_name")
@@ -708,31 +879,13 @@ def _final_checks(wdir: str, state: dict[str, Any], search_ctl: Any) -> dict[str
             "scale_factor": check.scale_factor,
             "message": check.message,
         }
-        scaled = {"width_multiplier", "depth_multiplier", "image_size"} & set(
-            search_ctl.configs[best].trainer_args
+        references = storage.read_json(
+            storage.join(stages["model_selection"]["dir"], "REFERENCE_MODELS.json")
         )
-        refs = search_ctl.references
-        proxy_lat = [
-            m.latency if m is not None and m.has_latency else None
-            for m in search_ctl._metrics(best)
-        ]
-        ratios = [
-            p / f
-            for p, f in zip(proxy_lat, refs.latencies, strict=False)
-            if p is not None and f is not None and f > 0
-        ]
-        if scaled and ratios:
-            factor = statistics.median(ratios)
-            latency_constraint = {
-                "scaled_by": sorted(scaled),
-                "latency_ratio_scaled_to_full": factor,
-                "advice": (
-                    f"the proxy scales the model ({', '.join(sorted(scaled))}): its models "
-                    f"measure {factor:.3g}× the full models' latency (median over the reference "
-                    f"models), so a latency target T for the full model becomes {factor:.3g}·T "
-                    "in the search"
-                ),
-            }
+        baseline = (references or {}).get("baseline") or {}
+        latency_constraint = _latency_check(
+            search_ctl, f_values, scaled, skipped, baseline.get("latency")
+        )
     return {
         "version": 1,
         "recommendation": rec,
@@ -765,6 +918,7 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
         "variance": VARIANCE_OPTIONS,
         "model_selection": SELECTION_OPTIONS,
         "search": SEARCH_OPTIONS,
+        "final_checks": FINAL_CHECKS_OPTIONS,
     }
     cfg = wf.load_workflow_config(path, TRIAL_OPTIONS, stage_options)
     wdir = wf.workflow_dir(cfg)
@@ -772,6 +926,7 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
     v_values = wf.stage_values(cfg, "variance", VARIANCE_OPTIONS, **common)
     m_values = wf.stage_values(cfg, "model_selection", SELECTION_OPTIONS, **common)
     s_values = wf.stage_values(cfg, "search", SEARCH_OPTIONS, model_selection_dir=wdir, **common)
+    f_values = wf.stage_values(cfg, "final_checks", FINAL_CHECKS_OPTIONS, **common)
     # every stage's input is checked before anything is written
     trainer = parse_trainer_command(v_values["trainer"])
     if v_values["executor"] == "local":
@@ -842,8 +997,29 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
             search_ctl.run()
         finally:
             ctx.executor.close()
-    # 4. final checks
-    final = _final_checks(wdir, state, search_ctl)
+    # 4. final checks: the baseline under a model-scaling proxy, then the checks
+    scaled, skipped = None, None
+    settings, skipped = _scaled_baseline_settings(search_ctl, f_values, m_values)
+    if settings is not None:
+        entry = stages.get("final_checks", {})
+        if entry.get("proxy_task_name") != settings.proxy_task_name:
+            stages["final_checks"] = {"proxy_task_name": settings.proxy_task_name}
+        ctl = run_stage(
+            "final_checks",
+            layout.KIND_FINAL_CHECKS,
+            f_values,
+            lambda _values, previous, ctx: _run_scaled_baseline(settings, previous, ctx),
+        )
+        if ctl is None:
+            from proxytask.controllers.final_checks import FINAL_CHECKS_STATE
+
+            saved = storage.read_json(
+                storage.join(stages["final_checks"]["dir"], FINAL_CHECKS_STATE)
+            )
+            scaled = (saved or {}).get("result")
+        else:
+            scaled = ctl.result
+    final = _final_checks(wdir, state, search_ctl, f_values, scaled, skipped)
     storage.write_json_atomic(storage.join(wdir, wf.RECOMMENDATION), final)
     print("== final checks")
     for name, rate in final["failure_rates"].items():

@@ -45,7 +45,14 @@ KIND_VARIANCE = "Variance_Measurement"
 KIND_MODEL_SELECTION = "Model_Selection"
 KIND_SEARCH = "Search_controller"
 KIND_TRIALS = "Trials"  # `proxytask trial`: trials of a trainer, outside any tool
-CONTROLLER_KINDS = (KIND_VARIANCE, KIND_MODEL_SELECTION, KIND_SEARCH, KIND_TRIALS)
+KIND_FINAL_CHECKS = "Final_checks"  # `proxytask run`: the baseline under the chosen proxy
+CONTROLLER_KINDS = (
+    KIND_VARIANCE,
+    KIND_MODEL_SELECTION,
+    KIND_SEARCH,
+    KIND_TRIALS,
+    KIND_FINAL_CHECKS,
+)
 
 # Files in a controller dir.
 EVENTS_LOG = "events.jsonl"

@@ -65,9 +65,14 @@ def non_negative_float(value: Any) -> float:
 
 def positive_float(value: Any) -> float:
     """A finite float > 0."""
-    number = non_negative_float(value)
+    try:
+        number = non_negative_float(value)
+    except ValueError as exc:
+        if "finite number >= 0" in str(exc):
+            raise ValueError("must be a finite number > 0") from None
+        raise
     if number == 0:
-        raise ValueError("must be > 0")
+        raise ValueError("must be a finite number > 0")
     return number
 
 

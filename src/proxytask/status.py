@@ -151,6 +151,18 @@ def _controller_notes(path: str, kind: str) -> tuple[str, ...]:
         if state.get("best_proxy_task_name"):
             notes.append(f"best proxy task so far: {state['best_proxy_task_name']}")
         return tuple(notes)
+    if kind == layout.KIND_FINAL_CHECKS:
+        state = _read(storage.join(path, "FINAL_CHECKS_STATE.json"))
+        notes = [
+            f"phase: {state.get('phase', '?')}: the baseline under "
+            f"{state.get('proxy_task_name', '?')}"
+        ]
+        result = state.get("result") or {}
+        if result:
+            notes.append(f"scaled baseline latency: {result.get('latency')}")
+            if result.get("error"):
+                notes.append(f"problem: {result['error']}")
+        return tuple(notes)
     return ()
 
 

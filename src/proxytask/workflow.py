@@ -29,7 +29,7 @@ __all__ = ["WORKFLOW_STATE", "WorkflowConfig", "load_workflow_config", "stage_va
 
 WORKFLOW_STATE = "WORKFLOW_STATE.json"
 RECOMMENDATION = "RECOMMENDATION.json"
-SECTIONS = ("variance", "model_selection", "search")
+SECTIONS = ("variance", "model_selection", "search", "final_checks")
 # options the workflow sets itself, never the user
 _MANAGED = frozenset(
     {

@@ -218,3 +218,128 @@ def test_a_kill_during_a_stage_then_run_again_gives_the_same_recommendation(
     assert cli.main(["run", str(path)]) == 0
     rec = json.loads((wdir / "RECOMMENDATION.json").read_text())
     assert rec["recommendation"] == expected["recommendation"]
+
+
+def _scaled_config(tmp_path: Path, **final_checks: Any) -> Path:
+    return _config(
+        tmp_path,
+        **{
+            "model-selection": {
+                "start-num-models": 8,
+                "final-num-models": 6,
+                "num-models-to-remove-per-iter": 2,
+                "baseline-architecture": '{"width": 32, "depth": 2}',
+            },
+            "search": {"proxy-task-config-generator": "tests.fixtures.proxy_generators:good_scaled"},
+            "final-checks": final_checks or None,
+        },
+    )
+
+
+def test_a_model_scaling_proxy_measures_the_baseline_and_gives_a_stricter_constraint(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _scaled_config(tmp_path, **{"latency-constraint": 8.0})
+    assert cli.main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "== final checks" in out
+    wdir = tmp_path / "runs" / "Workflow_wf"
+    rec = json.loads((wdir / "RECOMMENDATION.json").read_text())
+    check = rec["latency_constraint"]
+    # the replay table: full w32d2 runs 6.4, under the good proxy 3.2 (the proxy's curve)
+    assert check["method"] == "measured"
+    assert check["scaled_by"] == ["width_multiplier"]
+    assert check["baseline_latency_full"] == pytest.approx(6.4)
+    assert check["baseline_latency_scaled"] == pytest.approx(3.2)
+    assert check["latency_ratio_scaled_to_full"] == pytest.approx(0.5)
+    assert check["proxy_latency_constraint"] == pytest.approx(4.0)
+    assert "use the latency constraint 4 in the search instead of 8" in check["advice"]
+    # the baseline ran once, with the proxy's flags, in its own controller dir
+    state = json.loads((wdir / "WORKFLOW_STATE.json").read_text())
+    fdir = Path(state["stages"]["final_checks"]["dir"])
+    assert fdir.name.startswith("Final_checks_wf_")
+    saved = json.loads((fdir / "FINAL_CHECKS_STATE.json").read_text())
+    (trial,) = saved["trials"]
+    assert trial["nas_params"] == {"width": 32, "depth": 2}
+    assert trial["trainer_args"]["width_multiplier"] == "0.5"
+    assert rec["failure_rates"]["final_checks"]["failed"] == 0
+    assert cli.main(["status", str(fdir)]) == 0
+    assert "scaled baseline latency: 3.2" in capsys.readouterr().out
+    # a second run skips the measurement too and keeps the answer
+    assert cli.main(["run", str(path)]) == 0
+    assert capsys.readouterr().out.count("finished earlier, skipped") == 4
+    again = json.loads((wdir / "RECOMMENDATION.json").read_text())
+    assert again["latency_constraint"] == check
+
+
+def test_without_a_baseline_architecture_the_ratio_is_estimated_and_says_why(
+    tmp_path: Path,
+) -> None:
+    path = _config(
+        tmp_path,
+        search={"proxy-task-config-generator": "tests.fixtures.proxy_generators:good_scaled"},
+    )
+    assert cli.main(["run", str(path)]) == 0
+    wdir = tmp_path / "runs" / "Workflow_wf"
+    check = json.loads((wdir / "RECOMMENDATION.json").read_text())["latency_constraint"]
+    assert check["method"] == "estimated_from_reference_models"
+    assert check["latency_ratio_scaled_to_full"] == pytest.approx(0.5)
+    assert "baseline-architecture" in check["problem"]
+    assert check["proxy_latency_constraint"] is None  # no target given
+    assert "becomes 0.5·T" in check["advice"]
+    state = json.loads((wdir / "WORKFLOW_STATE.json").read_text())
+    assert "final_checks" not in state["stages"]
+
+
+def test_a_proxy_that_does_not_scale_the_model_needs_no_latency_check(tmp_path: Path) -> None:
+    path = _config(tmp_path, **{"final-checks": {"latency-constraint": 8.0}})
+    assert cli.main(["run", str(path)]) == 0
+    rec = json.loads((tmp_path / "runs" / "Workflow_wf" / "RECOMMENDATION.json").read_text())
+    assert rec["latency_constraint"] is None
+
+
+def test_a_kill_while_measuring_the_scaled_baseline_resumes_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from proxytask.controllers.final_checks import ScaledBaselineController
+
+    path = _scaled_config(tmp_path, **{"latency-constraint": 8.0})
+    original = ScaledBaselineController.step
+    calls = {"n": 0}
+
+    def dying_step(self: ScaledBaselineController) -> None:
+        calls["n"] += 1
+        original(self)
+        if calls["n"] == 1:
+            raise KeyboardInterrupt  # killed with the baseline launched
+
+    monkeypatch.setattr(ScaledBaselineController, "step", dying_step)
+    assert cli.main(["run", str(path)]) == 130
+    wdir = tmp_path / "runs" / "Workflow_wf"
+    state = json.loads((wdir / "WORKFLOW_STATE.json").read_text())
+    assert state["stages"]["final_checks"]["status"] == "running"
+    monkeypatch.setattr(ScaledBaselineController, "step", original)
+    assert cli.main(["run", str(path)]) == 0
+    check = json.loads((wdir / "RECOMMENDATION.json").read_text())["latency_constraint"]
+    assert check["method"] == "measured"
+    assert check["proxy_latency_constraint"] == pytest.approx(4.0)
+
+
+@pytest.mark.parametrize(
+    ("final_checks", "message"),
+    [
+        ({"latency-constraint": -1}, "config key 'latency-constraint' must be a finite number > 0"),
+        ({"latency-constraint": "fast"}, "config key 'latency-constraint' must be a number"),
+        ({"latencyconstraint": 3}, "config key 'final-checks.latencyconstraint'"),
+        ({"measure-scaled-baseline": "maybe"}, "must be true or false"),
+    ],
+)
+def test_bad_final_checks_sections(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], final_checks: dict[str, Any], message: str
+) -> None:
+    path = _config(tmp_path, **{"final-checks": final_checks})
+    assert cli.main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert message in err, err
+    assert "Traceback" not in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists()

@@ -446,7 +446,7 @@ def test_the_module_entry_point_reads_a_config_file_and_flags(tmp_path: Path) ->
         cwd=REPO_ROOT,
     )
     assert bad.returncode == 2
-    assert "--poll-secs must be a finite number >= 0, got '-1'" in bad.stderr
+    assert "--poll-secs must be a finite number > 0, got '-1'" in bad.stderr
 
 
 # ---- two workers, one controller dir --------------------------------------------------------
