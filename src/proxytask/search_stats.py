@@ -29,6 +29,7 @@ from proxytask.trainer import TrialTrainingMetrics, get_accuracy_at_pct
 __all__ = [
     "MIN_PAIRS",
     "MIN_VALID_RATIO",
+    "STOPPING_RULES",
     "Correlation",
     "StepStats",
     "StopDecision",
@@ -45,6 +46,15 @@ MIN_PAIRS = 5
 MIN_VALID_RATIO = 0.7
 
 _SECS_PER_HOUR = 3600.0
+_UNCERTAINTY_FIELDS = (
+    "accuracy_correlation_ci_low",
+    "accuracy_correlation_ci_high",
+    "accuracy_correlation_prob_above",
+)
+_SCALAR_FIELDS = frozenset({"confidence", "desired_accuracy_correlation", "statistic"})
+
+#: The stopping rules of :func:`scan_stopping`.
+STOPPING_RULES = ("point", "confident")
 
 
 class StoppingState(str, enum.Enum):
@@ -59,6 +69,8 @@ class StoppingState(str, enum.Enum):
     JOB_FAILED = "Proxy task job failed"
     RAN_TILL_COMPLETION = "Ran till completion"
     EXCESS_TRIAL_FAILURES = "Excess trial failures"
+    # proxytask's own (the confident rule's futility stop); not a reference state
+    UNLIKELY_TO_MEET_CORRELATION = "Unlikely to meet desired correlation"
 
     @property
     def is_success(self) -> bool:
@@ -197,10 +209,22 @@ class StepStats:
     num_pairs_over_step: tuple[int, ...]
     median_accuracy_over_step: tuple[float | None, ...]
     median_training_time_hrs_over_step: tuple[float | None, ...]
+    # the uncertainty of each step's tau (see proxytask.uncertainty); all None when not asked
+    accuracy_correlation_ci_low: tuple[float | None, ...] = ()
+    accuracy_correlation_ci_high: tuple[float | None, ...] = ()
+    accuracy_correlation_prob_above: tuple[float | None, ...] = ()
+    confidence: float | None = None
+    desired_accuracy_correlation: float | None = None
+    statistic: str = "Kendall tau-b"
 
     def __post_init__(self) -> None:
         size = len(self.training_steps)
+        for name in _UNCERTAINTY_FIELDS:
+            if not getattr(self, name):
+                object.__setattr__(self, name, (None,) * size)
         for field in dataclasses.fields(self):
+            if field.name in _SCALAR_FIELDS:
+                continue
             value = getattr(self, field.name)
             if len(value) != size:
                 raise UsageError(
@@ -213,7 +237,12 @@ class StepStats:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, with the reference field names (None → null)."""
-        return {field.name: list(getattr(self, field.name)) for field in dataclasses.fields(self)}
+        return {
+            field.name: getattr(self, field.name)
+            if field.name in _SCALAR_FIELDS
+            else list(getattr(self, field.name))
+            for field in dataclasses.fields(self)
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], source: str = "proxy_task_stats") -> StepStats:
@@ -228,6 +257,9 @@ class StepStats:
             def floats(key: str) -> tuple[float | None, ...]:
                 return tuple(_finite(v) for v in data[key])
 
+            def optional(key: str) -> tuple[float | None, ...]:
+                return () if data.get(key) is None else floats(key)
+
             pairs = data.get("num_pairs_over_step")
             return cls(
                 training_steps=steps,
@@ -240,6 +272,12 @@ class StepStats:
                 else tuple(int(n) for n in pairs),
                 median_accuracy_over_step=floats("median_accuracy_over_step"),
                 median_training_time_hrs_over_step=floats("median_training_time_hrs_over_step"),
+                # absent in states written before intervals existed
+                accuracy_correlation_ci_low=optional("accuracy_correlation_ci_low"),
+                accuracy_correlation_ci_high=optional("accuracy_correlation_ci_high"),
+                accuracy_correlation_prob_above=optional("accuracy_correlation_prob_above"),
+                confidence=_finite(data.get("confidence")),
+                desired_accuracy_correlation=_finite(data.get("desired_accuracy_correlation")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise StorageError(
@@ -289,6 +327,8 @@ def step_stats(
     total_steps: int | None = None,
     min_pairs: int = MIN_PAIRS,
     min_valid_ratio: float = MIN_VALID_RATIO,
+    confidence: float | None = None,
+    desired_accuracy_correlation: float | None = None,
 ) -> StepStats:
     """Correlation, median accuracy and median training time at every step any trial reached.
 
@@ -302,6 +342,10 @@ def step_stats(
     The medians are computed at steps where the pair rules hold (enough valid pairs): the
     median accuracy is ``sorted(accuracies)[n // 2]`` over the valid pairs (an actual value),
     and the median training time is that trial's seconds per step times ``s + 1``, in hours.
+
+    With ``confidence``, each valid tau also gets its two-sided interval at that level and,
+    with ``desired_accuracy_correlation`` too, the probability that the true tau exceeds it
+    (:mod:`proxytask.uncertainty`; None where fewer than 5 pairs count).
 
     Example::
 
@@ -355,6 +399,7 @@ def step_stats(
         per_step = hours_per_step[median_index]
         median_hours.append(None if per_step is None else per_step * (step + 1))
 
+    lows, highs, probs = _uncertainty(taus, counts, confidence, desired_accuracy_correlation)
     return StepStats(
         training_steps=tuple(grid),
         accuracy_correlation_over_step=tuple(taus),
@@ -362,7 +407,39 @@ def step_stats(
         num_pairs_over_step=tuple(counts),
         median_accuracy_over_step=tuple(median_accs),
         median_training_time_hrs_over_step=tuple(median_hours),
+        accuracy_correlation_ci_low=lows,
+        accuracy_correlation_ci_high=highs,
+        accuracy_correlation_prob_above=probs,
+        confidence=confidence,
+        desired_accuracy_correlation=desired_accuracy_correlation,
     )
+
+
+def _uncertainty(
+    taus: Sequence[float | None],
+    counts: Sequence[int],
+    confidence: float | None,
+    threshold: float | None,
+) -> tuple[tuple[float | None, ...], tuple[float | None, ...], tuple[float | None, ...]]:
+    from proxytask.uncertainty import MIN_MODELS_FOR_INTERVAL, probability_above, tau_interval
+
+    none = (None,) * len(taus)
+    if confidence is None:
+        return none, none, none
+    lows: list[float | None] = []
+    highs: list[float | None] = []
+    probs: list[float | None] = []
+    for tau, n in zip(taus, counts, strict=True):
+        if tau is None or n < MIN_MODELS_FOR_INTERVAL:
+            lows.append(None)
+            highs.append(None)
+            probs.append(None)
+            continue
+        interval = tau_interval(tau, n, confidence)
+        lows.append(interval.low)
+        highs.append(interval.high)
+        probs.append(None if threshold is None else probability_above(tau, n, threshold))
+    return tuple(lows), tuple(highs), tuple(probs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -419,6 +496,47 @@ def _interpolated_stop(
     return StopDecision(state, x1, final_steps, final_hours)
 
 
+def _check_rule(rule: str, confidence: float, persistence: int) -> None:
+    if rule not in STOPPING_RULES:
+        raise UsageError(
+            f"the stopping rule must be one of {', '.join(STOPPING_RULES)}, got {rule!r}."
+        )
+    if isinstance(confidence, bool) or not 0.5 <= float(confidence) < 1.0:
+        raise UsageError(f"the confidence must lie in [0.5, 1), got {confidence!r}. Use e.g. 0.9.")
+    if isinstance(persistence, bool) or not isinstance(persistence, int) or persistence < 1:
+        raise UsageError(f"the persistence must be an integer >= 1, got {persistence!r}.")
+
+
+def _limit_step(
+    stats: StepStats, i: int, total_steps: int | None, training_time_hrs_limit: float | None
+) -> float | None:
+    """The last step a proxy may reach: its budget, or where its time hits the limit."""
+    ends = []
+    if total_steps is not None:
+        ends.append(float(total_steps - 1))
+    hours = stats.median_training_time_hrs_over_step[i]
+    if training_time_hrs_limit is not None and hours:
+        ends.append((stats.training_steps[i] + 1) * training_time_hrs_limit / hours - 1)
+    return min(ends) if ends else None
+
+
+def _projected_tau(stats: StepStats, i: int, previous: int | None, end: float) -> float:
+    """An optimistic tau at step ``end``: the recent rise (never a fall) continued linearly.
+
+    Correlation curves rise and then flatten, so a straight line is optimistic: a proxy is
+    abandoned only when even this projection stays confidently below the threshold.
+    """
+    tau = stats.accuracy_correlation_over_step[i]
+    assert tau is not None
+    if previous is None:
+        return tau
+    before = stats.accuracy_correlation_over_step[previous]
+    assert before is not None
+    span = stats.training_steps[i] - stats.training_steps[previous]
+    slope = max(0.0, (tau - before) / span) if span > 0 else 0.0
+    return min(1.0, tau + slope * max(0.0, end - stats.training_steps[i]))
+
+
 def scan_stopping(
     stats: StepStats,
     *,
@@ -427,40 +545,76 @@ def scan_stopping(
     training_time_hrs_limit: float | None = None,
     best_training_time_hrs: float | None = None,
     early_stop_if_not_best: bool = False,
+    rule: str = "point",
+    confidence: float = 0.9,
+    persistence: int = 2,
+    total_steps: int | None = None,
 ) -> StopDecision:
     """Find the first step at which a proxy task should stop, and its final steps and hours.
 
-    At each step in order, the first rule that holds decides: (1) correlation ≥
-    ``desired_accuracy_correlation``; (2) median accuracy ≥ ``desired_accuracy``; (3) median
-    training time ≥ ``training_time_hrs_limit``; (4) with ``early_stop_if_not_best``, median
-    training time ≥ ``best_training_time_hrs``. A None threshold or value skips its rule.
+    At each step in order, the first rule that holds decides: (1) the correlation rule;
+    (2) median accuracy ≥ ``desired_accuracy``; (3) median training time ≥
+    ``training_time_hrs_limit``; (4) with ``early_stop_if_not_best``, median training time ≥
+    ``best_training_time_hrs``; (5) with ``rule="confident"``, the futility rule. A None
+    threshold or value skips its rule.
 
-    For (1) and (2) the final steps and hours are interpolated at the crossing between the
-    nearest earlier step whose value and time are valid and the crossing step; with no such
-    step, the crossing step's own values are used. For (3) and (4) they are the crossing
-    step's. With no crossing the state is ``INVALID_STOPPING_STATE`` and the rest None.
+    The correlation rule (1) depends on ``rule``:
+
+    - ``"point"`` (the reference tools'): the first step whose Kendall tau-b ≥
+      ``desired_accuracy_correlation``. The final steps and hours are interpolated at the
+      crossing between the nearest earlier step whose value and time are valid and the
+      crossing step; with no such step, the crossing step's own values are used.
+    - ``"confident"``: the probability that the *true* tau exceeds the threshold
+      (:func:`proxytask.uncertainty.probability_above`, from each step's tau and number of
+      pairs) is ≥ ``confidence`` at ``persistence`` consecutive valid steps. The proxy stops
+      at the last of them, with that step's steps and hours (no interpolation: the evidence
+      is for the scores at that step).
+
+    The futility rule (5): at ``persistence`` consecutive valid steps, even an optimistic
+    projection of tau to the proxy's limit (its ``total_steps`` budget, or the step where its
+    training time reaches ``training_time_hrs_limit``; the recent rise continued linearly)
+    has a probability ≤ ``1 − confidence`` of a true tau above the threshold. The proxy is
+    abandoned as ``UNLIKELY_TO_MEET_CORRELATION`` at that step. Without a known limit the
+    rule is off.
+
+    For (2) the final values are interpolated as in the point rule; for (3), (4) and (5) they
+    are the stopping step's. With no stop the state is ``INVALID_STOPPING_STATE``.
 
     Example::
 
         decision = scan_stopping(stats, desired_accuracy_correlation=0.65,
-                                 training_time_hrs_limit=2.0)
+                                 training_time_hrs_limit=2.0, rule="confident")
         if decision.stopped: ...
     """
+    from proxytask.uncertainty import MIN_MODELS_FOR_INTERVAL, probability_above
+
+    _check_rule(rule, confidence, persistence)
     corrs = stats.accuracy_correlation_over_step
     accs = stats.median_accuracy_over_step
     times = stats.median_training_time_hrs_over_step
+    threshold = desired_accuracy_correlation
     best = best_training_time_hrs if early_stop_if_not_best else None
+    confident = rule == "confident"
+    passes = fails = 0
+    previous: int | None = None  # the last step with evidence, for the projection
     for i in range(len(stats.training_steps)):
-        if desired_accuracy_correlation is not None and _at_least(
-            corrs[i], desired_accuracy_correlation
-        ):
+        tau, n = corrs[i], stats.num_pairs_over_step[i]
+        evidence = confident and threshold is not None and tau is not None
+        evidence = evidence and n >= MIN_MODELS_FOR_INTERVAL
+        if not confident and threshold is not None and _at_least(tau, threshold):
             return _interpolated_stop(
-                stats,
-                StoppingState.MET_DESIRED_ACCURACY_CORRELATION,
-                corrs,
-                i,
-                desired_accuracy_correlation,
+                stats, StoppingState.MET_DESIRED_ACCURACY_CORRELATION, corrs, i, threshold
             )
+        if evidence:
+            assert tau is not None and threshold is not None
+            passes = passes + 1 if probability_above(tau, n, threshold) >= confidence else 0
+            if passes >= persistence:
+                return StopDecision(
+                    StoppingState.MET_DESIRED_ACCURACY_CORRELATION,
+                    i,
+                    stats.training_steps[i],
+                    times[i],
+                )
         if desired_accuracy is not None and _at_least(accs[i], desired_accuracy):
             return _interpolated_stop(
                 stats, StoppingState.MET_DESIRED_ACCURACY, accs, i, desired_accuracy
@@ -473,6 +627,21 @@ def scan_stopping(
             return StopDecision(
                 StoppingState.EXCEEDED_BEST_TRAIN_TIME, i, stats.training_steps[i], times[i]
             )
+        if evidence:
+            assert threshold is not None
+            end = _limit_step(stats, i, total_steps, training_time_hrs_limit)
+            if end is not None:
+                projected = _projected_tau(stats, i, previous, end)
+                hopeless = probability_above(projected, n, threshold) <= 1.0 - confidence
+                fails = fails + 1 if hopeless else 0
+                if fails >= persistence:
+                    return StopDecision(
+                        StoppingState.UNLIKELY_TO_MEET_CORRELATION,
+                        i,
+                        stats.training_steps[i],
+                        times[i],
+                    )
+            previous = i
     return StopDecision(StoppingState.INVALID_STOPPING_STATE, None, None, None)
 
 

@@ -230,7 +230,9 @@ def _scaled_config(tmp_path: Path, **final_checks: Any) -> Path:
                 "num-models-to-remove-per-iter": 2,
                 "baseline-architecture": '{"width": 32, "depth": 2}',
             },
-            "search": {"proxy-task-config-generator": "tests.fixtures.proxy_generators:good_scaled"},
+            "search": {
+                "proxy-task-config-generator": "tests.fixtures.proxy_generators:good_scaled"
+            },
             "final-checks": final_checks or None,
         },
     )

@@ -295,7 +295,15 @@ def test_to_dict_has_the_reference_names_and_is_json() -> None:
         "num_pairs_over_step",
         "median_accuracy_over_step",
         "median_training_time_hrs_over_step",
+        # proxytask's uncertainty (null when not asked for), labelled with the statistic
+        "accuracy_correlation_ci_low",
+        "accuracy_correlation_ci_high",
+        "accuracy_correlation_prob_above",
+        "confidence",
+        "desired_accuracy_correlation",
+        "statistic",
     }
+    assert data["statistic"] == "Kendall tau-b"
     text = json.dumps(data)
     assert "null" in text  # 4 of 5 pairs: no correlation, written as null
     assert data["num_pairs_over_step"] == [4, 4]
