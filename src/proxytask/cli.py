@@ -219,6 +219,31 @@ SEARCH_OPTIONS: tuple[Option, ...] = (
         "true|false",
     ),
     Option(
+        "stopping-rule",
+        text,
+        "confident",
+        "point: stop a proxy at the first step whose Kendall tau-b reaches the threshold (the "
+        "reference tools' rule); confident: only when the true tau clears it with --confidence "
+        "at --persistence consecutive steps, and abandon a proxy that cannot reach it",
+        choices=("point", "confident"),
+    ),
+    Option(
+        "confidence",
+        positive_float,
+        0.9,
+        "with --stopping-rule confident: how sure the true tau must be above the threshold "
+        "(and the level of the reported intervals)",
+        "P",
+        hint="Use a value in [0.5, 1), e.g. 0.9.",
+    ),
+    Option(
+        "persistence",
+        positive_int,
+        2,
+        "with --stopping-rule confident: consecutive evaluations that must agree",
+        "K",
+    ),
+    Option(
         "max-parallel-proxy-tasks",
         positive_int,
         1,
@@ -292,6 +317,9 @@ RESUMABLE_OVERRIDES = frozenset(
         "desired_latency_correlation",
         "early_stop_proxy_task_if_not_best",
         "max_parallel_proxy_tasks",
+        "stopping_rule",
+        "confidence",
+        "persistence",
         "executor",
         "replay_table",
         "max_parallel_trials",
@@ -646,6 +674,9 @@ def _search_inputs(values: dict[str, Any], references: Any = None) -> tuple[Any,
         desired_latency_correlation=latency_corr,
         early_stop_proxy_task_if_not_best=values["early_stop_proxy_task_if_not_best"],
         max_parallel_proxy_tasks=values["max_parallel_proxy_tasks"],
+        stopping_rule=values["stopping_rule"],
+        confidence=values["confidence"],
+        persistence=values["persistence"],
     )
     return configs, settings
 

@@ -38,6 +38,7 @@ __all__ = [
     "rank_correlation",
     "scan_stopping",
     "step_stats",
+    "with_uncertainty",
 ]
 
 #: A step's correlation counts only with at least this many valid (proxy, full) pairs …
@@ -407,6 +408,26 @@ def step_stats(
         num_pairs_over_step=tuple(counts),
         median_accuracy_over_step=tuple(median_accs),
         median_training_time_hrs_over_step=tuple(median_hours),
+        accuracy_correlation_ci_low=lows,
+        accuracy_correlation_ci_high=highs,
+        accuracy_correlation_prob_above=probs,
+        confidence=confidence,
+        desired_accuracy_correlation=desired_accuracy_correlation,
+    )
+
+
+def with_uncertainty(
+    stats: StepStats, confidence: float | None, desired_accuracy_correlation: float | None
+) -> StepStats:
+    """The same statistics with each step's interval and probability for new settings."""
+    lows, highs, probs = _uncertainty(
+        stats.accuracy_correlation_over_step,
+        stats.num_pairs_over_step,
+        confidence,
+        desired_accuracy_correlation,
+    )
+    return dataclasses.replace(
+        stats,
         accuracy_correlation_ci_low=lows,
         accuracy_correlation_ci_high=highs,
         accuracy_correlation_prob_above=probs,

@@ -29,6 +29,12 @@ LATENCY = [1.0 + 0.5 * i for i in range(len(ARCHS))]
 TOTAL = 100  # proxy steps; an evaluation every 10 steps, 10 simulated seconds each
 
 
+def point_settings(**changes: Any) -> SearchSettings:
+    """Settings with the reference tools' stopping rule: most tests here check its semantics
+    (first crossing, interpolated steps); the confident rule has tests of its own below."""
+    return SearchSettings(**{"stopping_rule": "point", **changes})
+
+
 def _proxy_accuracy(kind: str, i: int, k: int) -> float:
     """Accuracy of model i at evaluation k (1..10) under a proxy kind."""
     frac = k / 10
@@ -109,7 +115,7 @@ def _run(tmp_path: Path, generator: str, **settings: Any) -> tuple[SearchControl
     clock = SimulatedClock()
     cdir = tmp_path / "search"
     ctl = SearchController.create(
-        _ctx(cdir, clock), refs, _configs(generator), SearchSettings(**settings)
+        _ctx(cdir, clock), refs, _configs(generator), point_settings(**settings)
     )
     ctl.run()
     return ctl, cdir
@@ -187,12 +193,12 @@ def test_extending_the_generator_trains_only_the_new_configs(tmp_path: Path) -> 
     clock = SimulatedClock()
     cdir = tmp_path / "search"
     first = SearchController.create(
-        _ctx(cdir, clock), refs, _configs("good_only"), SearchSettings()
+        _ctx(cdir, clock), refs, _configs("good_only"), point_settings()
     )
     first.run()
     good_before = _stats(cdir, "good")
     again = SearchController.resume(
-        _ctx(cdir, clock), refs, _configs("all_three"), SearchSettings()
+        _ctx(cdir, clock), refs, _configs("all_three"), point_settings()
     )
     again.run()
     launched = {k.split("/")[0] for k in again.ctx.executor.known_trials()}
@@ -205,10 +211,10 @@ def test_changed_thresholds_rescore_from_recorded_curves(tmp_path: Path) -> None
     refs = ReferenceModels.load(str(_model_selection_dir(tmp_path)))
     clock = SimulatedClock()
     cdir = tmp_path / "search"
-    settings = SearchSettings(early_stop_proxy_task_if_not_best=False)
+    settings = point_settings(early_stop_proxy_task_if_not_best=False)
     SearchController.create(_ctx(cdir, clock), refs, _configs("late_then_good"), settings).run()
     before = _stats(cdir, "late")["final_training_steps"]
-    stricter = SearchSettings(
+    stricter = point_settings(
         desired_accuracy_correlation=0.95, early_stop_proxy_task_if_not_best=False
     )
     again = SearchController.resume(_ctx(cdir, clock), refs, _configs("late_then_good"), stricter)
@@ -221,7 +227,7 @@ def test_changed_thresholds_rescore_from_recorded_curves(tmp_path: Path) -> None
 def test_kill_and_resume_at_any_step_gives_the_same_final_state(tmp_path: Path) -> None:
     msdir = _model_selection_dir(tmp_path)
     refs = ReferenceModels.load(str(msdir))
-    settings = SearchSettings()
+    settings = point_settings()
 
     def normalised(cdir: Path) -> dict[str, Any]:
         state = json.loads((cdir / SEARCH_STATE).read_text().replace(str(cdir), "<dir>"))
@@ -262,6 +268,7 @@ def _cli_args(tmp_path: Path, msdir: Path, generator: str) -> list[str]:
         "--max-parallel-trials=8",
         f"--model-selection-dir={msdir}",
         f"--proxy-task-config-generator=tests.fixtures.proxy_generators:{generator}",
+        "--stopping-rule=point",
     ]
 
 
@@ -313,9 +320,64 @@ def test_trials_stopped_before_their_first_report_are_not_failures(tmp_path: Pat
     ctx = _ctx(tmp_path / "search", clock)
     # two slots for eight models: the last ones are still queued when the proxy qualifies
     ctx = dataclasses.replace(ctx, executor=ReplayExecutor(TABLE, clock, max_parallel_trials=2))
-    ctl = SearchController.create(ctx, refs, _configs("good_only"), SearchSettings())
+    ctl = SearchController.create(ctx, refs, _configs("good_only"), point_settings())
     ctl.run()
     states = [r.state for r in ctl.tracker.records.values()]
     assert "failed" not in states
     assert "stopped" in states
     assert _stats(tmp_path / "search", "good")["stopping_state"] == "Met desired correlation"
+
+
+# ---- the confident rule (the default) --------------------------------------------------------
+
+
+def _run_confident(tmp_path: Path, generator: str, **settings: Any) -> tuple[Any, Path]:
+    refs = ReferenceModels.load(str(_model_selection_dir(tmp_path)))
+    clock = SimulatedClock()
+    cdir = tmp_path / "search"
+    ctl = SearchController.create(
+        _ctx(cdir, clock), refs, _configs(generator), SearchSettings(**settings)
+    )
+    ctl.run()
+    return ctl, cdir
+
+
+def test_the_confident_rule_is_the_default_and_needs_persistent_evidence(tmp_path: Path) -> None:
+    assert SearchSettings().stopping_rule == "confident"
+    ctl, cdir = _run_confident(tmp_path, "all_three", early_stop_proxy_task_if_not_best=False)
+    good = _stats(cdir, "good")
+    # tau is 1.0 from the first evaluation: the point rule stops at step 9, the confident rule
+    # at the second evaluation in a row that clears 0.65 with 90 % confidence (8 models)
+    assert good["stopping_state"] == "Met desired correlation"
+    assert good["final_training_steps"] == 19
+    assert good["statistic"] == "Kendall tau-b" and good["confidence"] == 0.9
+    low, high = good["accuracy_correlation_ci_low"][0], good["accuracy_correlation_ci_high"][0]
+    assert 0.6 < low < 1.0 and high == pytest.approx(1.0)
+    assert good["accuracy_correlation_prob_above"][0] > 0.9
+    assert ctl.best_proxy_task_name == "good"
+    # a proxy whose ranking stays wrong is abandoned before the end of its budget
+    bad = _stats(cdir, "bad")
+    assert bad["stopping_state"] == "Unlikely to meet desired correlation"
+    assert bad["decided_at_training_step"] < TOTAL - 1
+
+
+def test_switching_the_rule_on_resume_rescores_without_training(tmp_path: Path) -> None:
+    refs = ReferenceModels.load(str(_model_selection_dir(tmp_path)))
+    clock = SimulatedClock()
+    cdir = tmp_path / "search"
+    confident = SearchSettings(early_stop_proxy_task_if_not_best=False)
+    SearchController.create(_ctx(cdir, clock), refs, _configs("good_only"), confident).run()
+    assert _stats(cdir, "good")["final_training_steps"] == 19
+    point = point_settings(early_stop_proxy_task_if_not_best=False)
+    again = SearchController.resume(_ctx(cdir, clock), refs, _configs("good_only"), point)
+    again.run()
+    assert again.ctx.executor.known_trials() == []  # nothing trained again
+    assert _stats(cdir, "good")["final_training_steps"] == 9  # the first crossing
+    # the other way round, the curves the point rule recorded are too short to decide
+    stricter = SearchSettings(early_stop_proxy_task_if_not_best=False, persistence=3)
+    third = SearchController.resume(_ctx(cdir, clock), refs, _configs("good_only"), stricter)
+    third.run()
+    good = _stats(cdir, "good")
+    assert good["stopping_state"] == "Ran till completion"
+    assert "the recorded curves end at step 19" in good["rescore_note"]
+    assert third.best_proxy_task_name == ""

@@ -57,8 +57,24 @@ class SearchSettings:
     desired_latency_correlation: float | None = None
     early_stop_proxy_task_if_not_best: bool = True
     max_parallel_proxy_tasks: int = 1
+    stopping_rule: str = "confident"
+    confidence: float = 0.9
+    persistence: int = 2
 
     def __post_init__(self) -> None:
+        from proxytask.search_stats import STOPPING_RULES
+
+        if self.stopping_rule not in STOPPING_RULES:
+            raise UsageError(
+                f"--stopping-rule must be one of {', '.join(STOPPING_RULES)}, got "
+                f"{self.stopping_rule!r}."
+            )
+        if not 0.5 <= self.confidence < 1.0:
+            raise UsageError(
+                f"--confidence must lie in [0.5, 1), got {self.confidence}. Use e.g. 0.9."
+            )
+        if self.persistence < 1:
+            raise UsageError(f"--persistence must be >= 1, got {self.persistence}.")
         for name in ("desired_accuracy_correlation", "desired_latency_correlation"):
             value = getattr(self, name)
             if value is not None and not -1.0 <= value <= 1.0:
@@ -313,17 +329,47 @@ class SearchController(Controller):
             training_time_hrs_limit=s.training_time_hrs_limit,
             best_training_time_hrs=self._best_time(name),
             early_stop_if_not_best=s.early_stop_proxy_task_if_not_best,
+            rule=s.stopping_rule,
+            confidence=s.confidence,
+            persistence=s.persistence,
+            total_steps=self._total_steps(name),
+        )
+
+    def _total_steps(self, name: str) -> int | None:
+        """The proxy task's step budget, from its trials' reports (None before any)."""
+        totals = []
+        for metrics in self._metrics(name):
+            points = metrics.training_accuracy_over_steps if metrics is not None else ()
+            if points and points[-1].training_step_pct > 0:
+                last = points[-1]
+                totals.append(round((last.training_step + 1) * 100.0 / last.training_step_pct))
+        return max(totals) if totals else None
+
+    def _budget_end(self, name: str) -> int:
+        """The last 0-based step of the proxy task's budget (-1 when unknown)."""
+        total = self._total_steps(name)
+        return -1 if total is None else total - 1
+
+    def _step_stats(self, name: str) -> Any:
+        from proxytask.search_stats import step_stats
+
+        s = self.settings
+        return step_stats(
+            self._metrics(name),
+            list(self.references.accuracies),
+            confidence=s.confidence,
+            desired_accuracy_correlation=s.desired_accuracy_correlation,
         )
 
     def _update(self, name: str) -> None:
-        from proxytask.search_stats import MIN_PAIRS, MIN_VALID_RATIO, StoppingState, step_stats
+        from proxytask.search_stats import MIN_PAIRS, MIN_VALID_RATIO, StoppingState
 
         if name not in self._dirty:
             return
         self._dirty.discard(name)
         entry = self.proxy_tasks_map[name]
         keys = self._keys(name)
-        stats = step_stats(self._metrics(name), list(self.references.accuracies))
+        stats = self._step_stats(name)
         ended = self.tracker.all_terminal(keys)
         record_stats = entry["proxy_task_stats"]
         record_stats.update(stats.to_dict())
@@ -402,23 +448,36 @@ class SearchController(Controller):
 
     def _rescore_finished(self) -> None:
         """Apply the current thresholds to finished configs, from their recorded statistics."""
-        from proxytask.search_stats import StepStats
+        from proxytask.search_stats import StepStats, with_uncertainty
 
+        s = self.settings
         for name in list(self.done):
             entry = self.proxy_tasks_map.get(name)
             if entry is None:
                 continue
             saved = entry["proxy_task_stats"]
-            stats = StepStats.from_dict(saved)
+            stats = with_uncertainty(
+                StepStats.from_dict(saved), s.confidence, s.desired_accuracy_correlation
+            )
+            saved.update(stats.to_dict())
             if saved["stopping_state"] in ("Excess trial failures",):
                 continue
             decision = self._scan(name, stats)
+            saved.pop("rescore_note", None)
             if decision.stopped:
                 self._record_decision(saved, decision)
             else:
                 saved["stopping_state"] = "Ran till completion"
                 saved["final_training_steps"] = None
                 saved["final_training_time_in_hours"] = None
+                cut = stats.training_steps[-1] if stats.training_steps else None
+                if cut is not None and cut < self._budget_end(name):
+                    saved["rescore_note"] = (
+                        f"the recorded curves end at step {cut}, where the earlier settings "
+                        "stopped the proxy; the new settings need more evidence than that. "
+                        "Train it further in a new search to decide."
+                    )
+                    self.ctx.display.message(f"proxy task {name}: {saved['rescore_note']}")
             desired = self.settings.desired_latency_correlation
             lat = saved.get("latency_correlation")
             latency_failed = lat is None or (desired is not None and lat < desired)

@@ -580,6 +580,9 @@ def search_curves_figure(
         details.append(f"desired accuracy {d_acc:g}")
     valid = sum(1 for v in corr if v is not None)
     details.append(f"{valid}/{n} steps with a valid correlation")
+    confidence = _optional_number("confidence", stats.get("confidence"))
+    if confidence is not None and band(steps):
+        details.append(f"band: {confidence * 100:g} % interval of tau")
     return SearchCurvesFigure(
         title=f"Proxy task {proxy_name}: {state or 'running'}",
         subtitle=" · ".join(details),
