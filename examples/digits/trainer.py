@@ -24,6 +24,14 @@ every evaluation, the final accuracy and the checkpoint use the averaged weights
 decay ``--ema_decay``; SWA over the steps from ``--swa_start_fraction`` of the budget, with
 BatchNorm statistics recomputed on the training images before each evaluation).
 
+Zero-training baselines: on a fresh start (no checkpoint resumed), with
+``--zero_cost_scores=true`` (the default), the freshly initialised model is scored before
+training with :func:`proxytask.torch.zero_cost_scores` (parameter count, FLOPs, synflow,
+grad_norm, NASWOT, jacob_cov) on one fixed batch of ``ZERO_COST_BATCH_SIZE`` training images,
+the same for every trial, and the scores are saved as ``zero_cost.<name>`` final metrics, so
+the search can show their Kendall tau beside the trained proxies'. A score that cannot be
+computed for a model is skipped with a warning; the trial trains as it would without them.
+
 Exit codes: 0 done or stopped on request; 1 the run failed (NaN/inf loss, out of memory,
 unreadable storage); 2 bad flags or input.
 """
@@ -44,6 +52,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
+import numpy as np
+
 if __package__ in (None, ""):  # run as a script: make `examples.digits` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
@@ -59,10 +69,13 @@ from proxytask.errors import NonFiniteMetricError, ProxyTaskError, UsageError
 from proxytask.torch import (
     AVERAGING_MODES,
     SCHEDULES,
+    ZERO_COST_NAMES,
     NonFiniteGuard,
     WeightAverager,
     build_schedule,
     cosine_decay_factor,
+    save_zero_cost_scores,
+    zero_cost_scores,
 )
 
 __all__ = [
@@ -71,6 +84,7 @@ __all__ = [
     "DEFAULT_SWA_START_FRACTION",
     "DEFAULT_TOTAL_STEPS",
     "WEIGHT_AVERAGING",
+    "ZERO_COST_BATCH_SIZE",
     "TrainConfig",
     "TrialResult",
     "checkpoint_path",
@@ -79,6 +93,7 @@ __all__ = [
     "measure_latency_ms",
     "parse_args",
     "run_trial",
+    "zero_cost_batch_indices",
 ]
 
 logger = logging.getLogger("examples.digits.trainer")
@@ -90,6 +105,9 @@ CHECKPOINT_FILE = "checkpoint.pt"
 WEIGHT_AVERAGING = ("none", *AVERAGING_MODES)
 DEFAULT_EMA_DECAY = 0.99
 DEFAULT_SWA_START_FRACTION = 0.75
+#: How many training images the zero-cost scores see (the papers use 64-128).
+ZERO_COST_BATCH_SIZE = 64
+_ZERO_COST_SEED = 0  # fixed: every trial scores the same images with the same seed
 _CHECKPOINT_FORMAT = 1
 # A checkpoint only continues a run of the same model and schedule; these must match.
 _MUST_MATCH = (
@@ -139,6 +157,8 @@ class TrainConfig:
     ema_decay: float = DEFAULT_EMA_DECAY
     #: SWA averages the weights after every step from this fraction of total_steps on.
     swa_start_fraction: float = DEFAULT_SWA_START_FRACTION
+    #: Save the initial model's zero-cost scores (zero_cost.* final metrics) on a fresh start.
+    zero_cost_scores: bool = True
 
 
 @dataclasses.dataclass(frozen=True)
@@ -200,6 +220,39 @@ def measure_latency_ms(net: nn.Module, image_size: int, runs: int = 20, warmup: 
             if i >= warmup:
                 times.append((time.perf_counter() - start) * 1000.0)
     return float(statistics.median(times))
+
+
+def zero_cost_batch_indices(num_examples: int, size: int = ZERO_COST_BATCH_SIZE) -> np.ndarray:
+    """The zero-cost scores' batch: ``min(size, num_examples)`` distinct indices, sorted.
+
+    Drawn with a fixed seed from all ``num_examples`` training images, so it does not depend
+    on the trial's seed or ``train_data_pct``: every trial's model sees the same images.
+    """
+    rng = np.random.default_rng(_ZERO_COST_SEED)
+    return np.sort(rng.choice(num_examples, size=min(size, num_examples), replace=False))
+
+
+def _zero_cost(
+    net: nn.Module, images: torch.Tensor, labels: torch.Tensor, out: Callable[[str], None]
+) -> dict[str, float]:
+    """Each zero-cost score of ``net`` that can be computed; the others are logged and skipped.
+
+    Leaves the model, its gradients and torch's random state as they were, so training
+    goes on exactly as without the scores.
+    """
+    start = time.perf_counter()
+    scores: dict[str, float] = {}
+    for name in ZERO_COST_NAMES:
+        try:
+            scores.update(
+                zero_cost_scores(net, images, labels, names=(name,), seed=_ZERO_COST_SEED)
+            )
+        except UsageError as exc:
+            logger.warning("zero-cost score %s skipped: %s", name, exc)
+    secs = time.perf_counter() - start
+    shown = " ".join(f"{name}={value:.6g}" for name, value in scores.items())
+    out(f"zero-cost scores ({secs:.3f} s): {shown}")
+    return scores
 
 
 def _evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
@@ -370,6 +423,13 @@ def run_trial(cfg: TrainConfig, out: Callable[[str], None] = print) -> TrialResu
         f"lr_schedule={cfg.lr_schedule}, weight_averaging={cfg.weight_averaging}, "
         f"steps {last_step + 1}..{total - 1}"
     )
+    if source is None and cfg.zero_cost_scores:  # a fresh start: the model is at its init
+        batch = zero_cost_batch_indices(len(split.train_y))
+        images = data.to_tensor(split.train_x[batch], cfg.image_size).to(device, memory_format=fmt)
+        labels = torch.from_numpy(split.train_y[batch]).to(device)
+        scores = _zero_cost(net, images, labels, out)
+        if scores:
+            save_zero_cost_scores(cfg.job_dir, scores)
     net.train()
     stopped = False
     epoch_cache: dict[int, torch.Tensor] = {}
@@ -593,6 +653,13 @@ def _build_parser() -> argparse.ArgumentParser:
         help="SWA averages from this fraction of --total_steps on "
         f"(default {DEFAULT_SWA_START_FRACTION})",
     )
+    add(
+        "--zero_cost_scores",
+        type=_bool,
+        default=True,
+        help="on a fresh start, save the initial model's zero-cost scores (params, flops, "
+        "synflow, grad_norm, naswot, jacob_cov) as zero_cost.* final metrics (default true)",
+    )
     return p
 
 
@@ -655,6 +722,7 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
         weight_averaging=args.weight_averaging,
         ema_decay=args.ema_decay,
         swa_start_fraction=args.swa_start_fraction,
+        zero_cost_scores=args.zero_cost_scores,
     )
 
 

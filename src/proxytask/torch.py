@@ -39,10 +39,27 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 from proxytask import trainer as _trainer
 from proxytask.errors import NonFiniteMetricError, ProxyTaskError, UsageError
+from proxytask.zero_cost import (
+    JACOB_COV_K,
+    ZERO_COST_NAMES,
+    ZERO_COST_PREFIX,
+    count_flops,
+    count_parameters,
+    grad_norm,
+    jacob_cov,
+    naswot,
+    read_zero_cost_scores,
+    save_zero_cost_scores,
+    synflow,
+    zero_cost_scores,
+)
 
 __all__ = [
     "AVERAGING_MODES",
+    "JACOB_COV_K",
     "SCHEDULES",
+    "ZERO_COST_NAMES",
+    "ZERO_COST_PREFIX",
     "NonFiniteGuard",
     "WeightAverager",
     "build_schedule",
@@ -50,8 +67,17 @@ __all__ = [
     "constant_schedule",
     "cosine_decay_factor",
     "cosine_decay_schedule",
+    "count_flops",
+    "count_parameters",
+    "grad_norm",
+    "jacob_cov",
+    "naswot",
+    "read_zero_cost_scores",
+    "save_zero_cost_scores",
     "step_decay_factor",
     "step_decay_schedule",
+    "synflow",
+    "zero_cost_scores",
 ]
 
 logger = logging.getLogger(__name__)

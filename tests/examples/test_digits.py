@@ -341,7 +341,16 @@ def test_trainer_subprocess_writes_the_spec_files(tmp_path: Path) -> None:
     assert all(0 <= p["accuracy"] <= 1 for p in points)
     assert json.loads((job / "nas_params_str.json").read_text()) == arch
     final = json.loads((job / "FINAL_METRICS.json").read_text())
-    assert set(final) == {"accuracy", "latency_ms", "params", "macs"}
+    assert {k for k in final if not k.startswith("zero_cost.")} == {
+        "accuracy",
+        "latency_ms",
+        "params",
+        "macs",
+    }
+    assert {k for k in final if k.startswith("zero_cost.")} == {
+        f"zero_cost.{name}"
+        for name in ("params", "flops", "synflow", "grad_norm", "naswot", "jacob_cov")
+    }
     assert final["accuracy"] == points[-1]["accuracy"]
     assert (job / "checkpoint" / digits_trainer.CHECKPOINT_FILE).exists()
     assert result.stdout.count("accuracy=") == 11  # ten evaluations and the summary
