@@ -26,6 +26,7 @@ from proxytask.options import (
     correlation_or_auto,
     float_or_none,
     non_negative_float,
+    non_negative_int,
     positive_float,
     positive_int,
     resolve_options,
@@ -104,6 +105,14 @@ SELECTION_OPTIONS: tuple[Option, ...] = (
     Option("start-num-models", positive_int, 30, "random models to start from", "N"),
     Option("final-num-models", positive_int, 10, "reference models to train fully", "N"),
     Option("num-models-to-remove-per-iter", positive_int, 5, "models removed per round", "N"),
+    Option(
+        "num-holdout-models",
+        non_negative_int,
+        0,
+        "extra models trained fully and held out: the search never chooses by them, and "
+        "reports the winning proxy's Kendall tau-b on them",
+        "K",
+    ),
     Option(
         "accuracy-metric-id",
         text,
@@ -230,7 +239,7 @@ SEARCH_OPTIONS: tuple[Option, ...] = (
     Option(
         "confidence",
         positive_float,
-        0.9,
+        0.85,
         "with --stopping-rule confident: how sure the true tau must be above the threshold "
         "(and the level of the reported intervals)",
         "P",
@@ -644,6 +653,7 @@ def _selection_inputs(values: dict[str, Any]) -> tuple[Any, Any]:
         start_num_models=values["start_num_models"],
         final_num_models=values["final_num_models"],
         num_models_to_remove_per_iter=values["num_models_to_remove_per_iter"],
+        num_holdout_models=values["num_holdout_models"],
         seed=values["seed"],
         latency_source=values["latency_source"],
         latency_timeout_secs=values["latency_timeout_secs"],

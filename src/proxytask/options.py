@@ -50,6 +50,14 @@ def positive_int(value: Any) -> int:
     return number
 
 
+def non_negative_int(value: Any) -> int:
+    """A whole number >= 0."""
+    number = integer(value)
+    if number < 0:
+        raise ValueError("must be a whole number >= 0")
+    return number
+
+
 def non_negative_float(value: Any) -> float:
     """A finite float >= 0."""
     if isinstance(value, bool):

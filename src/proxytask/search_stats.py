@@ -56,6 +56,8 @@ _SCALAR_FIELDS = frozenset({"confidence", "desired_accuracy_correlation", "stati
 
 #: The stopping rules of :func:`scan_stopping`.
 STOPPING_RULES = ("point", "confident")
+#: The confident rule's futility stop judges a proxy only after this fraction of its limit.
+FUTILITY_MIN_FRACTION = 0.3
 
 
 class StoppingState(str, enum.Enum):
@@ -541,21 +543,26 @@ def _limit_step(
     return min(ends) if ends else None
 
 
-def _projected_tau(stats: StepStats, i: int, previous: int | None, end: float) -> float:
-    """An optimistic tau at step ``end``: the recent rise (never a fall) continued linearly.
+def _projected_tau(stats: StepStats, i: int, first: int, previous: int, end: float) -> float:
+    """An optimistic tau at step ``end``: the steeper of the recent and the overall rise
+    (never a fall) continued linearly.
 
-    Correlation curves rise and then flatten, so a straight line is optimistic: a proxy is
-    abandoned only when even this projection stays confidently below the threshold.
+    Correlation curves rise and then flatten, so a straight line from either slope is
+    optimistic: a proxy is abandoned only when even this projection stays confidently below
+    the threshold.
     """
-    tau = stats.accuracy_correlation_over_step[i]
+    taus, steps = stats.accuracy_correlation_over_step, stats.training_steps
+    tau = taus[i]
     assert tau is not None
-    if previous is None:
-        return tau
-    before = stats.accuracy_correlation_over_step[previous]
-    assert before is not None
-    span = stats.training_steps[i] - stats.training_steps[previous]
-    slope = max(0.0, (tau - before) / span) if span > 0 else 0.0
-    return min(1.0, tau + slope * max(0.0, end - stats.training_steps[i]))
+
+    def slope(j: int) -> float:
+        before = taus[j]
+        assert before is not None
+        span = steps[i] - steps[j]
+        return max(0.0, (tau - before) / span) if span > 0 else 0.0
+
+    rise = max(slope(first), slope(previous))
+    return min(1.0, tau + rise * max(0.0, end - steps[i]))
 
 
 def scan_stopping(
@@ -567,7 +574,7 @@ def scan_stopping(
     best_training_time_hrs: float | None = None,
     early_stop_if_not_best: bool = False,
     rule: str = "point",
-    confidence: float = 0.9,
+    confidence: float = 0.85,
     persistence: int = 2,
     total_steps: int | None = None,
 ) -> StopDecision:
@@ -591,12 +598,15 @@ def scan_stopping(
       at the last of them, with that step's steps and hours (no interpolation: the evidence
       is for the scores at that step).
 
-    The futility rule (5): at ``persistence`` consecutive valid steps, even an optimistic
-    projection of tau to the proxy's limit (its ``total_steps`` budget, or the step where its
-    training time reaches ``training_time_hrs_limit``; the recent rise continued linearly)
-    has a probability ≤ ``1 − confidence`` of a true tau above the threshold. The proxy is
-    abandoned as ``UNLIKELY_TO_MEET_CORRELATION`` at that step. Without a known limit the
-    rule is off.
+    The futility rule (5): once the proxy has spent at least ``FUTILITY_MIN_FRACTION`` of
+    its limit (its ``total_steps`` budget, or the step where its training time reaches
+    ``training_time_hrs_limit``) and has at least 3 steps of evidence, at ``persistence``
+    consecutive valid steps even an optimistic projection of tau to the limit (the steeper of
+    the recent and the overall rise, continued linearly) has a probability ≤
+    ``1 − confidence`` of a true tau above the threshold. The proxy is abandoned as
+    ``UNLIKELY_TO_MEET_CORRELATION`` at that step. Without a known limit the rule is off.
+    (The simulation benchmark in ``bench/`` showed that judging earlier abandons proxies
+    that are still rising.)
 
     For (2) the final values are interpolated as in the point rule; for (3), (4) and (5) they
     are the stopping step's. With no stop the state is ``INVALID_STOPPING_STATE``.
@@ -617,7 +627,7 @@ def scan_stopping(
     best = best_training_time_hrs if early_stop_if_not_best else None
     confident = rule == "confident"
     passes = fails = 0
-    previous: int | None = None  # the last step with evidence, for the projection
+    seen: list[int] = []  # the steps with evidence so far, for the projection
     for i in range(len(stats.training_steps)):
         tau, n = corrs[i], stats.num_pairs_over_step[i]
         evidence = confident and threshold is not None and tau is not None
@@ -651,8 +661,13 @@ def scan_stopping(
         if evidence:
             assert threshold is not None
             end = _limit_step(stats, i, total_steps, training_time_hrs_limit)
-            if end is not None:
-                projected = _projected_tau(stats, i, previous, end)
+            judged = end is not None and len(seen) >= 2
+            if (
+                judged
+                and end is not None
+                and (stats.training_steps[i] + 1 >= FUTILITY_MIN_FRACTION * (end + 1))
+            ):
+                projected = _projected_tau(stats, i, seen[0], seen[-1], end)
                 hopeless = probability_above(projected, n, threshold) <= 1.0 - confidence
                 fails = fails + 1 if hopeless else 0
                 if fails >= persistence:
@@ -662,7 +677,7 @@ def scan_stopping(
                         stats.training_steps[i],
                         times[i],
                     )
-            previous = i
+            seen.append(i)
     return StopDecision(StoppingState.INVALID_STOPPING_STATE, None, None, None)
 
 

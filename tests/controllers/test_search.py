@@ -70,25 +70,30 @@ def _table() -> ReplayTable:
 TABLE = _table()
 
 
-def _model_selection_dir(root: Path) -> Path:
-    """A finished model selection: 8 reference models trained fully in jobs/round3."""
+def _model_selection_dir(root: Path, holdout: int = 0) -> Path:
+    """A finished model selection: 8 reference models trained fully in jobs/round3, and
+    ``holdout`` held-out models (the first architectures again) after them. Each reference
+    model carries two zero-training scores: ``params`` ranks them right, ``synflow`` wrong."""
     msdir = root / "Model_Selection_x_20260101_000000"
     models = []
-    for i, arch in enumerate(ARCHS):
-        tdir = str(msdir / "jobs" / "round3" / str(i + 1))
-        trainer.save_nas_params(tdir, arch)
+    held = []
+    for number, i in enumerate([*range(len(ARCHS)), *range(holdout)], start=1):
+        tdir = str(msdir / "jobs" / "round3" / str(number))
+        trainer.save_nas_params(tdir, ARCHS[i])
         trainer.update_trial_training_accuracy_metric(tdir, FULL[i], 0, 999, 360.0, 1000)
         trainer.update_trial_training_latency_metric(tdir, LATENCY[i])
-        models.append(
-            {
-                "trial_id": str(i + 1),
-                "trial_dir": tdir,
-                "accuracy": FULL[i],
-                "latency": LATENCY[i],
-                "training_hours": 0.1,
-            }
-        )
-    (msdir / "REFERENCE_MODELS.json").write_text(json.dumps({"reference_models": models}))
+        model = {
+            "trial_id": str(number),
+            "trial_dir": tdir,
+            "accuracy": FULL[i],
+            "latency": LATENCY[i],
+            "training_hours": 0.1,
+            "zero_cost_scores": {"params": 100.0 * (i + 1), "synflow": -float(i)},
+        }
+        (models if number <= len(ARCHS) else held).append(model)
+    (msdir / "REFERENCE_MODELS.json").write_text(
+        json.dumps({"reference_models": models, "holdout_models": held})
+    )
     return msdir
 
 
@@ -350,7 +355,7 @@ def test_the_confident_rule_is_the_default_and_needs_persistent_evidence(tmp_pat
     # at the second evaluation in a row that clears 0.65 with 90 % confidence (8 models)
     assert good["stopping_state"] == "Met desired correlation"
     assert good["final_training_steps"] == 19
-    assert good["statistic"] == "Kendall tau-b" and good["confidence"] == 0.9
+    assert good["statistic"] == "Kendall tau-b" and good["confidence"] == 0.85
     low, high = good["accuracy_correlation_ci_low"][0], good["accuracy_correlation_ci_high"][0]
     assert 0.6 < low < 1.0 and high == pytest.approx(1.0)
     assert good["accuracy_correlation_prob_above"][0] > 0.9
@@ -381,3 +386,40 @@ def test_switching_the_rule_on_resume_rescores_without_training(tmp_path: Path) 
     assert good["stopping_state"] == "Ran till completion"
     assert "the recorded curves end at step 19" in good["rescore_note"]
     assert third.best_proxy_task_name == ""
+
+
+def test_zero_training_baselines_are_reported_beside_the_trained_proxy(tmp_path: Path) -> None:
+    _ctl, cdir = _run_confident(tmp_path, "good_only")
+    rec = json.loads((cdir / "PROXY_TASK_RECOMMENDATION.json").read_text())
+    baselines = rec["zero_training_baselines"]
+    assert baselines["params"]["tau"] == pytest.approx(1.0)
+    assert baselines["synflow"]["tau"] == pytest.approx(-1.0)
+    assert baselines["params"]["statistic"] == "Kendall tau-b"
+    assert baselines["params"]["ci_low"] is not None and baselines["params"]["n"] == 8
+    # the trained proxy ranks as well as parameter count, and the report says so plainly
+    verdict = rec["zero_training_comparison"]
+    assert verdict["best_zero_training_score"] == "params"
+    assert verdict["trained_proxy_beats_zero_training"] is False
+    assert "a zero-training score is as good: params" in verdict["message"]
+    assert rec["accuracy_correlation_interval_at_stop"]["confidence"] == 0.85
+
+
+def test_the_winner_is_checked_on_held_out_models(tmp_path: Path) -> None:
+    refs = ReferenceModels.load(str(_model_selection_dir(tmp_path, holdout=5)))
+    assert len(refs.trial_ids) == 8 and refs.holdout_trial_ids == ("9", "10", "11", "12", "13")
+    clock = SimulatedClock()
+    cdir = tmp_path / "search"
+    ctl = SearchController.create(_ctx(cdir, clock), refs, _configs("good_only"), SearchSettings())
+    ctl.run()
+    rec = json.loads((cdir / "PROXY_TASK_RECOMMENDATION.json").read_text())
+    holdout = rec["holdout"]
+    assert holdout["proxy_task_name"] == "good" and holdout["n"] == 5
+    assert holdout["tau"] == pytest.approx(1.0)
+    assert holdout["ci_low"] is not None and holdout["ci_low"] < 1.0
+    assert holdout["training_steps"] == rec["training_steps"]
+    # the held-out trials were stopped once past the recommended step, not run to the end
+    state = json.loads((cdir / SEARCH_STATE).read_text())
+    held = [t for t in state["trials"] if t["job"] == "holdout_good"]
+    assert len(held) == 5 and all(t["stop_requested"] for t in held)
+    # the search never chose by them: the reference statistics use 8 models
+    assert _stats(cdir, "good")["num_pairs_over_step"][0] == 8

@@ -345,3 +345,48 @@ def test_bad_final_checks_sections(
     assert message in err, err
     assert "Traceback" not in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists()
+
+
+def test_held_out_models_check_the_winner_end_to_end(tmp_path: Path) -> None:
+    path = _config(
+        tmp_path,
+        **{
+            "model-selection": {
+                "start-num-models": 12,
+                "final-num-models": 6,
+                "num-models-to-remove-per-iter": 1,
+                "num-holdout-models": 5,
+            }
+        },
+    )
+    assert cli.main(["run", str(path)]) == 0
+    wdir = tmp_path / "runs" / "Workflow_wf"
+    state = json.loads((wdir / "WORKFLOW_STATE.json").read_text())
+    refs = json.loads(
+        (Path(state["stages"]["model_selection"]["dir"]) / "REFERENCE_MODELS.json").read_text()
+    )
+    assert refs["num_reference_models"] == 6 and refs["num_holdout_models"] == 5
+    ref_ids = {m["trial_id"] for m in refs["reference_models"]}
+    held_ids = {m["trial_id"] for m in refs["holdout_models"]}
+    assert not ref_ids & held_ids  # disjoint: the search never chooses by a held-out model
+    rec = json.loads((wdir / "RECOMMENDATION.json").read_text())["recommendation"]
+    assert rec["holdout"]["n"] == 5 and rec["holdout"]["statistic"] == "Kendall tau-b"
+    assert rec["holdout"]["tau"] is not None
+
+
+def test_too_few_start_models_for_the_held_out_ones_is_explained(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = _config(
+        tmp_path,
+        **{
+            "model-selection": {
+                "start-num-models": 8,
+                "final-num-models": 6,
+                "num-holdout-models": 3,
+            }
+        },
+    )
+    assert cli.main(["run", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "--start-num-models must be >= --final-num-models + --num-holdout-models (9)" in err

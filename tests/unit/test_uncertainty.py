@@ -166,7 +166,9 @@ def test_the_point_rule_stops_at_one_lucky_step_and_the_confident_rule_does_not(
     stats = _stats([0.3, 0.7, 0.5, 0.55])
     point = scan_stopping(stats, desired_accuracy_correlation=0.65)
     assert point.state is StoppingState.MET_DESIRED_ACCURACY_CORRELATION
-    confident = scan_stopping(stats, desired_accuracy_correlation=0.65, rule="confident")
+    confident = scan_stopping(
+        stats, desired_accuracy_correlation=0.65, rule="confident", confidence=0.9
+    )
     assert confident.state is StoppingState.INVALID_STOPPING_STATE
 
 
@@ -174,15 +176,20 @@ def test_the_confident_rule_needs_persistent_evidence() -> None:
     # at n = 10 and confidence 0.9 the sample tau must be about 0.81 or more
     assert probability_above(0.82, 10, 0.65) >= 0.9 > probability_above(0.79, 10, 0.65)
     stats = _stats([0.5, 0.85, 0.7, 0.85, 0.9, 0.95])
-    one = scan_stopping(stats, desired_accuracy_correlation=0.65, rule="confident", persistence=1)
+    one = scan_stopping(
+        stats, desired_accuracy_correlation=0.65, rule="confident", confidence=0.9, persistence=1
+    )
     assert one.state is StoppingState.MET_DESIRED_ACCURACY_CORRELATION
     assert one.step_index == 1 and one.final_training_steps == 199
-    two = scan_stopping(stats, desired_accuracy_correlation=0.65, rule="confident")
+    two = scan_stopping(stats, desired_accuracy_correlation=0.65, rule="confident", confidence=0.9)
     assert two.step_index == 4 and two.final_training_steps == 499
     assert two.final_training_time_in_hours == pytest.approx(0.05)
     # more models make the same taus convincing sooner
     many = scan_stopping(
-        _stats([0.5, 0.75, 0.75], n=30), desired_accuracy_correlation=0.65, rule="confident"
+        _stats([0.5, 0.75, 0.75], n=30),
+        desired_accuracy_correlation=0.65,
+        rule="confident",
+        confidence=0.9,
     )
     assert many.step_index == 2
 
@@ -190,7 +197,7 @@ def test_the_confident_rule_needs_persistent_evidence() -> None:
 def test_the_confident_rule_abandons_a_proxy_that_cannot_reach_the_threshold() -> None:
     flat = _stats([0.05, 0.1, 0.1, 0.1, 0.1, 0.1])
     decision = scan_stopping(
-        flat, desired_accuracy_correlation=0.65, rule="confident", total_steps=1000
+        flat, desired_accuracy_correlation=0.65, rule="confident", confidence=0.9, total_steps=1000
     )
     assert decision.state is StoppingState.UNLIKELY_TO_MEET_CORRELATION
     # step 1's rise (0.05 → 0.1) projects to 0.5 at the limit: not hopeless yet; steps 2 and
@@ -199,20 +206,30 @@ def test_the_confident_rule_abandons_a_proxy_that_cannot_reach_the_threshold() -
     # a rising curve is given the benefit of its rise
     rising = _stats([0.0, 0.2, 0.4])
     assert not scan_stopping(
-        rising, desired_accuracy_correlation=0.65, rule="confident", total_steps=1000
+        rising,
+        desired_accuracy_correlation=0.65,
+        rule="confident",
+        confidence=0.9,
+        total_steps=1000,
     ).stopped
     # without a known limit there is no futility stop
-    assert not scan_stopping(flat, desired_accuracy_correlation=0.65, rule="confident").stopped
+    assert not scan_stopping(
+        flat, desired_accuracy_correlation=0.65, rule="confident", confidence=0.9
+    ).stopped
     # the point rule never abandons
     assert not scan_stopping(flat, desired_accuracy_correlation=0.65, total_steps=1000).stopped
 
 
 def test_invalid_steps_carry_no_evidence() -> None:
     stats = _stats([0.9, None, 0.9])
-    decision = scan_stopping(stats, desired_accuracy_correlation=0.65, rule="confident")
+    decision = scan_stopping(
+        stats, desired_accuracy_correlation=0.65, rule="confident", confidence=0.9
+    )
     assert decision.step_index == 2
     few = _stats([1.0, 1.0, 1.0], n=4)  # under 5 pairs: no interval, no decision
-    assert not scan_stopping(few, desired_accuracy_correlation=0.65, rule="confident").stopped
+    assert not scan_stopping(
+        few, desired_accuracy_correlation=0.65, rule="confident", confidence=0.9
+    ).stopped
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ from proxytask.executors.command import Continuation
 from proxytask.progress import ProgressSnapshot
 from proxytask.space import SearchSpace
 from proxytask.trainer import get_accuracy_at_pct, read_final_metrics
+from proxytask.zero_cost_metrics import read_zero_cost_scores
 
 __all__ = [
     "MODEL_SELECTION_STATE",
@@ -76,17 +77,20 @@ class SelectionSettings:
     accuracy_metric_id: str = ""
     latency_metric_id: str = ""
     baseline_architecture: Mapping[str, Any] | None = None
+    num_holdout_models: int = 0  # extra fully trained models the search never chooses by
 
     def __post_init__(self) -> None:
+        if self.num_holdout_models < 0:
+            raise UsageError(f"--num-holdout-models must be >= 0, got {self.num_holdout_models}.")
         if self.final_num_models < 2:
             raise UsageError(
                 f"--final-num-models must be >= 2 (a ranking needs two models), got "
                 f"{self.final_num_models}."
             )
-        if self.start_num_models < self.final_num_models:
+        if self.start_num_models < self.num_survivors:
             raise UsageError(
-                f"--start-num-models must be >= --final-num-models ({self.final_num_models}), "
-                f"got {self.start_num_models}."
+                f"--start-num-models must be >= --final-num-models + --num-holdout-models "
+                f"({self.num_survivors}), got {self.start_num_models}."
             )
         if self.num_models_to_remove_per_iter < 1:
             raise UsageError(
@@ -98,6 +102,11 @@ class SelectionSettings:
                 f"--latency-source must be one of {', '.join(LATENCY_SOURCES)}, got "
                 f"{self.latency_source!r}."
             )
+
+    @property
+    def num_survivors(self) -> int:
+        """The models trained fully: the reference models and the held-out ones."""
+        return self.final_num_models + self.num_holdout_models
 
     @property
     def requires_latency(self) -> bool:
@@ -241,7 +250,7 @@ class ModelSelectionController(Controller):
         s = self.settings
         job = _round_job(index)
         count = s.start_num_models if index == 0 else len(survivors)
-        pct, is_final = next_round_pct(previous_pct, count, s.final_num_models)
+        pct, is_final = next_round_pct(previous_pct, count, s.num_survivors)
         target = 100.0 if is_final else min(pct, 100.0)
         if index == 0:
             for number, arch in enumerate(self.space.sample_many(s.seed, count), start=1):
@@ -377,7 +386,7 @@ class ModelSelectionController(Controller):
         current = self.iterations[-1]
         pct = current["desired_training_step_pct"]
         count = len(keys)
-        to_remove = min(s.num_models_to_remove_per_iter, count - s.final_num_models)
+        to_remove = min(s.num_models_to_remove_per_iter, count - s.num_survivors)
         scores = self._scores(keys, pct)
         result = select_survivors(scores, to_remove, requires_latency=s.requires_latency)
         job = current["search_job_name"]
@@ -464,8 +473,13 @@ class ModelSelectionController(Controller):
                         else None
                     ),
                     "final_metrics": final_metrics,
+                    "zero_cost_scores": {
+                        **read_zero_cost_scores(origin.trial_dir),
+                        **read_zero_cost_scores(record.trial_dir),
+                    },
                 }
             )
+        models, holdout = self._split_holdout(models)
         if len(models) < 2:
             self._fail(f"only {len(models)} reference models finished training; a ranking needs 2.")
             return
@@ -484,9 +498,16 @@ class ModelSelectionController(Controller):
                 "region is not represented; consider more start models or a narrower space."
             )
         gpus = self.ctx.trial_settings.resources.gpus
+        if len(holdout) < self.settings.num_holdout_models:
+            warnings.append(
+                f"only {len(holdout)} of {self.settings.num_holdout_models} held-out models "
+                "finished training (reference models come first)"
+            )
         self._result = {
             "reference_models": models,
             "num_reference_models": len(models),
+            "holdout_models": holdout,
+            "num_holdout_models": len(holdout),
             "accuracy_range": [min(accs), max(accs)] if accs else None,
             "latency_range": [min(lats), max(lats)] if lats else None,
             "baseline": baseline,
@@ -508,6 +529,27 @@ class ModelSelectionController(Controller):
         self.events.append(
             self.ctx.clock.now(), "selection_done", models=len(models), cost_hours=cost_hours
         )
+
+    def _split_holdout(
+        self, models: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Draw the held-out models at random (seeded) from the fully trained ones.
+
+        Random, not by score: the held-out models must be a fair sample of what the search
+        will rank. Reference models come first when fewer models finished than asked.
+        """
+        import numpy as np
+
+        k = max(
+            0, min(self.settings.num_holdout_models, len(models) - self.settings.final_num_models)
+        )
+        if k == 0:
+            return models, []
+        rng = np.random.default_rng([self.settings.seed, 0x401D])
+        chosen = set(rng.choice(len(models), size=k, replace=False).tolist())
+        reference = [m for i, m in enumerate(models) if i not in chosen]
+        holdout = [m for i, m in enumerate(models) if i in chosen]
+        return reference, holdout
 
     def _origin(self, record: TrialRecord) -> TrialRecord:
         """The round-1 trial a continued trial descends from (it holds the architecture)."""
