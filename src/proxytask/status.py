@@ -150,6 +150,21 @@ def _controller_notes(path: str, kind: str) -> tuple[str, ...]:
             )
         if state.get("best_proxy_task_name"):
             notes.append(f"best proxy task so far: {state['best_proxy_task_name']}")
+        for name, check in (state.get("holdout") or {}).items():
+            notes.append(
+                f"held-out check of {name}: Kendall tau-b {check.get('tau')} on "
+                f"{check.get('n')} held-out models"
+            )
+        baselines = {
+            k: v["tau"]
+            for k, v in (state.get("zero_training_baselines") or {}).items()
+            if isinstance(v, dict) and v.get("tau") is not None
+        }
+        if baselines:
+            top = max(baselines, key=lambda k: baselines[k])
+            notes.append(
+                f"best zero-training score: {top} (Kendall tau-b {baselines[top]:.3f}, no training)"
+            )
         return tuple(notes)
     if kind == layout.KIND_FINAL_CHECKS:
         state = _read(storage.join(path, "FINAL_CHECKS_STATE.json"))
