@@ -423,3 +423,14 @@ def test_the_winner_is_checked_on_held_out_models(tmp_path: Path) -> None:
     assert len(held) == 5 and all(t["stop_requested"] for t in held)
     # the search never chose by them: the reference statistics use 8 models
     assert _stats(cdir, "good")["num_pairs_over_step"][0] == 8
+
+
+def test_the_search_draws_its_summary_figures_and_the_winner_stability(tmp_path: Path) -> None:
+    _ctl, cdir = _run_confident(tmp_path, "all_three", early_stop_proxy_task_if_not_best=False)
+    for name in ("proxy_task_comparison.png", "tau_vs_zero_training.png", "winner_stability.png"):
+        assert (cdir / name).stat().st_size > 5000, name
+    rec = json.loads((cdir / "PROXY_TASK_RECOMMENDATION.json").read_text())
+    stability = rec["winner_stability"]
+    assert stability["observed_winner"] == "good"
+    assert stability["frequencies"]["good"] > 0.8  # its ranking is right at every step
+    assert stability["draws"] == 200

@@ -46,6 +46,9 @@ __all__ = ["SEARCH_STATE", "ReferenceModels", "SearchController", "SearchSetting
 
 SEARCH_STATE = "SEARCH_CONTROLLER_STATE.json"
 RECOMMENDATION = "PROXY_TASK_RECOMMENDATION.json"
+COMPARISON_PLOT = "proxy_task_comparison.png"
+TAU_PLOT = "tau_vs_zero_training.png"
+STABILITY_PLOT = "winner_stability.png"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -199,6 +202,7 @@ class SearchController(Controller):
         }
         self._dirty: set[str] = set()
         self._saved: dict[str, Any] | None = None
+        self._stability_result: Any = None
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -742,7 +746,16 @@ class SearchController(Controller):
             "holdout": self.holdout.get(best),
             "zero_training_baselines": self.zero_training_baselines(),
             "zero_training_comparison": self._zero_training_verdict(best),
+            "winner_stability": self._stability_summary(),
         }
+
+    def _stability_summary(self) -> dict[str, Any] | None:
+        if not self.is_finished():
+            return None
+        if self._stability_result is None:
+            self._stability_result = self.stability()
+        result = self._stability_result
+        return None if result is None else result.to_dict()
 
     def _full_training_hours(self) -> float | None:
         data = storage.read_json(
@@ -753,9 +766,101 @@ class SearchController(Controller):
         return sum(valid) / len(valid) if valid else None
 
     def _write_recommendation(self) -> None:
+        self._stability_result = self.stability() if self.is_finished() else None
+        if self.is_finished():
+            self._render_summary()
         storage.write_json_atomic(
             storage.join(self.ctx.controller_dir, RECOMMENDATION), self.recommendation()
         )
+
+    def _trained_tau(self, name: str) -> tuple[float | None, float | None, float | None]:
+        """A config's Kendall tau-b and interval at its stop (or its last valid step)."""
+        stats = self.proxy_tasks_map[name]["proxy_task_stats"]
+        step = stats.get("final_training_steps")
+        found: tuple[float | None, float | None, float | None] = (None, None, None)
+        lows = stats.get("accuracy_correlation_ci_low") or []
+        highs = stats.get("accuracy_correlation_ci_high") or []
+        for i, (s, tau) in enumerate(
+            zip(stats["training_steps"], stats["accuracy_correlation_over_step"], strict=False)
+        ):
+            if tau is not None and (step is None or s <= step):
+                low = lows[i] if i < len(lows) else None
+                high = highs[i] if i < len(highs) else None
+                found = (
+                    (tau, low, high) if low is not None and high is not None else (tau, None, None)
+                )
+        return found
+
+    def _render_summary(self) -> None:
+        """The search-wide figures: time per proxy, tau vs zero-training, winner stability."""
+        from proxytask.report.data import (
+            TRAINED_PROXY,
+            ZERO_TRAINING,
+            proxy_comparison_figure,
+            stability_figure,
+            tau_comparison_figure,
+        )
+        from proxytask.report.plots import (
+            render_proxy_comparison,
+            render_stability,
+            render_tau_comparison,
+        )
+
+        names = [n for n in self.order if n in self.proxy_tasks_map]
+        cdir = self.ctx.controller_dir
+        rows = []
+        for name in names:
+            stats = self.proxy_tasks_map[name]["proxy_task_stats"]
+            rows.append(
+                (
+                    name,
+                    stats["final_training_time_in_hours"],
+                    stats["stopping_state"],
+                    name == self.best_proxy_task_name,
+                )
+            )
+        render_proxy_comparison(proxy_comparison_figure(rows), storage.join(cdir, COMPARISON_PLOT))
+        tau_rows: list[tuple[str, str, float | None, float | None, float | None]] = [
+            (name, TRAINED_PROXY, *self._trained_tau(name)) for name in names
+        ]
+        for name, check in self.zero_training_baselines().items():
+            tau_rows.append((name, ZERO_TRAINING, check["tau"], check["ci_low"], check["ci_high"]))
+        render_tau_comparison(
+            tau_comparison_figure(
+                tau_rows,
+                desired_correlation=self.settings.desired_accuracy_correlation,
+                confidence=self.settings.confidence,
+            ),
+            storage.join(cdir, TAU_PLOT),
+        )
+        stability = self._stability_result
+        if stability is not None:
+            render_stability(stability_figure(stability), storage.join(cdir, STABILITY_PLOT))
+
+    def stability(self) -> Any:
+        """How often each proxy would win if the reference set were resampled (200 draws).
+
+        Each config is judged on its own curves as recorded (no early stop against the best),
+        with the search's rule and thresholds. None without a correlation threshold.
+        """
+        from proxytask.stability import winner_frequencies
+
+        s = self.settings
+        if s.desired_accuracy_correlation is None:
+            return None
+        names = [n for n in self.order if n in self.proxy_tasks_map]
+        if not names:
+            return None
+        scan = {
+            "desired_accuracy_correlation": s.desired_accuracy_correlation,
+            "desired_accuracy": s.desired_accuracy,
+            "training_time_hrs_limit": s.training_time_hrs_limit,
+            "rule": s.stopping_rule,
+            "confidence": s.confidence,
+            "persistence": s.persistence,
+        }
+        curves = {name: self._metrics(name) for name in names}
+        return winner_frequencies(curves, list(self.references.accuracies), scan, draws=200)
 
     def summary(self) -> list[str]:
         """The answer in lines for the terminal."""

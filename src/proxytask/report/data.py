@@ -6,13 +6,18 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from proxytask import stats
 from proxytask.errors import UsageError
 from proxytask.selection import SelectionResult, TrialScore
 
+if TYPE_CHECKING:
+    from proxytask.stability import StabilityResult
+
 __all__ = [
+    "TRAINED_PROXY",
+    "ZERO_TRAINING",
     "CorrelationScatterFigure",
     "CurvePanel",
     "CurveSeries",
@@ -20,12 +25,18 @@ __all__ = [
     "ProxyComparisonFigure",
     "SearchCurvesFigure",
     "SelectionFigure",
+    "StabilityBar",
+    "StabilityFigure",
+    "TauComparisonFigure",
+    "TauRow",
     "VarianceFigure",
     "correlation_scatter_figure",
     "proxy_comparison_figure",
     "readable_time_unit",
     "search_curves_figure",
     "selection_figure",
+    "stability_figure",
+    "tau_comparison_figure",
     "variance_figure",
 ]
 
@@ -755,4 +766,258 @@ def proxy_comparison_figure(
         bars=bars,
         time_unit=unit,
         time_factor=factor,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Stability of the winner under resampling, and trained proxies beside zero-training scores
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class StabilityBar:
+    """One bar of the stability figure: a proxy config (or no winner) and its share of draws.
+
+    ``frequency`` is the fraction of draws won (0 to 1), ``wins`` the number of draws.
+    """
+
+    name: str
+    frequency: float
+    wins: int
+    is_observed_winner: bool
+    is_no_winner: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class StabilityFigure:
+    """Everything the winner-stability bar chart shows, already computed.
+
+    ``bars`` are the proxy configs in the order of the result, then the draws without a
+    winner; the observed winner is marked. ``subtitle`` says how many draws and what they
+    mean.
+    """
+
+    title: str
+    subtitle: str
+    bars: tuple[StabilityBar, ...]
+    draws: int
+    observed_winner: str | None
+    x_label: str = "share of resamples won (%)"
+
+
+def _percent(fraction: float) -> str:
+    return f"{_plain_number(100.0 * fraction, 1)} %"
+
+
+def stability_figure(result: StabilityResult) -> StabilityFigure:
+    """Build the winner-stability figure from :func:`proxytask.stability.winner_frequencies`.
+
+    One bar per proxy config (its share of the resamples won) and one for the draws in which
+    no config met its goal; the observed winner (on the models as drawn) is marked.
+
+    Example::
+
+        >>> from proxytask.stability import StabilityResult
+        >>> fig = stability_figure(StabilityResult(200, 0, 10, "point",
+        ...     {"data_25": 0.8, "data_50": 0.15, "none": 0.05}, "data_25", 0.8))
+        >>> [(b.name, b.wins, b.is_observed_winner) for b in fig.bars]
+        [('data_25', 160, True), ('data_50', 30, False), ('none', 10, False)]
+        >>> fig.subtitle.split(" · ")[1]
+        'observed winner data_25 wins 80 % of them'
+    """
+    from proxytask.stability import NO_WINNER
+
+    frequencies = getattr(result, "frequencies", None)
+    if not isinstance(frequencies, Mapping):
+        raise UsageError(
+            f"result must be a StabilityResult (from proxytask.stability.winner_frequencies), "
+            f"got {result!r}."
+        )
+    draws = int(result.draws)
+    observed = result.observed_winner
+    if observed is not None and observed not in frequencies:
+        raise UsageError(
+            f"the observed winner {observed!r} is not among the result's proxy configs "
+            f"({', '.join(frequencies)}). Pass the result winner_frequencies returned."
+        )
+    bars = []
+    for name, value in frequencies.items():
+        fraction = _optional_number(f"frequencies[{name!r}]", value)
+        if fraction is None or not 0.0 <= fraction <= 1.0:
+            raise UsageError(f"frequencies[{name!r}] must be a fraction in [0, 1], got {value!r}.")
+        bars.append(
+            StabilityBar(
+                name=str(name),
+                frequency=fraction,
+                wins=round(fraction * draws),
+                is_observed_winner=observed is not None and name == observed,
+                is_no_winner=name == NO_WINNER,
+            )
+        )
+    if observed is None:
+        verdict = (
+            f"no proxy task met its goal on the models as drawn; "
+            f"{_percent(result.observed_winner_frequency)} of resamples have no winner either"
+        )
+    else:
+        verdict = (
+            f"observed winner {observed} wins {_percent(result.observed_winner_frequency)} of them"
+        )
+    details = [
+        f"{draws} paired resamples (with replacement) of the {result.n_models} reference "
+        f"models, {result.rule} stopping rule, seed {result.seed}, no extra training",
+        verdict,
+        "a share near 100 % means the choice does not hinge on which models were drawn",
+    ]
+    tied = int(getattr(result, "tied_draws", 0))
+    if tied:
+        details.append(f"{tied} draws had equal final times, given to the first name")
+    return StabilityFigure(
+        title="Proxy-task stability: who wins when the reference models are resampled",
+        subtitle=" · ".join(details),
+        bars=tuple(bars),
+        draws=draws,
+        observed_winner=observed,
+    )
+
+
+#: The two kinds of rows of :func:`tau_comparison_figure`.
+TRAINED_PROXY = "trained proxy"
+ZERO_TRAINING = "zero-training"
+_TAU_KINDS = (TRAINED_PROXY, ZERO_TRAINING)
+
+
+@dataclasses.dataclass(frozen=True)
+class TauRow:
+    """One row of the tau comparison: a score's Kendall tau-b and its interval (None: n/a).
+
+    ``label`` is the value as shown ("0.73 [0.45, 0.88]", or "n/a" without a tau).
+    """
+
+    name: str
+    kind: str
+    tau: float | None
+    ci_low: float | None
+    ci_high: float | None
+    is_best_of_kind: bool
+    label: str
+
+
+@dataclasses.dataclass(frozen=True)
+class TauComparisonFigure:
+    """Trained proxies and zero-training scores side by side by their Kendall tau-b.
+
+    ``rows`` are the trained proxies first, then the zero-training scores, each group by
+    descending tau (rows without a tau last, kept in the order given). ``desired_correlation``
+    is drawn as a vertical line (None: none).
+    """
+
+    title: str
+    subtitle: str
+    rows: tuple[TauRow, ...]
+    desired_correlation: float | None = None
+    x_label: str = "Kendall tau-b vs full training"
+
+    def best(self, kind: str) -> str | None:
+        """The name of the best row of ``kind`` (:data:`TRAINED_PROXY` or :data:`ZERO_TRAINING`)."""
+        return next((r.name for r in self.rows if r.kind == kind and r.is_best_of_kind), None)
+
+
+def _tau_value(name: str, value: Any) -> float | None:
+    number = _optional_number(name, value)
+    if number is not None and not -1.0 <= number <= 1.0:
+        raise UsageError(f"{name} must lie in [-1, 1] (a Kendall tau-b), got {value!r}.")
+    return number
+
+
+def _tau_row(index: int, row: Any) -> tuple[str, str, float | None, float | None, float | None]:
+    try:
+        name, kind, tau, low, high = row
+    except (TypeError, ValueError) as exc:
+        raise UsageError(
+            f"rows[{index}] must be (name, kind, tau, ci_low, ci_high), got {row!r}."
+        ) from exc
+    if kind not in _TAU_KINDS:
+        raise UsageError(
+            f"rows[{index}] kind must be {TRAINED_PROXY!r} or {ZERO_TRAINING!r}, got {kind!r}."
+        )
+    t = _tau_value(f"rows[{index}] tau", tau)
+    lo = _tau_value(f"rows[{index}] ci_low", low)
+    hi = _tau_value(f"rows[{index}] ci_high", high)
+    if (lo is None) != (hi is None):
+        raise UsageError(
+            f"rows[{index}] must give both ends of the interval or neither, got ci_low "
+            f"{low!r} and ci_high {high!r}."
+        )
+    if lo is not None and hi is not None and lo > hi:
+        raise UsageError(f"rows[{index}] ci_low {low!r} must not exceed ci_high {high!r}.")
+    if t is None:
+        lo = hi = None  # an interval without a tau is not drawn
+    return str(name), str(kind), t, lo, hi
+
+
+def _tau_label(tau: float | None, low: float | None, high: float | None) -> str:
+    if tau is None:
+        return "n/a"
+    if low is None or high is None:
+        return f"{tau:.2f}"
+    return f"{tau:.2f} [{low:.2f}, {high:.2f}]"
+
+
+def tau_comparison_figure(
+    rows: Sequence[tuple[str, str, float | None, float | None, float | None]],
+    *,
+    desired_correlation: float | None = None,
+    confidence: float | None = None,
+) -> TauComparisonFigure:
+    """Build the zero-training-vs-trained comparison from ``(name, kind, tau, ci_low, ci_high)``.
+
+    ``kind`` is :data:`TRAINED_PROXY` or :data:`ZERO_TRAINING`; ``tau`` a Kendall tau-b
+    against full training (None or NaN: not computable, kept as an "n/a" row) and
+    ``ci_low`` / ``ci_high`` its interval (both or neither). The best row of each kind (the
+    highest tau; ties: the first given) is marked. ``confidence`` only labels the whiskers.
+
+    Example::
+
+        >>> fig = tau_comparison_figure([("synflow", "zero-training", 0.4, 0.1, 0.6),
+        ...                              ("data_25", "trained proxy", 0.7, 0.5, 0.85),
+        ...                              ("naswot", "zero-training", None, None, None)],
+        ...                             desired_correlation=0.65)
+        >>> [(r.name, r.label) for r in fig.rows]
+        [('data_25', '0.70 [0.50, 0.85]'), ('synflow', '0.40 [0.10, 0.60]'), ('naswot', 'n/a')]
+        >>> fig.best("trained proxy"), fig.best("zero-training")
+        ('data_25', 'synflow')
+    """
+    if isinstance(rows, (str, bytes)) or not isinstance(rows, Sequence):
+        raise UsageError(
+            f"rows must be a list of (name, kind, tau, ci_low, ci_high), got {rows!r}."
+        )
+    parsed = [_tau_row(i, row) for i, row in enumerate(rows)]
+    desired = _tau_value("desired_correlation", desired_correlation)
+    level = _optional_number("confidence", confidence)
+    ordered: list[TauRow] = []
+    best_text = []
+    for kind in _TAU_KINDS:
+        group = [r for r in parsed if r[1] == kind]
+        # Descending tau; rows without one last; ties keep the order given (stable sort).
+        group.sort(key=lambda r: (r[2] is None, -(r[2] or 0.0)))
+        best = group[0] if group and group[0][2] is not None else None
+        for row in group:
+            name, _, tau, low, high = row
+            label = _tau_label(tau, low, high)
+            ordered.append(TauRow(name, kind, tau, low, high, row is best, label))
+        if best is not None:
+            best_text.append(f"best {kind}: {best[0]} ({best[2]:.2f})")
+        elif group:
+            best_text.append(f"no {kind} with a tau")
+    details = best_text or ["no rows"]
+    if level is not None and any(r.ci_low is not None for r in ordered):
+        details.append(f"whiskers: {level * 100:g} % interval")
+    if desired is not None:
+        details.append(f"desired correlation {desired:g}")
+    return TauComparisonFigure(
+        title="Trained proxy tasks vs zero-training scores: rank correlation with full training",
+        subtitle=" · ".join(details),
+        rows=tuple(ordered),
+        desired_correlation=desired,
     )

@@ -16,6 +16,8 @@ from proxytask.report.data import (
     ProxyComparisonFigure,
     SearchCurvesFigure,
     SelectionFigure,
+    StabilityFigure,
+    TauComparisonFigure,
     VarianceFigure,
 )
 
@@ -25,6 +27,8 @@ __all__ = [
     "render_proxy_comparison",
     "render_search_curves",
     "render_selection_figure",
+    "render_stability",
+    "render_tau_comparison",
     "render_variance_figure",
 ]
 
@@ -385,4 +389,171 @@ def render_proxy_comparison(fig: ProxyComparisonFigure, path: str) -> None:
     ax.set_xlabel(f"final training time ({fig.time_unit})")
     ax.grid(True, axis="x", alpha=0.3)
     figure.suptitle(f"{fig.title}\n{fig.subtitle}", fontsize=11)
+    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+
+
+# --------------------------------------------------------------------------------------------
+# Stability of the winner, trained proxies beside zero-training scores
+# --------------------------------------------------------------------------------------------
+
+_WINNER_COLOR = "tab:green"
+_KIND_STYLE = {  # kind -> (colour, marker)
+    "trained proxy": ("tab:blue", "o"),
+    "zero-training": ("tab:orange", "s"),
+}
+
+
+def render_stability(fig: StabilityFigure, path: str) -> None:
+    """Draw a :class:`~proxytask.report.data.StabilityFigure` as a PNG at ``path``.
+
+    Horizontal bars of each proxy config's share of the resamples won (in %), the observed
+    winner in green with a black edge and a bold label; the draws without a winner in hatched
+    grey. Each bar is annotated with its share and number of draws. ``path`` may be local or
+    an fsspec URL (written atomically).
+
+    Example::
+
+        render_stability(stability_figure(winner_frequencies(...)), "search/stability.png")
+    """
+    height = max(3.0, 1.6 + 0.5 * len(fig.bars))
+    figure = Figure(figsize=(10.0, height), layout="constrained")
+    ax = figure.subplots()
+    ys = list(range(len(fig.bars)))
+    for y, bar in zip(ys, fig.bars, strict=True):
+        value = 100.0 * bar.frequency
+        if bar.is_no_winner:
+            ax.barh(y, value, color="0.85", hatch="//", edgecolor="0.5", linewidth=0.8)
+        else:
+            color = _WINNER_COLOR if bar.is_observed_winner else "tab:blue"
+            ax.barh(
+                y,
+                value,
+                color=color,
+                edgecolor="black" if bar.is_observed_winner else color,
+                linewidth=1.5 if bar.is_observed_winner else 0.5,
+            )
+        text = f" {value:.1f} % ({bar.wins}/{fig.draws})"
+        if bar.is_observed_winner:
+            text += " · observed winner"
+        weight = "bold" if bar.is_observed_winner else "normal"
+        ax.text(value, y, text, va="center", fontsize=8, fontweight=weight)
+    if fig.bars:
+        ax.set_yticks(ys)
+        ax.set_yticklabels(["no winner" if b.is_no_winner else b.name for b in fig.bars])
+        for label, bar in zip(ax.get_yticklabels(), fig.bars, strict=True):
+            if bar.is_observed_winner:
+                label.set_fontweight("bold")
+                label.set_color(_WINNER_COLOR)
+        ax.invert_yaxis()
+    else:
+        _no_data(ax, "no proxy configs")
+    ax.set_xlim(0.0, 130.0)  # room for the annotations past 100 %
+    ax.set_xticks([0, 20, 40, 60, 80, 100])
+    ax.set_xlabel(fig.x_label)
+    ax.grid(True, axis="x", alpha=0.3)
+    subtitle = textwrap.fill(fig.subtitle, _SELECTION_SUBTITLE_WIDTH)
+    figure.suptitle(f"{fig.title}\n{subtitle}", fontsize=11)
+    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+
+
+def render_tau_comparison(fig: TauComparisonFigure, path: str) -> None:
+    """Draw a :class:`~proxytask.report.data.TauComparisonFigure` as a PNG at ``path``.
+
+    One row per score: its Kendall tau-b as a point with the interval as whiskers, trained
+    proxies as blue circles and zero-training scores as orange squares (with a legend); the
+    best of each kind gets a star and a bold label. A row without a tau stays, empty, with
+    "n/a". The desired correlation is a dashed vertical line, tau = 0 a thin grey one.
+    ``path`` may be local or an fsspec URL (written atomically).
+
+    Example::
+
+        render_tau_comparison(tau_comparison_figure(rows, desired_correlation=0.65), "tau.png")
+    """
+    height = max(3.0, 1.8 + 0.45 * len(fig.rows))
+    figure = Figure(figsize=(10.0, height), layout="constrained")
+    ax = figure.subplots()
+    ys = list(range(len(fig.rows)))
+    drawn_kinds: set[str] = set()
+    for y, row in zip(ys, fig.rows, strict=True):
+        color, marker = _KIND_STYLE.get(row.kind, ("0.3", "o"))
+        if row.tau is None:
+            ax.text(0.0, y, "n/a", ha="center", va="center", fontsize=8, color="0.4")
+            continue
+        error = None
+        if row.ci_low is not None and row.ci_high is not None:
+            error = [[max(0.0, row.tau - row.ci_low)], [max(0.0, row.ci_high - row.tau)]]
+        ax.errorbar(
+            [row.tau],
+            [y],
+            xerr=error,
+            fmt=marker,
+            color=color,
+            markersize=7,
+            capsize=4,
+            linewidth=1.4,
+            label=row.kind if row.kind not in drawn_kinds else None,
+            zorder=3,
+        )
+        drawn_kinds.add(row.kind)
+        if row.is_best_of_kind:
+            ax.plot(
+                [row.tau],
+                [y - 0.32],
+                marker="*",
+                markersize=11,
+                color=color,
+                markeredgecolor="black",
+                linestyle="none",
+                zorder=4,
+            )
+    if any(r.is_best_of_kind for r in fig.rows):
+        ax.plot(
+            [],
+            [],
+            marker="*",
+            color="0.5",
+            markeredgecolor="black",
+            linestyle="none",
+            markersize=11,
+            label="best of its kind",
+        )
+    kinds = [r.kind for r in fig.rows]
+    for y in range(1, len(kinds)):
+        if kinds[y] != kinds[y - 1]:
+            ax.axhline(y - 0.5, color="0.6", linewidth=0.8)
+    ax.axvline(0.0, color="0.7", linewidth=0.8)
+    if fig.desired_correlation is not None:
+        ax.axvline(
+            fig.desired_correlation,
+            color=_THRESHOLD_COLOR,
+            linestyle="--",
+            linewidth=1.2,
+            label=f"desired correlation {fig.desired_correlation:g}",
+        )
+    if fig.rows:
+        ax.set_yticks(ys)
+        ax.set_yticklabels([f"{r.name}  ({r.label})" for r in fig.rows])
+        for label, row in zip(ax.get_yticklabels(), fig.rows, strict=True):
+            if row.is_best_of_kind:
+                label.set_fontweight("bold")
+            if row.tau is None:
+                label.set_color("0.45")
+        ax.set_ylim(len(fig.rows) - 0.5, -0.7)  # top to bottom, room for the stars
+    else:
+        _no_data(ax, "no scores to compare")
+    ax.set_xlim(-1.0, 1.0)
+    ax.set_xlabel(fig.x_label)
+    ax.grid(True, axis="x", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:  # the kinds first, outside the axes so no whisker is hidden
+        order = sorted(range(len(labels)), key=lambda i: labels[i] not in _KIND_STYLE)
+        ax.legend(
+            [handles[i] for i in order],
+            [labels[i] for i in order],
+            loc="upper left",
+            bbox_to_anchor=(1.01, 1.0),
+            fontsize="small",
+        )
+    subtitle = textwrap.fill(fig.subtitle, _SELECTION_SUBTITLE_WIDTH)
+    figure.suptitle(f"{fig.title}\n{subtitle}", fontsize=11)
     storage.write_bytes_atomic(path, figure_png_bytes(figure))
