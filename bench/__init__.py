@@ -1,0 +1,1 @@
+"""Benchmarks of proxytask's statistics (see bench/README.md); run each module as a script."""
