@@ -595,6 +595,12 @@ class ModelSelectionController(Controller):
             lines.append(
                 f"  {m['origin_trial']:>10}: accuracy {acc}  latency {lat}  {m['trial_dir']}"
             )
+        held = result.get("holdout_models") or []
+        if held:
+            lines.append(
+                f"{len(held)} held-out models (the search never chooses by them): "
+                + ", ".join(f"{m['origin_trial']} ({fmt_number(m['accuracy'])})" for m in held)
+            )
         if result["accuracy_range"]:
             lo, hi = result["accuracy_range"]
             lines.append(f"accuracy range {lo:.4f} – {hi:.4f}")
