@@ -554,18 +554,27 @@ def _resolve_with_previous(
     saved = dict(info.get("options", {}))
     given = {dest for dest in vars(args) if getattr(args, dest) is not None}
     base = {k: v for k, v in saved.items() if k not in given or k in RESUMABLE_OVERRIDES}
-    values = resolve_options(args, options, args.config, base=base)
-    for dest, value in saved.items():  # what defines the measurement stays as first given
+    values = _keep_first_values(
+        resolve_options(args, options, args.config, base=base), saved, {previous_dest}
+    )
+    values[previous_dest] = previous
+    return values, previous
+
+
+def _keep_first_values(
+    values: dict[str, Any], saved: dict[str, Any], exempt: set[str]
+) -> dict[str, Any]:
+    """On a resume, what defines the run stays as first given (a note says so)."""
+    for dest, value in saved.items():
         changed = dest in values and values[dest] != value
-        if changed and dest not in RESUMABLE_OVERRIDES and dest != previous_dest:
+        if changed and dest not in RESUMABLE_OVERRIDES and dest not in exempt:
             print(
                 f"proxytask: note: keeping {dest.replace('_', '-')}={value!r} of the run "
                 f"being resumed (given {values[dest]!r})",
                 file=sys.stderr,
             )
             values[dest] = value
-    values[previous_dest] = previous
-    return values, previous
+    return values
 
 
 def _context(values: dict[str, Any], kind: str, previous: str | None) -> ControllerContext:
@@ -872,6 +881,30 @@ def _latency_check(
     return out
 
 
+def _judge_variance(result: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """The variance verdict under the current thresholds, printed (a finished measurement is
+    judged again when the workflow file's thresholds changed, without training again)."""
+    from proxytask.controllers.base import fmt_number
+
+    if not result:
+        return result
+    max_var, max_smooth = values["max_variance"], values["max_smoothness"]
+    var, smooth = result.get("variance_value"), result.get("smoothness_value")
+    judged = {
+        **result,
+        "variance_good": var is not None and var <= max_var,
+        "smoothness_good": smooth is not None and smooth <= max_smooth,
+        "thresholds": {"max_variance": max_var, "max_smoothness": max_smooth},
+    }
+    for what, value, limit, good in (
+        ("variance", var, max_var, judged["variance_good"]),
+        ("smoothness", smooth, max_smooth, judged["smoothness_good"]),
+    ):
+        verdict = "good" if good else "NOT GOOD"
+        print(f"  {what} {fmt_number(value)} (threshold {limit:g}): {verdict}")
+    return judged
+
+
 def _final_checks(
     wdir: str,
     state: dict[str, Any],
@@ -879,6 +912,7 @@ def _final_checks(
     f_values: dict[str, Any],
     scaled: dict[str, Any] | None = None,
     skipped: str | None = None,
+    variance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The final checks of the workflow (rewards, failures, latency) and the recommendation."""
     from proxytask import workflow as wf
@@ -886,11 +920,6 @@ def _final_checks(
 
     stages = state["stages"]
     rec = search_ctl.recommendation()
-    variance = (
-        storage.read_json(storage.join(stages["variance"]["dir"], "variance_and_smoothness.json"))
-        if stages.get("variance", {}).get("dir")
-        else None
-    )
     failures = {
         "variance": wf.failure_rate(stages["variance"]["dir"], "measurement_state.json")
         if stages.get("variance", {}).get("dir")
@@ -910,7 +939,7 @@ def _final_checks(
     latency_constraint = None
     best = rec.get("best_proxy_task_name")
     if best:
-        step = rec["training_steps"]
+        step = rec["final_training_step"]
         scores = [a for a in search_ctl._accuracies_at_step(best, step) if a is not None]
         check = check_reward_range(scores)
         reward = {
@@ -987,6 +1016,11 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
             print(f"== {name.replace('_', ' ')}: finished earlier, skipped ({entry['dir']})")
             return None
         previous = entry.get("dir")
+        if previous:  # resuming the stage in flight: its defining options stay as first given
+            from proxytask.controllers.base import read_controller_info
+
+            saved = dict((read_controller_info(previous) or {}).get("options", {}))
+            values = _keep_first_values(dict(values), saved, {"live"})
         ctx = _context(values, kind, previous)
         entry.update(dir=ctx.controller_dir, status="running")
         wf.save_workflow_state(wdir, state)
@@ -1006,13 +1040,17 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
             "--force goes on anyway."
         )
         return EXIT_FAILED
-    result = storage.read_json(storage.join(vdir, "variance_and_smoothness.json")) or {}
+    result = _judge_variance(
+        storage.read_json(storage.join(vdir, "variance_and_smoothness.json")) or {}, v_values
+    )
     if result and not (result.get("variance_good") and result.get("smoothness_good")):
         if not force:
             print(
                 "stopped: training is not repeatable or smooth enough for a proxy to rank "
-                "models (see the verdict and advice above). Apply the advice and run again, or "
-                "run again with --force to go on with these curves."
+                f"models (the verdict above; the advice in {vdir}). Apply the advice and run "
+                "again under a new job-name (this finished measurement stays as it is); or change "
+                "variance.max-variance / max-smoothness in the file to judge these curves again; "
+                "or run again with --force to go on with them."
             )
             return EXIT_OK
         print("going on despite the variance verdict (--force)")
@@ -1027,9 +1065,10 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
     # 3. proxy-task search
     s_values["model_selection_dir"] = stages["model_selection"]["dir"]
     search_ctl = run_stage("search", layout.KIND_SEARCH, s_values, _run_search)
-    if search_ctl is None:  # finished earlier: rebuild it to read its answer
+    if search_ctl is None:  # finished earlier: reopened, for configs or thresholds added since
         from proxytask.controllers.search import ReferenceModels, SearchController
 
+        print("  (reopened: configs added to the generator train, new thresholds re-score)")
         references = ReferenceModels.load(s_values["model_selection_dir"])
         configs, settings = _search_inputs(s_values, references)
         ctx = _context(s_values, layout.KIND_SEARCH, stages["search"]["dir"])
@@ -1038,6 +1077,8 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
             search_ctl.run()
         finally:
             ctx.executor.close()
+        for line in search_ctl.summary():
+            print(line)
     # 4. final checks: the baseline under a model-scaling proxy, then the checks
     scaled, skipped = None, None
     settings, skipped = _scaled_baseline_settings(search_ctl, f_values, m_values)
@@ -1060,7 +1101,7 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
             scaled = (saved or {}).get("result")
         else:
             scaled = ctl.result
-    final = _final_checks(wdir, state, search_ctl, f_values, scaled, skipped)
+    final = _final_checks(wdir, state, search_ctl, f_values, scaled, skipped, result or None)
     storage.write_json_atomic(storage.join(wdir, wf.RECOMMENDATION), final)
     print("== final checks")
     for name, rate in final["failure_rates"].items():

@@ -233,8 +233,9 @@ def add_options(parser: argparse.ArgumentParser, options: Sequence[Option]) -> N
         kwargs: dict[str, Any] = {
             "dest": opt.dest,
             "default": None,
-            "help": opt.help
-            + (f" (default: {opt.default})" if opt.default not in (None, []) else ""),
+            "help": (  # argparse %-formats help strings: a literal % must be doubled
+                opt.help + (f" (default: {opt.default})" if opt.default not in (None, []) else "")
+            ).replace("%", "%%"),
         }
         if opt.metavar:
             kwargs["metavar"] = opt.metavar

@@ -147,7 +147,9 @@ def test_the_best_proxy_and_its_interpolated_steps(tmp_path: Path) -> None:
     assert bad["stopping_state"] == "Ran till completion"
     assert ctl.best_proxy_task_name == "good"
     rec = ctl.recommendation()
-    assert rec["training_steps"] == 9 and rec["cosine_decay_steps"] == 9
+    # the evaluation at 0-based step 9 ends the 10th step: a budget of 10
+    assert rec["training_steps"] == 10 and rec["cosine_decay_steps"] == 10
+    assert rec["final_training_step"] == 9
     assert rec["trainer_args"] == {"lr": "0.1", "proxy": "good"}
     assert good["latency_correlation"] == pytest.approx(1.0)
     state = json.loads((cdir / SEARCH_STATE).read_text())
@@ -286,10 +288,10 @@ def test_cli_search_prints_the_recommendation(
     assert cli.main(_cli_args(tmp_path, msdir, "all_three")) == 0
     out = capsys.readouterr().out
     assert "best proxy task: good" in out
-    assert "set training steps = 9, cosine-decay steps = 9" in out
+    assert "set training steps = 10, cosine-decay steps = 10" in out
     (cdir,) = (tmp_path / "runs").iterdir()
     rec = json.loads((cdir / "PROXY_TASK_RECOMMENDATION.json").read_text())
-    assert rec["best_proxy_task_name"] == "good" and rec["training_steps"] == 9
+    assert rec["best_proxy_task_name"] == "good" and rec["training_steps"] == 10
 
 
 @pytest.mark.parametrize(
@@ -416,7 +418,7 @@ def test_the_winner_is_checked_on_held_out_models(tmp_path: Path) -> None:
     assert holdout["proxy_task_name"] == "good" and holdout["n"] == 5
     assert holdout["tau"] == pytest.approx(1.0)
     assert holdout["ci_low"] is not None and holdout["ci_low"] < 1.0
-    assert holdout["training_steps"] == rec["training_steps"]
+    assert holdout["final_training_step"] == rec["final_training_step"]
     # the held-out trials were stopped once past the recommended step, not run to the end
     state = json.loads((cdir / SEARCH_STATE).read_text())
     held = [t for t in state["trials"] if t["job"] == "holdout_good"]

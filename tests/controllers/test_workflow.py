@@ -390,3 +390,47 @@ def test_too_few_start_models_for_the_held_out_ones_is_explained(
     assert cli.main(["run", str(path)]) == 2
     err = capsys.readouterr().err
     assert "--start-num-models must be >= --final-num-models + --num-holdout-models (9)" in err
+
+
+def test_changed_variance_thresholds_judge_the_finished_measurement_again(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    strict = {"num-copies": 3, "copy-seed-flag": "seed", "max-variance": 0.001}
+    assert cli.main(["run", str(_config(tmp_path, variance=strict))]) == 0
+    out = capsys.readouterr().out
+    assert "stopped: training is not repeatable" in out and "NOT GOOD" in out
+    loose = {**strict, "max-variance": 0.4}
+    assert cli.main(["run", str(_config(tmp_path, variance=loose))]) == 0
+    out = capsys.readouterr().out
+    assert "variance: finished earlier, skipped" in out
+    assert "(threshold 0.4): good" in out
+    rec = json.loads((tmp_path / "runs" / "Workflow_wf" / "RECOMMENDATION.json").read_text())
+    assert rec["variance"]["variance_good"] is True  # judged with the thresholds of the file
+
+
+def test_a_stage_resumed_in_flight_keeps_its_defining_options(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from proxytask.controllers.selection import ModelSelectionController
+
+    original = ModelSelectionController.step
+    calls = {"n": 0}
+
+    def dying_step(self: ModelSelectionController) -> None:
+        calls["n"] += 1
+        original(self)
+        if calls["n"] == 3:  # inside model selection
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(ModelSelectionController, "step", dying_step)
+    assert cli.main(["run", str(_config(tmp_path))]) == 130
+    monkeypatch.setattr(ModelSelectionController, "step", original)
+    changed = {"start-num-models": 10, "final-num-models": 6, "num-models-to-remove-per-iter": 2}
+    assert cli.main(["run", str(_config(tmp_path, **{"model-selection": changed}))]) == 0
+    err = capsys.readouterr().err
+    assert "keeping start-num-models=8 of the run being resumed (given 10)" in err
+    state = json.loads((tmp_path / "runs" / "Workflow_wf" / "WORKFLOW_STATE.json").read_text())
+    selection = json.loads(
+        (Path(state["stages"]["model_selection"]["dir"]) / "MODEL_SELECTION_STATE.json").read_text()
+    )
+    assert selection["start_num_models"] == 8

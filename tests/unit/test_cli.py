@@ -42,6 +42,20 @@ def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:
     assert "trial" in out and "status" in out
 
 
+@pytest.mark.parametrize(
+    "command",
+    ["trial", "variance", "select-models", "latency-worker", "search", "run", "status"],
+)
+def test_every_command_has_help(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        cli.main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: proxytask " + command)
+    if command == "select-models":
+        assert "at 100 %)" in out  # a literal % in a help text
+
+
 def test_no_command_prints_help_and_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main([]) == 2
 

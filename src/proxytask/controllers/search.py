@@ -635,7 +635,7 @@ class SearchController(Controller):
             proxy, list(refs.holdout_accuracies), self.settings.confidence
         ) | {
             "proxy_task_name": best,
-            "training_steps": steps,
+            "final_training_step": steps,
             "proxy_accuracies": proxy,
             "full_accuracies": list(refs.holdout_accuracies),
             "trial_ids": list(refs.holdout_trial_ids),
@@ -727,15 +727,18 @@ class SearchController(Controller):
             "trainer_args": {**dict(self.ctx.baseline_args), **_args(self.configs[best])}
             if best in self.configs
             else None,
-            "training_steps": steps,
-            "cosine_decay_steps": steps,
+            # the step budget: the deciding evaluation's 0-based step + 1
+            "training_steps": None if steps is None else steps + 1,
+            "cosine_decay_steps": None if steps is None else steps + 1,
+            "final_training_step": steps,  # 0-based, as the state's final_training_steps
             "final_training_time_in_hours": hours,
             "accuracy_correlation_at_stop": _at_step(stats, steps),
             "full_training_hours_per_model": full_hours,
             "speedup_vs_full_training": (full_hours / hours) if full_hours and hours else None,
             "advice": (
-                f"Set the total training steps to {steps} and the cosine-decay steps to the same "
-                "value; one evaluation at the end is enough for the search."
+                f"Set the total training steps to {None if steps is None else steps + 1} and the "
+                "cosine-decay steps to the same value; one evaluation at the end is enough for "
+                "the search."
             ),
             "others": others,
             "stopping_rule": self.settings.stopping_rule,
