@@ -436,3 +436,16 @@ def test_the_search_draws_its_summary_figures_and_the_winner_stability(tmp_path:
     assert stability["observed_winner"] == "good"
     assert stability["frequencies"]["good"] > 0.8  # its ranking is right at every step
     assert stability["draws"] == 200
+
+
+def test_the_tau_at_stop_is_the_deciding_evaluations_not_the_interpolated_steps(
+    tmp_path: Path,
+) -> None:
+    _ctl, cdir = _run(tmp_path, "late_only")
+    stats = _stats(cdir, "late")
+    rec = json.loads((cdir / "PROXY_TASK_RECOMMENDATION.json").read_text())
+    decided = stats["decided_at_training_step"]
+    assert rec["final_training_step"] < decided  # the point rule interpolated back
+    tau_at_decided = stats["accuracy_correlation_over_step"][stats["training_steps"].index(decided)]
+    assert tau_at_decided >= 0.65
+    assert rec["accuracy_correlation_at_stop"] == pytest.approx(tau_at_decided)

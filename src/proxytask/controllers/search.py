@@ -551,7 +551,7 @@ class SearchController(Controller):
         render_search_curves(fig, prefix + "_curves.png")
         labels = [f"{i}" for i in self.references.trial_ids]
         # the evaluation where the stopping rule held (not the interpolated step before it)
-        at_step = stats.get("decided_at_training_step", stats["final_training_steps"])
+        at_step = _deciding_step(stats)
         proxy_at_stop = self._accuracies_at_step(name, at_step)
         tau = None
         p_value = None
@@ -685,10 +685,8 @@ class SearchController(Controller):
         if not baselines:
             return None
         name, top = max(baselines.items(), key=lambda kv: kv[1]["tau"])
-        trained = _at_step(
-            self.proxy_tasks_map[best]["proxy_task_stats"],
-            self.proxy_tasks_map[best]["proxy_task_stats"]["final_training_steps"],
-        )
+        best_stats = self.proxy_tasks_map[best]["proxy_task_stats"]
+        trained = _at_step(best_stats, _deciding_step(best_stats))
         beats = trained is not None and trained > top["tau"]
         message = (
             f"the trained proxy {best} (Kendall tau-b {fmt_number(trained)}) ranks the reference "
@@ -732,7 +730,9 @@ class SearchController(Controller):
             "cosine_decay_steps": None if steps is None else steps + 1,
             "final_training_step": steps,  # 0-based, as the state's final_training_steps
             "final_training_time_in_hours": hours,
-            "accuracy_correlation_at_stop": _at_step(stats, steps),
+            # at the evaluation where the rule held (the point rule interpolates the steps
+            # back from it, but no evaluation exists there)
+            "accuracy_correlation_at_stop": _at_step(stats, _deciding_step(stats)),
             "full_training_hours_per_model": full_hours,
             "speedup_vs_full_training": (full_hours / hours) if full_hours and hours else None,
             "advice": (
@@ -745,7 +745,7 @@ class SearchController(Controller):
             "confidence": self.settings.confidence
             if self.settings.stopping_rule == "confident"
             else None,
-            "accuracy_correlation_interval_at_stop": _interval_at(stats, steps),
+            "accuracy_correlation_interval_at_stop": _interval_at(stats, _deciding_step(stats)),
             "holdout": self.holdout.get(best),
             "zero_training_baselines": self.zero_training_baselines(),
             "zero_training_comparison": self._zero_training_verdict(best),
@@ -779,7 +779,7 @@ class SearchController(Controller):
     def _trained_tau(self, name: str) -> tuple[float | None, float | None, float | None]:
         """A config's Kendall tau-b and interval at its stop (or its last valid step)."""
         stats = self.proxy_tasks_map[name]["proxy_task_stats"]
-        step = stats.get("final_training_steps")
+        step = _deciding_step(stats)
         found: tuple[float | None, float | None, float | None] = (None, None, None)
         lows = stats.get("accuracy_correlation_ci_low") or []
         highs = stats.get("accuracy_correlation_ci_high") or []
@@ -961,6 +961,12 @@ def _truncate(stats: Any, last_step: int) -> Any:
 
 def _args(config: ProxyTaskConfig) -> dict[str, str]:
     return {str(k): str(v) for k, v in config.trainer_args.items()}
+
+
+def _deciding_step(stats: Mapping[str, Any]) -> int | None:
+    """The evaluation step at which the stopping rule held (the final step when none)."""
+    decided = stats.get("decided_at_training_step")
+    return decided if decided is not None else stats.get("final_training_steps")
 
 
 def _at_step(stats: Mapping[str, Any], step: int | None) -> float | None:
