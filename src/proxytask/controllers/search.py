@@ -688,9 +688,19 @@ class SearchController(Controller):
         best_stats = self.proxy_tasks_map[best]["proxy_task_stats"]
         trained = _at_step(best_stats, _deciding_step(best_stats))
         beats = trained is not None and trained > top["tau"]
+        interval = _interval_at(best_stats, _deciding_step(best_stats))
+        trained_low = interval["ci_low"] if interval else None
+        clear = beats and trained_low is not None and top["ci_high"] is not None
+        clear = clear and trained_low > top["ci_high"]
         message = (
             f"the trained proxy {best} (Kendall tau-b {fmt_number(trained)}) ranks the reference "
             f"models better than the best zero-training score, {name} ({fmt_number(top['tau'])})"
+            + (
+                ""
+                if clear
+                else "; their intervals overlap, so with these reference models the advantage "
+                "is not established"
+            )
             if beats
             else f"a zero-training score is as good: {name} ranks the reference models with "
             f"Kendall tau-b {fmt_number(top['tau'])}, the trained proxy {best} with "
@@ -701,6 +711,7 @@ class SearchController(Controller):
             "best_zero_training_tau": top["tau"],
             "trained_proxy_tau": trained,
             "trained_proxy_beats_zero_training": beats,
+            "clearly_beats": clear,  # its interval lies above the zero-training score's
             "message": message,
             "statistic": "Kendall tau-b",
         }
