@@ -1111,8 +1111,29 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
         print(f"  rewards: {final['reward_range']['message']}")
     if final["latency_constraint"]:
         print(f"  latency: {final['latency_constraint']['advice']}")
+    verdict = (final["recommendation"].get("zero_training_comparison") or {}).get("message")
+    if verdict:
+        print(f"  zero-training baselines: {verdict}")
+    holdout = final["recommendation"].get("holdout")
+    if holdout and holdout.get("tau") is not None:
+        print(
+            f"  held-out check: Kendall tau-b {holdout['tau']:.3f} on {holdout['n']} models the "
+            "search never chose by"
+        )
+    print("report (each stage's plots and state files):")
+    for stage, entry in stages.items():
+        print(f"  {stage.replace('_', ' ')}: {entry['dir']} ({_count_plots(entry['dir'])} plots)")
     print(f"recommendation: {storage.join(wdir, wf.RECOMMENDATION)}")
     return EXIT_OK
+
+
+def _count_plots(controller_dir: str) -> int:
+    """The PNG figures in a controller dir and its job dirs (model selection plots per round)."""
+    dirs = [controller_dir] + [
+        layout.job_dir(controller_dir, job)
+        for job in storage.listdir(storage.join(controller_dir, layout.JOBS_DIR))
+    ]
+    return sum(1 for d in dirs for name in storage.listdir(d) if name.endswith(".png"))
 
 
 def cmd_status(path: str, as_json: bool) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +98,8 @@ def test_workflow_from_an_empty_dir_to_the_recommendation(
     assert cli.main(["run", str(path)]) == 0
     out = capsys.readouterr().out
     assert "== variance" in out and "== model selection" in out and "== search" in out
+    assert "report (each stage's plots and state files):" in out
+    assert re.search(r"  search: .*Search_controller_wf_\S+ \([1-9]\d* plots\)", out), out
     wdir = tmp_path / "runs" / "Workflow_wf"
     rec = json.loads((wdir / "RECOMMENDATION.json").read_text())
     assert rec["recommendation"]["best_proxy_task_name"] == "good"
