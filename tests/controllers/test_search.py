@@ -361,6 +361,10 @@ def test_the_confident_rule_is_the_default_and_needs_persistent_evidence(tmp_pat
     low, high = good["accuracy_correlation_ci_low"][0], good["accuracy_correlation_ci_high"][0]
     assert 0.6 < low < 1.0 and high == pytest.approx(1.0)
     assert good["accuracy_correlation_prob_above"][0] > 0.9
+    # the latency correlation has its interval too
+    assert good["latency_correlation"] is not None
+    assert good["latency_correlation_ci_low"] <= good["latency_correlation"]
+    assert good["latency_correlation"] <= good["latency_correlation_ci_high"]
     assert ctl.best_proxy_task_name == "good"
     # a proxy whose ranking stays wrong is abandoned before the end of its budget
     bad = _stats(cdir, "bad")

@@ -453,6 +453,11 @@ class SearchController(Controller):
         lat = rank_correlation(latencies, list(self.references.latencies))
         record_stats["latency_correlation"] = lat.tau
         record_stats["latency_correlation_p_value"] = lat.p_value
+        lat_summary = _tau_summary(
+            latencies, list(self.references.latencies), self.settings.confidence
+        )
+        record_stats["latency_correlation_ci_low"] = lat_summary["ci_low"]
+        record_stats["latency_correlation_ci_high"] = lat_summary["ci_high"]
         desired = self.settings.desired_latency_correlation
         state = record_stats["stopping_state"]
         latency_failed = lat.tau is None or (desired is not None and lat.tau < desired)
@@ -553,13 +558,10 @@ class SearchController(Controller):
         # the evaluation where the stopping rule held (not the interpolated step before it)
         at_step = _deciding_step(stats)
         proxy_at_stop = self._accuracies_at_step(name, at_step)
-        tau = None
-        p_value = None
-        if at_step is not None and stats["training_steps"]:
-            from proxytask.search_stats import rank_correlation
-
-            corr = rank_correlation(proxy_at_stop, list(self.references.accuracies))
-            tau, p_value = corr.tau, corr.p_value
+        acc = _tau_summary(
+            proxy_at_stop, list(self.references.accuracies), self.settings.confidence
+        )
+        tau, p_value = acc["tau"], acc["p_value"]
         render_correlation_scatter(
             correlation_scatter_figure(
                 f"{name}: proxy vs full-training accuracy at step {at_step}",
@@ -570,6 +572,7 @@ class SearchController(Controller):
                 p_value,
                 "full-training accuracy",
                 "proxy-task accuracy",
+                _interval_of(acc),
             ),
             prefix + "_accuracy_correlation.png",
         )
@@ -586,6 +589,13 @@ class SearchController(Controller):
                 stats["latency_correlation_p_value"],
                 "full-training latency",
                 "proxy-task latency",
+                _interval_of(
+                    {
+                        "ci_low": stats.get("latency_correlation_ci_low"),
+                        "ci_high": stats.get("latency_correlation_ci_high"),
+                        "confidence": self.settings.confidence,
+                    }
+                ),
             ),
             prefix + "_latency_correlation.png",
         )
@@ -1035,3 +1045,11 @@ def _interval_at(stats: Mapping[str, Any], step: int | None) -> dict[str, Any] |
                 "statistic": "Kendall tau-b",
             }
     return found
+
+
+def _interval_of(summary: Mapping[str, Any]) -> tuple[float, float, float] | None:
+    """``(low, high, confidence)`` of a :func:`_tau_summary`, or None without an interval."""
+    low, high, level = summary.get("ci_low"), summary.get("ci_high"), summary.get("confidence")
+    if low is None or high is None or level is None:
+        return None
+    return (float(low), float(high), float(level))

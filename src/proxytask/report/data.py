@@ -645,8 +645,11 @@ def correlation_scatter_figure(
     p_value: float | None,
     x_label: str,
     y_label: str,
+    interval: tuple[float, float, float] | None = None,
 ) -> CorrelationScatterFigure:
     """Build a correlation scatter: ``full`` on x, ``proxy`` on y, one point per label.
+
+    ``interval`` is ``(low, high, confidence)`` of tau, shown after it when given.
 
     Pairs where either value is None (or NaN) are dropped (their labels are kept in
     ``dropped``). ``tau`` / ``p_value`` are the caller's Kendall tau-b and its p-value (None:
@@ -685,6 +688,9 @@ def correlation_scatter_figure(
         subtitle = f"Kendall tau-b = {t:.2f} (n = {n})"
     else:
         subtitle = f"Kendall tau-b = {t:.2f} ({_p_text(p)}, n = {n})"
+    if t is not None and interval is not None:
+        low, high, level = interval
+        subtitle += f" · {level * 100:g} % interval [{low:.2f}, {high:.2f}]"
     if dropped:
         subtitle += f" · {len(dropped)} without a value: {', '.join(dropped)}"
     return CorrelationScatterFigure(
