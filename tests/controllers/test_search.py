@@ -453,3 +453,20 @@ def test_the_tau_at_stop_is_the_deciding_evaluations_not_the_interpolated_steps(
     tau_at_decided = stats["accuracy_correlation_over_step"][stats["training_steps"].index(decided)]
     assert tau_at_decided >= 0.65
     assert rec["accuracy_correlation_at_stop"] == pytest.approx(tau_at_decided)
+
+
+def test_reopening_a_finished_search_with_early_stopping_changes_nothing(tmp_path: Path) -> None:
+    refs = ReferenceModels.load(str(_model_selection_dir(tmp_path)))
+    clock = SimulatedClock()
+    cdir = tmp_path / "search"
+    settings = point_settings()  # early stopping against the best so far is on
+    SearchController.create(_ctx(cdir, clock), refs, _configs("late_then_good"), settings).run()
+    before = json.loads((cdir / SEARCH_STATE).read_text())["proxy_tasks_map"]
+    assert before["late"]["proxy_task_stats"]["stopping_state"] == "Met desired correlation"
+    # the late proxy finished first: a re-score must not judge it by the good one's time
+    again = SearchController.resume(_ctx(cdir, clock), refs, _configs("late_then_good"), settings)
+    again.run()
+    after = json.loads((cdir / SEARCH_STATE).read_text())["proxy_tasks_map"]
+    for name in ("late", "good"):
+        for key in ("stopping_state", "final_training_steps", "final_training_time_in_hours"):
+            assert after[name]["proxy_task_stats"][key] == before[name]["proxy_task_stats"][key]

@@ -195,6 +195,10 @@ class SearchController(Controller):
             if name not in self.order:
                 self.order.append(name)
         self.done: set[str] = set(state.get("done", []))
+        # the order configs finished in (early stopping only knew those before each one)
+        self.finish_order: list[str] = list(
+            state.get("finish_order") or [n for n in self.order if n in self.done]
+        )
         self.best_proxy_task_name: str = state.get("best_proxy_task_name", "")
         # the winner's check on the held-out models, by proxy-task name
         self.holdout: dict[str, dict[str, Any]] = {
@@ -332,20 +336,26 @@ class SearchController(Controller):
     def _metrics(self, name: str) -> list[TrialTrainingMetrics | None]:
         return [self.tracker.progress(k).metrics for k in self._keys(name)]
 
-    def _best_time(self, excluding: str) -> float | None:
+    def _best_time(self, excluding: str, finished_before: bool = False) -> float | None:
+        """The best successful config's final time, among the finished ones other than
+        ``excluding``; with ``finished_before``, only those that finished before it did (a
+        re-score judges each config by what early stopping knew when it ran)."""
         from proxytask.search_stats import StoppingState
 
+        earlier = set(self.finish_order)
+        if finished_before and excluding in self.finish_order:
+            earlier = set(self.finish_order[: self.finish_order.index(excluding)])
         times = []
         for other, entry in self.proxy_tasks_map.items():
             stats = entry["proxy_task_stats"]
-            if other == excluding or other not in self.done:
+            if other == excluding or other not in self.done or other not in earlier:
                 continue
             state = stats["stopping_state"]
             if state and StoppingState(state).is_success and stats["final_training_time_in_hours"]:
                 times.append(stats["final_training_time_in_hours"])
         return min(times) if times else None
 
-    def _scan(self, name: str, stats: Any) -> Any:
+    def _scan(self, name: str, stats: Any, rescore: bool = False) -> Any:
         from proxytask.search_stats import scan_stopping
 
         s = self.settings
@@ -354,7 +364,7 @@ class SearchController(Controller):
             desired_accuracy_correlation=s.desired_accuracy_correlation,
             desired_accuracy=s.desired_accuracy,
             training_time_hrs_limit=s.training_time_hrs_limit,
-            best_training_time_hrs=self._best_time(name),
+            best_training_time_hrs=self._best_time(name, finished_before=rescore),
             early_stop_if_not_best=s.early_stop_proxy_task_if_not_best,
             rule=s.stopping_rule,
             confidence=s.confidence,
@@ -464,6 +474,8 @@ class SearchController(Controller):
         if desired is not None and state and StoppingState(state).is_success and latency_failed:
             record_stats["stopping_state"] = StoppingState.FAILED_DESIRED_LATENCY_CORRELATION.value
         self.done.add(name)
+        if name not in self.finish_order:
+            self.finish_order.append(name)
         self._render(name)
         self._choose_best()
         final = record_stats["final_training_steps"]
@@ -483,7 +495,8 @@ class SearchController(Controller):
         from proxytask.search_stats import StepStats, with_uncertainty
 
         s = self.settings
-        for name in list(self.done):
+        ordered = [n for n in self.finish_order if n in self.done]
+        for name in ordered + sorted(self.done - set(ordered)):  # in the order they finished
             entry = self.proxy_tasks_map.get(name)
             if entry is None:
                 continue
@@ -494,7 +507,7 @@ class SearchController(Controller):
             saved.update(stats.to_dict())
             if saved["stopping_state"] in ("Excess trial failures",):
                 continue
-            decision = self._scan(name, stats)
+            decision = self._scan(name, stats, rescore=True)
             saved.pop("rescore_note", None)
             if decision.stopped:
                 self._record_decision(saved, decision)
@@ -929,6 +942,7 @@ class SearchController(Controller):
             "zero_training_baselines": self.zero_training_baselines(),
             "order": list(self.order),
             "done": sorted(self.done),
+            "finish_order": list(self.finish_order),
             "config_args": {n: _args(c) for n, c in self.configs.items()},
             "settings": dataclasses.asdict(self.settings),
             "reference_trial_ids": list(self.references.trial_ids),
