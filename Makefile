@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first: the pinned CPU wheel; any other torch request would pull a CUDA build.
 	$(PY) -m pip install -q "numpy>=1.23" "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[torch,dev]"
+	$(PY) -m pip install -q -e ".[torch,ray,s3,dev]"
 	touch $(STAMP)
 
 demo: $(STAMP)
