@@ -9,7 +9,7 @@ from typing import Any
 
 from proxytask import layout, storage
 from proxytask.clock import Clock
-from proxytask.controllers.state import EventLog, TrialRecord, load_state
+from proxytask.controllers.state import EventLog, TrialRecord, load_state, save_state
 from proxytask.controllers.tracker import TrialSettings, TrialTracker
 from proxytask.errors import UsageError
 from proxytask.executors.base import Executor
@@ -55,11 +55,18 @@ class Controller(abc.ABC):
         self.ctx = ctx
         self.tracker = tracker
         self.started_at = ctx.clock.now()
+        self._last_saved_state: dict[str, Any] | None = None
 
     @property
     def events(self) -> EventLog:
         """The controller's event log."""
         return self.tracker.events
+
+    def save_if_changed(self, state_file: str, state: dict[str, Any]) -> None:
+        """Write the controller's state file atomically when it differs from the last write."""
+        if state != self._last_saved_state:
+            save_state(storage.join(self.ctx.controller_dir, state_file), state)
+            self._last_saved_state = state
 
     @abc.abstractmethod
     def step(self) -> None:

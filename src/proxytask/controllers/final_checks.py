@@ -16,7 +16,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from proxytask import layout, storage
+from proxytask import layout
 from proxytask.controllers.base import (
     Controller,
     ControllerContext,
@@ -25,7 +25,7 @@ from proxytask.controllers.base import (
     progress_rows,
     saved_tracker,
 )
-from proxytask.controllers.state import TrialRecordState, save_state
+from proxytask.controllers.state import TrialRecordState
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.errors import UsageError
 from proxytask.progress import ProgressSnapshot
@@ -117,7 +117,6 @@ class ScaledBaselineController(Controller):
         self.phase: str = state.get("phase", "train")
         self.result: dict[str, Any] | None = state.get("result")
         self.latency_wait_started: float | None = state.get("latency_wait_started")
-        self._saved: dict[str, Any] | None = None
 
     @classmethod
     def create(
@@ -272,10 +271,7 @@ class ScaledBaselineController(Controller):
         }
 
     def _persist(self) -> None:
-        state = self._state()
-        if state != self._saved:
-            save_state(storage.join(self.ctx.controller_dir, FINAL_CHECKS_STATE), state)
-            self._saved = state
+        self.save_if_changed(FINAL_CHECKS_STATE, self._state())
 
     def snapshot(self) -> ProgressSnapshot:
         """The live display: the one trial."""

@@ -33,7 +33,6 @@ from proxytask.controllers.base import (
 )
 from proxytask.controllers.state import (
     TrialRecordState,
-    save_state,
 )
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.errors import UsageError
@@ -205,7 +204,6 @@ class SearchController(Controller):
             k: dict(v) for k, v in state.get("holdout", {}).items()
         }
         self._dirty: set[str] = set()
-        self._saved: dict[str, Any] | None = None
         self._stability_result: Any = None
 
     # ---- construction -------------------------------------------------------------------------
@@ -614,17 +612,8 @@ class SearchController(Controller):
         )
 
     def _accuracies_at_step(self, name: str, step: int | None) -> list[float | None]:
-        from proxytask.trainer import get_accuracy_at_pct
 
-        out: list[float | None] = []
-        for metrics in self._metrics(name):
-            if step is None or metrics is None or not metrics.training_accuracy_over_steps:
-                out.append(None)
-                continue
-            point = metrics.training_accuracy_over_steps[-1]
-            total = (point.training_step + 1) * 100.0 / point.training_step_pct
-            out.append(get_accuracy_at_pct(metrics, 100.0 * (step + 1) / total))
-        return out
+        return self._accuracies_of(self._keys(name), step)
 
     # ---- held-out models and zero-training baselines ------------------------------------------
 
@@ -953,10 +942,7 @@ class SearchController(Controller):
     def _persist(self) -> None:
         import json
 
-        state = json.loads(json.dumps(self._state()))
-        if state != self._saved:
-            save_state(storage.join(self.ctx.controller_dir, SEARCH_STATE), state)
-            self._saved = state
+        self.save_if_changed(SEARCH_STATE, json.loads(json.dumps(self._state())))
 
     def snapshot(self) -> ProgressSnapshot:
         """The live display: the active configs' trials, current tau and time vs limit."""

@@ -30,7 +30,6 @@ from proxytask.controllers.base import (
 from proxytask.controllers.state import (
     TrialRecord,
     TrialRecordState,
-    save_state,
 )
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.errors import ProxyTaskError, UsageError
@@ -147,7 +146,6 @@ class ModelSelectionController(Controller):
         self.error: str | None = state.get("error")
         self.latency_wait_started: float | None = state.get("latency_wait_started")
         self._result: dict[str, Any] | None = None
-        self._saved: dict[str, Any] | None = None
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -647,10 +645,7 @@ class ModelSelectionController(Controller):
         }
 
     def _persist(self) -> None:
-        state = self._state()
-        if state != self._saved:
-            save_state(storage.join(self.ctx.controller_dir, MODEL_SELECTION_STATE), state)
-            self._saved = state
+        self.save_if_changed(MODEL_SELECTION_STATE, self._state())
 
     def snapshot(self) -> ProgressSnapshot:
         """The live display: the current round's trials and the cost so far."""

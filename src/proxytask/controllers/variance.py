@@ -30,7 +30,6 @@ from proxytask.controllers.base import (
 from proxytask.controllers.state import (
     TrialRecord,
     TrialRecordState,
-    save_state,
 )
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.errors import ProxyTaskError, UsageError
@@ -127,7 +126,6 @@ class VarianceController(Controller):
         self.workable_key: str | None = state.get("workable_trial")
         self.error: str | None = state.get("error")
         self._result: dict[str, Any] | None = None
-        self._saved: dict[str, Any] | None = None
         self.report_lines: list[str] = []
 
     # ---- construction -------------------------------------------------------------------------
@@ -453,10 +451,7 @@ class VarianceController(Controller):
         }
 
     def _persist(self) -> None:
-        state = self._state()
-        if state != self._saved:
-            save_state(storage.join(self.ctx.controller_dir, MEASUREMENT_STATE), state)
-            self._saved = state
+        self.save_if_changed(MEASUREMENT_STATE, self._state())
 
     def snapshot(self) -> ProgressSnapshot:
         """The live display: the current phase's trials, elapsed time and an ETA."""
