@@ -52,6 +52,15 @@ TRIAL_COMMAND_OPTIONS: tuple[Option, ...] = (
 )
 
 
+#: ``--live``: every controller command has it.
+LIVE_OPTION = Option(
+    "live",
+    boolean,
+    None,
+    "force the live display on or off (default: on a terminal)",
+    "true|false",
+)
+
 VARIANCE_OPTIONS: tuple[Option, ...] = (
     *TRIAL_OPTIONS,
     Option("num-copies", positive_int, 5, "copies of the workable model to train", "N"),
@@ -91,13 +100,7 @@ VARIANCE_OPTIONS: tuple[Option, ...] = (
         "train each candidate to this pct to see that it works",
         "PCT",
     ),
-    Option(
-        "live",
-        boolean,
-        None,
-        "force the live display on or off (default: on a terminal)",
-        "true|false",
-    ),
+    LIVE_OPTION,
 )
 
 SELECTION_OPTIONS: tuple[Option, ...] = (
@@ -158,13 +161,7 @@ SELECTION_OPTIONS: tuple[Option, ...] = (
         "resume the model selection in this controller dir (after a crash or a failed round)",
         "DIR",
     ),
-    Option(
-        "live",
-        boolean,
-        None,
-        "force the live display on or off (default: on a terminal)",
-        "true|false",
-    ),
+    LIVE_OPTION,
 )
 
 SEARCH_OPTIONS: tuple[Option, ...] = (
@@ -267,13 +264,7 @@ SEARCH_OPTIONS: tuple[Option, ...] = (
         "new thresholds)",
         "DIR",
     ),
-    Option(
-        "live",
-        boolean,
-        None,
-        "force the live display on or off (default: on a terminal)",
-        "true|false",
-    ),
+    LIVE_OPTION,
 )
 
 # `proxytask run` only: the `final-checks:` section of a workflow file.
@@ -307,13 +298,7 @@ FINAL_CHECKS_OPTIONS: tuple[Option, ...] = (
         "FLAG",
         many=True,
     ),
-    Option(
-        "live",
-        boolean,
-        None,
-        "force the live display on or off (default: on a terminal)",
-        "true|false",
-    ),
+    LIVE_OPTION,
 )
 
 # Options that may change when a controller is resumed; the others stay as first given.
