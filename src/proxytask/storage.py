@@ -3,10 +3,25 @@
 Paths are plain strings: a local path (``/runs/x``), a ``file://`` URL, or any fsspec URL
 (``memory://``, ``s3://bucket/x``, ``gs://bucket/x``). No other module talks to fsspec.
 
+Credentials and endpoints are each filesystem's usual ones; proxytask passes none. For
+``s3://`` (s3fs): ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``,
+``~/.aws`` or an instance role; an S3-compatible server through fsspec's configuration, e.g.
+``FSSPEC_S3_ENDPOINT_URL=http://host:9000`` in the environment (read when fsspec is
+imported, so set it before the process starts; trial processes inherit it). For ``gs://``
+(gcsfs): ``GOOGLE_APPLICATION_CREDENTIALS`` or the machine's service account. Buckets must
+exist: proxytask never creates one.
+
 Atomicity: on a local disk a write goes to a temporary file in the same folder and is
 renamed over the target (``os.replace``), so a reader sees the old or the new file, never a
-torn one. Object stores (S3, GCS, memory) publish a whole object in one put, which is atomic
-by their own contract, so the bytes are put directly.
+torn one. Object stores (S3, GCS) publish a whole object in one PUT (or one completed
+multipart upload), which is atomic by their own contract, so the bytes are put directly.
+
+Freshness: several processes (controller, trainers, latency workers, on any machines) share
+these files, so every read asks the storage itself. fsspec filesystems such as s3fs keep a
+per-process cache of folder listings, which would hide files that other processes create
+(and answer ``exists``/``info`` from a stale listing); each read here drops the cached
+listings of its path first. S3 and GCS give read-after-write consistency, so a read then
+sees every completed write.
 """
 
 from __future__ import annotations
@@ -14,9 +29,14 @@ from __future__ import annotations
 import errno
 import inspect
 import json
+import logging
 import os
 import posixpath
 import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import fsspec
@@ -25,11 +45,14 @@ from fsspec.implementations.local import LocalFileSystem
 from proxytask.errors import StorageError, UsageError
 
 __all__ = [
+    "REMOTE_EXECUTORS",
+    "check_shared_path",
     "copy_file",
     "create_exclusive",
     "exists",
     "file_signature",
     "is_local",
+    "is_shared",
     "join",
     "listdir",
     "makedirs",
@@ -39,10 +62,13 @@ __all__ = [
     "read_text",
     "remove",
     "to_local_path",
+    "url_protocol",
     "write_bytes_atomic",
     "write_json_atomic",
     "write_text_atomic",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 def _fs(url: str) -> tuple[Any, str]:
@@ -58,8 +84,146 @@ def _fs(url: str) -> tuple[Any, str]:
     return fs, path
 
 
+def _fresh_fs(url: str) -> tuple[Any, str]:
+    """``_fs`` for a read: cached folder listings of ``url`` and its parents are dropped."""
+    fs, path = _fs(url)
+    if not isinstance(fs, LocalFileSystem):
+        # s3fs/gcsfs answer ls, exists and info from listings cached in this process, which
+        # never see files that other processes create later. Dropping them is a dict pop.
+        fs.invalidate_cache(path)
+    return fs, path
+
+
+# fsspec protocols of object stores: no folders (a key is created with its whole "path"),
+# so writes need no makedirs, which on s3fs costs a request and may even create a bucket.
+_OBJECT_STORE_PROTOCOLS = frozenset({"s3", "s3a", "gs", "gcs", "abfs", "abfss", "az"})
+
+
+def _is_object_store(fs: Any) -> bool:
+    protocols = fs.protocol if isinstance(fs.protocol, (tuple, list)) else (fs.protocol,)
+    return any(p in _OBJECT_STORE_PROTOCOLS for p in protocols)
+
+
+#: Executors whose trials may run on other machines than the controller. Their trial dirs and
+#: controller dir must be on storage every machine reaches (see :func:`check_shared_path`).
+REMOTE_EXECUTORS = frozenset({"ray"})
+
+# Protocols whose files only this machine (or only this process) can see.
+_MACHINE_LOCAL_PROTOCOLS = frozenset({"file", "local"})
+_PROCESS_LOCAL_PROTOCOLS = frozenset({"memory"})
+
+
+def url_protocol(url: str) -> str:
+    """Return the fsspec protocol of the storage that holds ``url``'s data.
+
+    ``"file"`` for a plain path; for a chained URL (``simplecache::s3://b/x``) the protocol
+    of the innermost target (``"s3"``). Pure: no filesystem is imported or contacted.
+
+    Example::
+
+        >>> url_protocol("/runs/x"), url_protocol("s3://bucket/x")
+        ('file', 's3')
+    """
+    target = url.rsplit("::", 1)[-1]
+    protocol, _ = fsspec.core.split_protocol(target)
+    return str(protocol) if protocol else "file"
+
+
+def is_shared(url: str) -> bool:
+    """Return True when other machines can reach ``url`` (any fsspec URL but local/memory).
+
+    Pure (see :func:`url_protocol`). A local path is "not shared" even when it is an NFS
+    mount, since proxytask cannot tell; ``memory://`` lives inside one process.
+
+    Example::
+
+        >>> is_shared("s3://bucket/runs"), is_shared("/runs"), is_shared("file:///runs")
+        (True, False, False)
+    """
+    protocol = url_protocol(url)
+    return protocol not in _MACHINE_LOCAL_PROTOCOLS | _PROCESS_LOCAL_PROTOCOLS
+
+
+def check_shared_path(url: str, executor: str, *, what: str = "--root-output-dir") -> None:
+    """Raise UsageError when trials of ``executor`` could not reach ``url``.
+
+    ``executor`` is the executor's name (``--executor``); only those in
+    :data:`REMOTE_EXECUTORS` (trials on other machines) need shared storage, so any path is
+    fine for the others. ``what`` names the path in the message (an option, or "trial dir
+    of trial 3"). Pure: nothing is contacted; whether the bucket exists and the credentials
+    work shows at the first write.
+
+    Example::
+
+        check_shared_path(options["root_output_dir"], options["executor"])
+    """
+    if executor not in REMOTE_EXECUTORS or is_shared(url):
+        return
+    if url_protocol(url) in _PROCESS_LOCAL_PROTOCOLS:
+        where = "memory://, which lives inside this one process"
+    else:
+        where = "a path on this machine's disk"
+    raise UsageError(
+        f"{what} must be shared storage that every node of the {executor} executor can "
+        f"reach, got {url!r} ({where}). Its trials run on other machines and would write "
+        "their files where the controller never sees them. Use an fsspec URL such as "
+        "s3://bucket/prefix or gs://bucket/prefix, with the bucket's credentials set the "
+        "filesystem's usual way on every node (for s3: AWS_ACCESS_KEY_ID/"
+        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role)."
+    )
+
+
+_CREDENTIAL_ERRORS = frozenset(
+    {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}
+)
+_CONNECTION_ERRORS = frozenset({"EndpointConnectionError", "ConnectTimeoutError"})
+
+
+def _explain_write_failure(url: str, exc: Exception) -> StorageError | None:
+    """A teaching StorageError for a write to an object store that failed, or None."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    if isinstance(exc, PermissionError) or names & _CREDENTIAL_ERRORS:
+        return StorageError(
+            f"{url!r} must be writable with the credentials this process finds, got "
+            f"{type(exc).__name__}: {exc}. Set the filesystem's usual credentials on every "
+            "machine running the controller or trials (for s3: AWS_ACCESS_KEY_ID/"
+            "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role; for gs: "
+            "GOOGLE_APPLICATION_CREDENTIALS)."
+        )
+    if isinstance(exc, FileNotFoundError):
+        return StorageError(
+            f"the bucket of {url!r} must exist, got {type(exc).__name__}: {exc}. Create it "
+            "first (e.g. `aws s3 mb s3://BUCKET`) or fix the URL; proxytask never creates "
+            "buckets."
+        )
+    if names & _CONNECTION_ERRORS:
+        return StorageError(
+            f"the storage endpoint of {url!r} must be reachable, got {exc}. Check the network "
+            "and, for an S3-compatible server, FSSPEC_S3_ENDPOINT_URL."
+        )
+    return None
+
+
+@contextmanager
+def _explained_writes(fs: Any, url: str) -> Iterator[None]:
+    if not _is_object_store(fs):
+        yield
+        return
+    try:
+        yield
+    except Exception as exc:
+        explained = _explain_write_failure(url, exc)
+        if explained is None:
+            raise
+        raise explained from exc
+
+
 def is_local(url: str) -> bool:
-    """Return True when ``url`` is a path on this machine's file system."""
+    """Return True when ``url`` is a path on this machine's file system.
+
+    Unlike the pure :func:`is_shared`, this resolves the filesystem (so an unknown protocol
+    raises UsageError): True exactly when :func:`to_local_path` works.
+    """
     return isinstance(_fs(url)[0], LocalFileSystem)
 
 
@@ -82,18 +246,23 @@ def join(base: str, *parts: str) -> str:
 def makedirs(url: str) -> None:
     """Create a folder and its parents; a no-op on object stores without folders."""
     fs, path = _fs(url)
+    if _is_object_store(fs):
+        return  # s3fs would send a request, and create the bucket if it is missing
     fs.makedirs(path, exist_ok=True)
 
 
 def exists(url: str) -> bool:
-    """Return True when a file or folder exists at ``url``."""
-    fs, path = _fs(url)
+    """Return True when a file or folder exists at ``url`` now (asking the storage)."""
+    fs, path = _fresh_fs(url)
     return bool(fs.exists(path))
 
 
 def listdir(url: str) -> list[str]:
-    """Return the base names of the entries directly under ``url`` (sorted; [] if missing)."""
-    fs, path = _fs(url)
+    """Return the base names of the entries directly under ``url`` (sorted; [] if missing).
+
+    The listing is fresh: files other processes created since the last call are in it.
+    """
+    fs, path = _fresh_fs(url)
     try:
         entries = fs.ls(path, detail=False)
     except FileNotFoundError:
@@ -115,7 +284,12 @@ def _umask() -> int:
 
 
 def write_bytes_atomic(url: str, data: bytes) -> None:
-    """Write ``data`` to ``url`` so that no reader ever sees a partial file."""
+    """Write ``data`` to ``url`` so that no reader ever sees a partial file.
+
+    Local disk: temporary file + rename. Object stores: one PUT (atomic per object; see the
+    module doc); a missing bucket, refused credentials or an unreachable endpoint raise
+    StorageError saying what to fix.
+    """
     fs, path = _fs(url)
     if isinstance(fs, LocalFileSystem):
         folder = os.path.dirname(path) or "."
@@ -135,10 +309,15 @@ def write_bytes_atomic(url: str, data: bytes) -> None:
                 pass
             raise
         return
+    with _explained_writes(fs, url):
+        _makedirs_for(fs, path)
+        fs.pipe_file(path, data)
+
+
+def _makedirs_for(fs: Any, path: str) -> None:
     parent = posixpath.dirname(path)
-    if parent:
+    if parent and not _is_object_store(fs):
         fs.makedirs(parent, exist_ok=True)
-    fs.pipe_file(path, data)
 
 
 def write_text_atomic(url: str, text: str) -> None:
@@ -160,7 +339,7 @@ def write_json_atomic(url: str, obj: Any) -> None:
 
 def read_bytes(url: str) -> bytes | None:
     """Return the bytes at ``url``, or None when there is no such file."""
-    fs, path = _fs(url)
+    fs, path = _fresh_fs(url)
     try:
         return bytes(fs.cat_file(path))
     except FileNotFoundError:
@@ -195,9 +374,10 @@ def read_json(url: str) -> Any | None:
 def file_signature(url: str) -> tuple[Any, ...] | None:
     """Return a cheap change marker (size, mtime or ETag) for ``url``, or None if missing.
 
-    Used by the trial monitor to re-read a file only when it changed.
+    Used by the trial monitor to re-read a file only when it changed. On object stores the
+    marker comes from a fresh HEAD (ETag), never from a cached listing.
     """
-    fs, path = _fs(url)
+    fs, path = _fresh_fs(url)
     if isinstance(fs, LocalFileSystem):
         try:
             st = os.stat(path)
@@ -221,14 +401,42 @@ def copy_file(src: str, dst: str) -> None:
 
 
 def move(src: str, dst: str) -> None:
-    """Move a file or folder (recursively) to ``dst`` on the same filesystem."""
+    """Move a file or folder (recursively) to ``dst`` on the same filesystem.
+
+    Local disk: one ``os.replace`` (atomic). Object stores have no rename: each object is
+    copied server-side, then the sources are deleted, so a crash in between leaves both
+    copies and loses nothing; a missing ``src`` raises StorageError there.
+    """
     fs, src_path = _fs(src)
     _, dst_path = _fs(dst)
     if isinstance(fs, LocalFileSystem):
         os.makedirs(os.path.dirname(dst_path) or ".", exist_ok=True)
         os.replace(src_path, dst_path)
         return
+    if _is_object_store(fs):
+        _move_objects(fs, src, src_path, dst_path)
+        return
     fs.mv(src_path, dst_path, recursive=True)
+
+
+def _move_objects(fs: Any, src: str, src_path: str, dst_path: str) -> None:
+    # fs.mv(recursive=True) is broken on s3fs: it also copies the implied folders, which are
+    # no objects, and fails. So: every object under src (or src itself), one by one.
+    fs.invalidate_cache(src_path)
+    root = src_path.rstrip("/")
+    try:
+        found = [str(name) for name in fs.find(root)]
+    except FileNotFoundError:
+        found = []
+    pairs = [
+        (name, dst_path if name == root else f"{dst_path.rstrip('/')}/{name[len(root) + 1 :]}")
+        for name in found
+        if name == root or name.startswith(root + "/")
+    ]
+    if not pairs:
+        raise StorageError(f"{src!r} must exist to be moved, got nothing there.")
+    fs.copy([a for a, _ in pairs], [b for _, b in pairs], on_error="raise")
+    fs.rm([a for a, _ in pairs])
 
 
 def remove(url: str) -> None:
@@ -308,15 +516,91 @@ def _supports_exclusive_create(fs: Any) -> bool:
     return False
 
 
+def _error_codes(exc: BaseException) -> set[str]:
+    """The object store's error codes carried by ``exc`` or the exceptions it came from."""
+    codes: set[str] = set()
+    seen: BaseException | None = exc
+    for _ in range(5):  # s3fs wraps botocore's ClientError as the __cause__
+        if seen is None:
+            break
+        response = getattr(seen, "response", None)
+        if isinstance(response, dict):
+            error = response.get("Error", {})
+            if isinstance(error, dict):
+                codes.add(str(error.get("Code", "")))
+        seen = seen.__cause__ or seen.__context__
+    codes.discard("")
+    return codes
+
+
 def _is_precondition_failure(exc: BaseException) -> bool:
-    """True for an object store's "the object exists" answer to a conditional put."""
-    markers = ("PreconditionFailed", "Precondition Failed", "ConditionalRequestConflict")
-    response = getattr(exc, "response", None)
-    if isinstance(response, dict):
-        code = str(response.get("Error", {}).get("Code", ""))
-        if code == "412" or code in markers:
-            return True
+    """True for an object store's "the object exists" answer (HTTP 412) to a conditional put."""
+    markers = ("PreconditionFailed", "Precondition Failed")
+    if _error_codes(exc) & {"412", *markers}:
+        return True
     return any(marker in str(exc) for marker in markers)
+
+
+def _is_conditional_conflict(exc: BaseException) -> bool:
+    """True for S3's HTTP 409 ConditionalRequestConflict: a concurrent write; retry."""
+    marker = "ConditionalRequestConflict"
+    return marker in _error_codes(exc) or marker in str(exc)
+
+
+# Retries of a conditional put that S3 answered with 409 (a concurrent conditional write
+# was in flight): the retry gets 412 when the other one won, or succeeds when it failed.
+_CONFLICT_RETRIES = 5
+_CONFLICT_BACKOFF_SECS = 0.05
+
+# (filesystem token, bucket) pairs whose server was seen to honour a conditional put.
+_VERIFIED_CONDITIONAL_PUT: set[tuple[str, str]] = set()
+
+
+def _conditional_put(fs: Any, path: str, data: bytes) -> bool:
+    """One exclusive create through ``pipe_file(mode="create")``; True when it created."""
+    for attempt in range(_CONFLICT_RETRIES):
+        try:
+            fs.pipe_file(path, data, mode="create")
+            return True
+        except FileExistsError:
+            return False
+        except Exception as exc:
+            if _is_precondition_failure(exc):
+                return False
+            if not _is_conditional_conflict(exc) or attempt == _CONFLICT_RETRIES - 1:
+                raise
+            time.sleep(_CONFLICT_BACKOFF_SECS * 2**attempt)  # network retry, not a control loop
+    raise AssertionError("unreachable")
+
+
+def _check_conditional_put(fs: Any, url: str, path: str) -> None:
+    """Once per bucket and process: prove the server refuses a second create of one key.
+
+    S3-compatible servers that ignore ``If-None-Match`` would let every claimant win; a
+    probe object next to ``path`` (created twice, then deleted) turns that into an error.
+    """
+    bucket = path.split("/", 1)[0]
+    key = (str(getattr(fs, "_fs_token", id(fs))), bucket)
+    if key in _VERIFIED_CONDITIONAL_PUT:
+        return
+    probe = posixpath.join(posixpath.dirname(path), f".proxytask-probe-{uuid.uuid4().hex}")
+    try:
+        if not _conditional_put(fs, probe, b"probe"):
+            raise StorageError(f"the probe {probe!r} must be new, got an existing object.")
+        honoured = not _conditional_put(fs, probe, b"probe again")
+    finally:
+        try:
+            fs.rm_file(probe)
+        except Exception:  # a left-over 5-byte probe is harmless; delete may be forbidden
+            logger.debug("could not delete the probe %s", probe, exc_info=True)
+    if not honoured:
+        raise StorageError(
+            f"storage for {url!r} must refuse a second create of one object (a conditional "
+            "PUT with If-None-Match: *), got a server that overwrote it. Exclusive claims "
+            "(latency workers) need it: use AWS S3, or an S3-compatible server that supports "
+            "conditional writes (recent MinIO, Ceph RGW), or a shared local/NFS path."
+        )
+    _VERIFIED_CONDITIONAL_PUT.add(key)
 
 
 def create_exclusive(url: str, data: bytes) -> bool:
@@ -330,6 +614,12 @@ def create_exclusive(url: str, data: bytes) -> bool:
     target name. fsspec: ``pipe_file(mode="create")`` where the filesystem implements it as a
     conditional put (memory://, s3fs and gcsfs versions that support it); any other
     filesystem raises StorageError, since a check-then-write would not be exclusive.
+
+    On S3 this is one ``PUT`` with ``If-None-Match: *``: the server stores the object only
+    if the key is absent and answers 412 otherwise, so exclusivity is the server's (AWS S3
+    guarantees it); a 409 (a concurrent conditional write in flight) is retried. Servers
+    that ignore the header would let every caller win, so the first call per bucket and
+    process checks the server with a probe object and raises StorageError if it does.
 
     Example::
 
@@ -345,15 +635,8 @@ def create_exclusive(url: str, data: bytes) -> bool:
             f"{type(fs).__module__}.{type(fs).__name__}, which can only check and then "
             "write. Use a local or NFS path, memory://, or a recent s3fs/gcsfs (s3://, gs://)."
         )
-    parent = posixpath.dirname(path)
-    if parent:
-        fs.makedirs(parent, exist_ok=True)
-    try:
-        fs.pipe_file(path, data, mode="create")
-    except FileExistsError:
-        return False
-    except Exception as exc:
-        if _is_precondition_failure(exc):
-            return False
-        raise
-    return True
+    with _explained_writes(fs, url):
+        _makedirs_for(fs, path)
+        if _is_object_store(fs):
+            _check_conditional_put(fs, url, path)
+        return _conditional_put(fs, path, data)

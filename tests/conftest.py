@@ -1,0 +1,5 @@
+"""Shared pytest fixtures: each plugin module below starts one kind of test service."""
+
+pytest_plugins = [
+    "tests.s3_server",
+]
