@@ -195,12 +195,12 @@ def test_model_selection_with_the_local_executor_and_the_digits_trainer_on_s3(
     ]
     code = cli.main(args)
     out, err = capsys.readouterr()
-    if code == 2 and "trial dirs of the local executor must be on the local disk" in err:
-        # Not yet supported by executors/local.py (it keeps the trial's stdout/stderr logs
-        # with open() in the trial dir): this test turns into a real one once it is.
-        pytest.xfail(f"the local executor refuses s3:// trial dirs: {err.strip()[-300:]}")
     assert code == 0, out + err
     cdir = _one_controller_dir(s3_root, layout.KIND_MODEL_SELECTION)
-    _check_reference_models(cdir, 2)
+    result = _check_reference_models(cdir, 2)
     assert _files_under(work) == []
     assert os.listdir(tmp_path) == ["work"]
+    # the trainer's output, gathered locally while it ran, was uploaded with the trial's files
+    first = result["reference_models"][0]["trial_dir"]
+    log = storage.read_text(layout.trial_file(first, layout.STDOUT_LOG))
+    assert log is not None and "done: accuracy=" in log

@@ -259,8 +259,8 @@ def test_remote_trial_dirs_and_missing_programs_are_refused(
     remote = TrialSpec(
         trial_id="remote", trial_dir="memory://bucket/t1", trainer=spec.trainer, args=spec.args
     )
-    with pytest.raises(UsageError, match="local disk"):
-        executor.launch(remote)
+    with pytest.raises(UsageError, match="lives inside this process"):
+        executor.launch(remote)  # memory:// cannot be reached from the trainer's process
     missing = TrialSpec(
         trial_id="missing",
         trial_dir=str(tmp_path / "m"),

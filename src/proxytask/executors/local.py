@@ -28,6 +28,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -52,6 +53,12 @@ __all__ = [
     "assign_gpus",
     "check_gpu_request",
     "detect_gpus",
+    "exit_outcome",
+    "launcher_argv",
+    "read_reported_cause",
+    "read_stderr_tail",
+    "signal_group",
+    "spawn_trial",
 ]
 
 logger = logging.getLogger(__name__)
@@ -209,6 +216,118 @@ def assign_gpus(
 
 
 # --------------------------------------------------------------------------------------------
+# One trial process: start it under the launcher, signal it, say how it ended. Shared with the
+# Ray executor, whose runner actor starts the same launcher on a cluster node.
+# --------------------------------------------------------------------------------------------
+
+
+def launcher_argv(control_fd: int, grace_secs: float, argv: Sequence[str]) -> list[str]:
+    """The command that runs ``argv`` under the launcher (see the module docstring).
+
+    ``control_fd`` is the read end of a pipe whose write end only the owner holds: when the
+    owner dies, the launcher stops the trial (SIGTERM, ``grace_secs``, SIGKILL).
+    """
+    return [
+        sys.executable or "python3",
+        "-I",
+        "-S",
+        "-c",
+        _LAUNCHER,
+        str(control_fd),
+        repr(float(grace_secs)),
+        *argv,
+    ]
+
+
+def spawn_trial(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    log_dir: str,
+    control_fd: int,
+    grace_secs: float,
+) -> subprocess.Popen[bytes]:
+    """Start ``argv`` under the launcher in a new session, logs appended in ``log_dir``.
+
+    The launcher's pid is the trial's process-group id (see :func:`signal_group`); its exit
+    status is the trainer's. ``env`` is the whole environment. Raises OSError when the
+    launcher cannot start.
+    """
+    out = open(os.path.join(log_dir, layout.STDOUT_LOG), "ab")  # noqa: SIM115
+    err = open(os.path.join(log_dir, layout.STDERR_LOG), "ab")  # noqa: SIM115
+    try:
+        return subprocess.Popen(
+            launcher_argv(control_fd, grace_secs, argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=err,
+            env=dict(env),
+            start_new_session=True,
+            pass_fds=(control_fd,),
+        )
+    finally:
+        out.close()
+        err.close()
+
+
+def signal_group(pgid: int, sig: int) -> None:
+    """Send ``sig`` to a trial's process group; a group that is gone is fine."""
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def read_stderr_tail(path: str, limit: int = _STDERR_TAIL_BYTES) -> str:
+    """The last ``limit`` bytes of a local log file as text ("" when unreadable)."""
+    try:
+        with open(path, "rb") as handle:
+            handle.seek(0, os.SEEK_END)
+            size = handle.tell()
+            handle.seek(max(0, size - limit))
+            return handle.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def read_reported_cause(trial_dir: str, signature: tuple[Any, ...] | None) -> str | None:
+    """The cause the trainer recorded in ``TRIAL_FAILURE.json`` during this run, if any.
+
+    ``signature`` is :func:`proxytask.storage.file_signature` of that file taken before the
+    trial started: an unchanged file is left over from an earlier run and does not count.
+    """
+    path = layout.trial_file(trial_dir, layout.TRIAL_FAILURE)
+    if storage.file_signature(path) == signature:
+        return None  # absent, or left over from an earlier run in this dir
+    try:
+        data = storage.read_json(path)
+    except StorageError:
+        return None
+    cause = data.get("cause") if isinstance(data, dict) else None
+    return cause if isinstance(cause, str) else None
+
+
+def exit_outcome(
+    code: int,
+    *,
+    stop_requested: bool,
+    timed_out: bool,
+    stderr_tail: str = "",
+    reported_cause: str | None = None,
+) -> tuple[TrialState, FailureCause | None, str]:
+    """How a trial process that exited with ``code`` ended: state, cause and message.
+
+    A trial stopped on request is STOPPED whatever its code; otherwise exit 0 is SUCCEEDED
+    and anything else FAILED with the cause :func:`classify_exit` finds.
+    """
+    if stop_requested:
+        return TrialState.STOPPED, None, f"stopped by the controller ({describe_exit(code)})"
+    cause = classify_exit(code, stderr_tail, reported_cause, timed_out)
+    if cause is None:
+        return TrialState.SUCCEEDED, None, "exited with code 0"
+    return TrialState.FAILED, cause, failure_message(code, cause, stderr_tail)
+
+
+# --------------------------------------------------------------------------------------------
 # Process-exit safety net shared by every LocalExecutor of this process
 # --------------------------------------------------------------------------------------------
 
@@ -281,8 +400,10 @@ class LocalExecutor(Executor):
       ``os.environ`` + ``spec.env`` + ``CUDA_VISIBLE_DEVICES`` for its GPU slot (empty for
       ``resources.gpus == 0`` so trainers stay on the CPU). Fractional GPUs share a GPU:
       the free one first, then the least used with room; whole numbers take that many GPUs.
-    - Its stdout and stderr go to ``stdout.log`` and ``stderr.log`` in the trial dir (which
-      must be on the local disk), appended to across relaunches.
+    - Its stdout and stderr go to ``stdout.log`` and ``stderr.log`` in the trial dir,
+      appended to across relaunches. A trial dir on shared storage (an fsspec URL such as
+      ``s3://...``: the trainer writes its files there itself) gets its logs at the end of the
+      trial, from a local scratch dir.
     - Launches beyond the limit (or waiting for GPUs) stay PENDING, in launch order, and start
       when a later ``launch``/``status``/``free_slots``/``stop`` call finds room.
     - ``spec.timeout_secs`` ends a trial (SIGTERM, grace, SIGKILL) as FAILED/TIMEOUT.
@@ -375,15 +496,19 @@ class LocalExecutor(Executor):
                 f"the local executor must get a command trainer, got {spec.trainer!r} for "
                 f"{spec.trial_id!r}."
             )
-        if not storage.is_local(spec.trial_dir):
+        if not storage.is_local(spec.trial_dir) and not storage.is_shared(spec.trial_dir):
             raise UsageError(
-                f"trial dirs of the local executor must be on the local disk, got "
-                f"{spec.trial_dir!r} for {spec.trial_id!r}. Use a local --root-output-dir, "
-                "or the ray executor for trial dirs on shared storage."
+                f"trial dirs of the local executor must be on the local disk or on storage the "
+                f"trainer process can reach (an fsspec URL such as s3://bucket/prefix), got "
+                f"{spec.trial_dir!r} for {spec.trial_id!r}, which lives inside this process. "
+                "Use a local --root-output-dir or a shared one."
             )
         check_gpu_request(spec.resources.gpus, self._gpus)
         self._check_executable(spec)
-        local_dir = storage.to_local_path(spec.trial_dir)
+        if storage.is_local(spec.trial_dir):
+            local_dir = storage.to_local_path(spec.trial_dir)
+        else:  # a trial dir on shared storage: the logs gather here and are uploaded at the end
+            local_dir = tempfile.mkdtemp(prefix="proxytask-trial-logs-")
         try:
             os.makedirs(local_dir, exist_ok=True)
         except OSError as exc:
@@ -391,7 +516,7 @@ class LocalExecutor(Executor):
                 f"trial dir {local_dir!r} must be a folder this user can create, got {exc}. "
                 "Check --root-output-dir and its permissions."
             ) from exc
-        failure = storage.file_signature(layout.trial_file(local_dir, layout.TRIAL_FAILURE))
+        failure = storage.file_signature(layout.trial_file(spec.trial_dir, layout.TRIAL_FAILURE))
         self._poll()
         self._trials[spec.trial_id] = _Trial(
             spec=spec, local_dir=local_dir, failure_signature=failure
@@ -586,31 +711,7 @@ class LocalExecutor(Executor):
     def _start(self, trial: _Trial, gpus: tuple[str, ...]) -> None:
         spec = trial.spec
         env = {**os.environ, **spec.env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
-        cmd = [
-            sys.executable or "python3",
-            "-I",
-            "-S",
-            "-c",
-            _LAUNCHER,
-            str(self._control_fd()),
-            repr(self._grace),
-            *spec.argv,
-        ]
-        out = open(os.path.join(trial.local_dir, layout.STDOUT_LOG), "ab")  # noqa: SIM115
-        err = open(os.path.join(trial.local_dir, layout.STDERR_LOG), "ab")  # noqa: SIM115
-        try:
-            trial.proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err,
-                env=env,
-                start_new_session=True,
-                pass_fds=(self._control_fd(),),
-            )
-        finally:
-            out.close()
-            err.close()
+        trial.proc = spawn_trial(spec.argv, env, trial.local_dir, self._control_fd(), self._grace)
         trial.gpus = gpus
         for gpu in gpus:
             self._gpu_used[gpu] += self._share(trial)
@@ -622,12 +723,8 @@ class LocalExecutor(Executor):
         logger.info("started trial %s (pid %d)", spec.trial_id, trial.proc.pid)
 
     def _signal_group(self, trial: _Trial, sig: int) -> None:
-        if trial.proc is None:
-            return
-        try:
-            os.killpg(trial.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if trial.proc is not None:
+            signal_group(trial.proc.pid, sig)
 
     def _terminate(self, trial: _Trial, grace: float) -> None:
         assert trial.proc is not None
@@ -642,47 +739,26 @@ class LocalExecutor(Executor):
         trial.killed = True
         self._signal_group(trial, signal.SIGKILL)
 
-    def _read_reported_cause(self, trial: _Trial) -> str | None:
-        path = layout.trial_file(trial.local_dir, layout.TRIAL_FAILURE)
-        if storage.file_signature(path) == trial.failure_signature:
-            return None  # absent, or left over from an earlier run in this dir
-        try:
-            data = storage.read_json(path)
-        except StorageError:
-            return None
-        cause = data.get("cause") if isinstance(data, dict) else None
-        return cause if isinstance(cause, str) else None
-
-    def _stderr_tail(self, trial: _Trial) -> str:
-        path = os.path.join(trial.local_dir, layout.STDERR_LOG)
-        try:
-            with open(path, "rb") as handle:
-                handle.seek(0, os.SEEK_END)
-                size = handle.tell()
-                handle.seek(max(0, size - _STDERR_TAIL_BYTES))
-                return handle.read().decode("utf-8", errors="replace")
-        except OSError:
-            return ""
-
     def _finish(self, trial: _Trial, code: int) -> None:
         assert trial.proc is not None
         # the trainer is gone; SIGKILL whatever it left in its process group
         self._signal_group(trial, signal.SIGKILL)
-        if trial.stop_requested:
-            self._end(
-                trial,
-                TrialState.STOPPED,
-                code,
-                None,
-                f"stopped by the controller ({describe_exit(code)})",
-            )
-            return
-        tail = self._stderr_tail(trial)
-        cause = classify_exit(code, tail, self._read_reported_cause(trial), trial.timed_out)
-        if cause is None:
-            self._end(trial, TrialState.SUCCEEDED, code, None, "exited with code 0")
-            return
-        self._end(trial, TrialState.FAILED, code, cause, failure_message(code, cause, tail))
+        tail = "" if trial.stop_requested else self._stderr_tail(trial)
+        reported = None if trial.stop_requested else self._read_reported_cause(trial)
+        state, cause, message = exit_outcome(
+            code,
+            stop_requested=trial.stop_requested,
+            timed_out=trial.timed_out,
+            stderr_tail=tail,
+            reported_cause=reported,
+        )
+        self._end(trial, state, code, cause, message)
+
+    def _read_reported_cause(self, trial: _Trial) -> str | None:
+        return read_reported_cause(trial.spec.trial_dir, trial.failure_signature)
+
+    def _stderr_tail(self, trial: _Trial) -> str:
+        return read_stderr_tail(os.path.join(trial.local_dir, layout.STDERR_LOG))
 
     def _end(
         self,
@@ -701,6 +777,25 @@ class LocalExecutor(Executor):
         trial.message = message
         trial.ended_at = self._clock.now()
         logger.info("trial %s ended %s: %s", trial.spec.trial_id, state.value, message)
+        if not storage.is_local(trial.spec.trial_dir):
+            self._upload_logs(trial)
+
+    def _upload_logs(self, trial: _Trial) -> None:
+        """Copy a remote trial's logs from the local scratch dir into its trial dir."""
+        for name in (layout.STDOUT_LOG, layout.STDERR_LOG):
+            path = os.path.join(trial.local_dir, name)
+            try:
+                with open(path, "rb") as handle:
+                    data = handle.read()
+            except OSError:
+                continue  # it never started
+            try:
+                storage.write_bytes_atomic(layout.trial_file(trial.spec.trial_dir, name), data)
+            except StorageError as exc:
+                logger.warning(
+                    "could not upload %s of trial %s: %s", name, trial.spec.trial_id, exc
+                )
+        shutil.rmtree(trial.local_dir, ignore_errors=True)
 
     def _status_of(self, trial: _Trial) -> TrialStatus:
         return TrialStatus(
