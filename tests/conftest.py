@@ -2,4 +2,5 @@
 
 pytest_plugins = [
     "tests.s3_server",
+    "tests.ray_cluster",
 ]

@@ -316,6 +316,8 @@ RESUMABLE_OVERRIDES = frozenset(
         "persistence",
         "executor",
         "replay_table",
+        "ray_address",
+        "ray_on_resume",
         "max_parallel_trials",
         "trial_timeout_secs",
         "report_timeout_secs",
@@ -562,6 +564,11 @@ def _keep_first_values(
     return values
 
 
+# How often a controller polls its trials at most: real processes are cheap to poll, the
+# replay executor's simulated clock jumps straight to its next event anyway.
+_POLL_INTERVAL_SECS = {"local": 1.0, "ray": 1.0, "replay": 30.0}
+
+
 def _context(values: dict[str, Any], kind: str, previous: str | None) -> ControllerContext:
     """Build the executor, clock and controller dir of a controller command."""
     from proxytask.controllers.base import ControllerContext, write_controller_info
@@ -585,6 +592,13 @@ def _context(values: dict[str, Any], kind: str, previous: str | None) -> Control
         cdir = layout.controller_dir(values["root_output_dir"], kind, job_name, clock.now())
     else:
         cdir = previous
+    check_output_dir = getattr(executor, "check_output_dir", None)
+    if check_output_dir is not None:  # a remote executor: refuse a path its nodes cannot see
+        try:
+            check_output_dir(cdir)
+        except UsageError:
+            executor.close()
+            raise
     storage.makedirs(cdir)
     write_controller_info(cdir, kind, values)
     settings = TrialSettings(
@@ -602,7 +616,7 @@ def _context(values: dict[str, Any], kind: str, previous: str | None) -> Control
         baseline_args=baseline_args,
         options=values,
         display=ProgressDisplay(live=values.get("live")),
-        poll_interval_secs=1.0 if values["executor"] == "local" else 30.0,
+        poll_interval_secs=_POLL_INTERVAL_SECS.get(values["executor"], 1.0),
     )
 
 

@@ -194,9 +194,26 @@ TRIAL_OPTIONS: tuple[Option, ...] = (
     Option(
         "trainer-args", string_list, [], "baseline trainer arguments as KEY=VALUE", "K=V", many=True
     ),
-    Option("executor", text, "local", "where trials run", choices=("local", "replay")),
+    Option("executor", text, "local", "where trials run", choices=("local", "replay", "ray")),
     Option(
         "replay-table", text, None, "with --executor replay: the recorded curves (JSON/CSV)", "FILE"
+    ),
+    Option(
+        "ray-address",
+        text,
+        "auto",
+        "with --executor ray: the cluster to run trials on: auto (the one running on this "
+        "machine, or RAY_ADDRESS), HOST:PORT, or local (a private one-machine cluster that "
+        "ends with the controller)",
+        "ADDR",
+    ),
+    Option(
+        "ray-on-resume",
+        text,
+        "reattach",
+        "with --executor ray: what a resumed controller does with trials still running on the "
+        "cluster: reattach (keep them) or restart (stop them, train them again)",
+        choices=("reattach", "restart"),
     ),
     Option("max-parallel-trials", positive_int, 2, "trials running at once", "N"),
     Option(
@@ -310,7 +327,7 @@ def resolve_options(
         flag_value = getattr(args, dest, None)
         if flag_value is not None:
             values[dest] = _parse_value(opt, flag_value, f"--{opt.name}")
-        elif dest in config and config[dest] is not None:
+        elif dest in config and config[dest] is not None and config[dest] != opt.default:
             values[dest] = _parse_value(opt, config[dest], f"config key '{opt.name}'")
         else:
             values[dest] = opt.default

@@ -231,6 +231,20 @@ def test_cli_select_models_with_the_fake_trainer(
     (cdir,) = (tmp_path / "runs").iterdir()
     assert cdir.name.startswith("Model_Selection_sel_")
     assert cli.main(["status", str(cdir)]) == 0
+    # resuming the finished selection from the command line reads its saved options back
+    # (the empty defaults included) and gives the same answer without training again
+    before = (cdir / "REFERENCE_MODELS.json").read_text()
+    code = cli.main(
+        [
+            "select-models",
+            f"--trainer={sys.executable} -m proxytask.testing.fake_trainer",
+            f"--previous-model-selection-dir={cdir}",
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "3 reference models:" in out
+    assert (cdir / "REFERENCE_MODELS.json").read_text() == before
 
 
 def test_latency_from_a_worker(tmp_path: Path) -> None:

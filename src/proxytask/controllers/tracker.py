@@ -4,8 +4,10 @@ The tracker keeps one :class:`TrialRecord` per trial (the controller stores them
 file), launches planned trials on any executor, reads their files through the one
 :class:`TrialMonitor`, posts the controller heartbeat, and judges how each trial ended. After a
 controller crash, :meth:`TrialTracker.recover` takes every trial the dead controller had
-running: a finished one is accepted from its files, any other is restarted from scratch in a
-clean trial dir (its partial files are moved to ``<job dir>/.interrupted/``).
+running: an executor whose trials outlive the controller (Ray, see :class:`ReattachingExecutor`)
+may keep it running by its resume policy; otherwise a finished one is accepted from its files,
+any other is restarted from scratch in a clean trial dir (its partial files are moved to
+``<job dir>/.interrupted/``).
 """
 
 from __future__ import annotations
@@ -13,23 +15,49 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from proxytask import layout, storage
 from proxytask.clock import Clock
 from proxytask.controllers.state import EventLog, TrialRecord, TrialRecordState
-from proxytask.executors.base import Executor, FailureCause, Resources, TrainerSpec, TrialState
+from proxytask.executors.base import (
+    Executor,
+    FailureCause,
+    Resources,
+    TrainerSpec,
+    TrialSpec,
+    TrialState,
+)
 from proxytask.executors.causes import ADVICE
 from proxytask.executors.command import Continuation, build_trial_spec
 from proxytask.executors.monitor import TrialMonitor, TrialProgress
 from proxytask.trainer import set_stop_training, write_controller_heartbeat
 
-__all__ = ["TrialSettings", "TrialTracker"]
+__all__ = ["ReattachingExecutor", "TrialSettings", "TrialTracker"]
 
 logger = logging.getLogger(__name__)
 
 _PCT_TOLERANCE = 1e-6
 _SILENT = "stopped: no new report in time"
+
+
+@runtime_checkable
+class ReattachingExecutor(Protocol):
+    """An executor whose trials can outlive the controller (the Ray executor).
+
+    :meth:`TrialTracker.recover` offers it each trial the dead controller had running, before
+    anything else happens to that trial.
+    """
+
+    def reattach(self, spec: TrialSpec) -> bool:
+        """Adopt the trial of ``spec`` if it is still there and the resume policy keeps it.
+
+        True: the executor now knows the trial (as running, or as however it ended
+        meanwhile) and the controller goes on watching it. False: nothing of it runs any
+        more (a policy that restarts trials stops it first); the controller judges it from
+        its files or trains it again.
+        """
+        ...
 
 
 @dataclasses.dataclass(frozen=True)
@@ -147,8 +175,17 @@ class TrialTracker:
             set_stop_training(
                 record.trial_dir, max_training_time_in_hrs=record.max_training_time_hrs
             )
+        self.executor.launch(self._spec(record))
+        self.activity += 1
+        self.records[record.key] = dataclasses.replace(
+            record, state=TrialRecordState.RUNNING, started_at=now, ended_at=None
+        )
+        self.events.append(now, "trial_launched", trial=record.key, dir=record.trial_dir)
+
+    def _spec(self, record: TrialRecord) -> TrialSpec:
+        """The executor's view of a trial: the same for a launch and a reattach."""
         cont = record.continuation
-        spec = build_trial_spec(
+        return build_trial_spec(
             trainer=self.settings.trainer,
             job_name=record.job,
             job_dir=layout.job_dir(self.controller_dir, record.job),
@@ -164,12 +201,6 @@ class TrialTracker:
             resources=self.settings.resources,
             timeout_secs=self.settings.timeout_secs,
         )
-        self.executor.launch(spec)
-        self.activity += 1
-        self.records[record.key] = dataclasses.replace(
-            record, state=TrialRecordState.RUNNING, started_at=now, ended_at=None
-        )
-        self.events.append(now, "trial_launched", trial=record.key, dir=record.trial_dir)
 
     def _clear_trial_dir(self, record: TrialRecord) -> None:
         """Move files a killed earlier attempt left behind out of the trial dir."""
@@ -334,17 +365,24 @@ class TrialTracker:
     # ---- recovery ----------------------------------------------------------------------------
 
     def recover(self) -> list[str]:
-        """After a controller crash: accept finished trials, replan the others.
+        """After a controller crash: keep reattached trials, accept finished ones, replan the rest.
 
-        A trial the dead controller had running is accepted as succeeded when its files show
-        it reached its target pct; otherwise it is planned again from scratch (its partial
-        files are moved aside on launch). Returns the keys planned again.
+        A trial the dead controller had running is first offered to the executor when it is a
+        :class:`ReattachingExecutor` (Ray: its ``--ray-on-resume`` policy decides); a trial it
+        adopts stays running and is watched as before. Otherwise the trial is accepted as
+        succeeded when its files show it reached its target pct, or planned again from scratch
+        (its partial files are moved aside on launch). Returns the keys planned again.
         """
         known = set(self.executor.known_trials())
         replanned = []
         now = self.clock.now()
         for key, record in list(self.records.items()):
             if record.state != TrialRecordState.RUNNING or key in known:
+                continue
+            if self._reattach(record):
+                self._last_report[key] = now  # a fresh report window for the new controller
+                self.activity += 1
+                self.events.append(now, "trial_reattached", trial=key)
                 continue
             self.monitor.poll([key])
             metrics = self.monitor.progress(key).metrics
@@ -366,6 +404,11 @@ class TrialTracker:
             replanned.append(key)
             self.events.append(now, "trial_restarted", trial=key, restarts=record.restarts + 1)
         return replanned
+
+    def _reattach(self, record: TrialRecord) -> bool:
+        if not isinstance(self.executor, ReattachingExecutor):
+            return False
+        return self.executor.reattach(self._spec(record))
 
     def failure_causes(self, keys: Iterable[str] | None = None) -> dict[str, int]:
         """How many of the (given) trials failed of each cause."""

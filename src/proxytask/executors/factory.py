@@ -37,4 +37,15 @@ def make_executor(options: Mapping[str, Any]) -> tuple[Executor, Clock]:
             ReplayExecutor(table, sim, max_parallel_trials=int(options["max_parallel_trials"])),
             sim,
         )
-    raise UsageError(f"--executor must be local or replay, got {name!r}.")
+    if name == "ray":
+        from proxytask.executors.ray import RayExecutor
+
+        return (
+            RayExecutor(
+                max_parallel_trials=int(options["max_parallel_trials"]),
+                address=str(options.get("ray_address") or "auto"),
+                on_resume=str(options.get("ray_on_resume") or "reattach"),
+            ),
+            SystemClock(),
+        )
+    raise UsageError(f"--executor must be local, replay or ray, got {name!r}.")

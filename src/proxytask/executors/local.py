@@ -245,12 +245,13 @@ def spawn_trial(
     log_dir: str,
     control_fd: int,
     grace_secs: float,
+    cwd: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start ``argv`` under the launcher in a new session, logs appended in ``log_dir``.
 
     The launcher's pid is the trial's process-group id (see :func:`signal_group`); its exit
-    status is the trainer's. ``env`` is the whole environment. Raises OSError when the
-    launcher cannot start.
+    status is the trainer's. ``env`` is the whole environment; ``cwd`` the working dir (None:
+    this process's). Raises OSError when the launcher cannot start.
     """
     out = open(os.path.join(log_dir, layout.STDOUT_LOG), "ab")  # noqa: SIM115
     err = open(os.path.join(log_dir, layout.STDERR_LOG), "ab")  # noqa: SIM115
@@ -263,6 +264,7 @@ def spawn_trial(
             env=dict(env),
             start_new_session=True,
             pass_fds=(control_fd,),
+            cwd=cwd,
         )
     finally:
         out.close()
