@@ -47,13 +47,31 @@ class TestRayContract(ExecutorContract):
             pid = executor.pid(tid)
             if pid is None:
                 continue
-            deadline = time.monotonic() + 10.0  # the runner reaps its trainer asynchronously
-            while pid_alive(pid) and time.monotonic() < deadline:
+            # the runner reaps its trainer, and the group's last members die, asynchronously
+            deadline = time.monotonic() + 15.0
+            while (pid_alive(pid) or _group_exists(pid)) and time.monotonic() < deadline:
                 time.sleep(0.05)
             assert not pid_alive(pid), (tid, pid)
-            try:
-                os.killpg(pid, 0)
-            except ProcessLookupError:
-                pass
-            else:
+            if _group_exists(pid):
                 raise AssertionError(f"process group {pid} of {tid} still exists")
+
+
+def _group_exists(pgid: int) -> bool:
+    """True while any process of the process group ``pgid`` is alive (zombies excluded)."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            return True
+    return False
