@@ -844,11 +844,11 @@ def _latency_check(
         if measured is not None and not full_baseline_latency:
             problem = "model selection's baseline has no latency to compare with"
         ratios = [
-            p.latency / f
+            p / f
             for p, f in zip(
-                search_ctl._metrics(best), search_ctl.references.latencies, strict=False
+                search_ctl.latencies(best), search_ctl.references.latencies, strict=False
             )
-            if p is not None and p.has_latency and f is not None and f > 0
+            if p is not None and f is not None and f > 0
         ]
         if not ratios:
             out.update(method="unavailable", problem=problem, proxy_latency_constraint=None)
@@ -939,7 +939,7 @@ def _final_checks(
     best = rec.get("best_proxy_task_name")
     if best:
         step = rec["final_training_step"]
-        scores = [a for a in search_ctl._accuracies_at_step(best, step) if a is not None]
+        scores = [a for a in search_ctl.accuracies_at_step(best, step) if a is not None]
         check = check_reward_range(scores)
         reward = {
             "minimum": check.minimum,

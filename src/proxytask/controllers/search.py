@@ -455,9 +455,7 @@ class SearchController(Controller):
                 self._record_decision(record_stats, decision)
             elif not record_stats["stopping_state"]:
                 record_stats["stopping_state"] = StoppingState.RAN_TILL_COMPLETION.value
-        latencies = [
-            m.latency if m is not None and m.has_latency else None for m in self._metrics(name)
-        ]
+        latencies = self.latencies(name)
         lat = rank_correlation(latencies, list(self.references.latencies))
         record_stats["latency_correlation"] = lat.tau
         record_stats["latency_correlation_p_value"] = lat.p_value
@@ -568,7 +566,7 @@ class SearchController(Controller):
         labels = [f"{i}" for i in self.references.trial_ids]
         # the evaluation where the stopping rule held (not the interpolated step before it)
         at_step = _deciding_step(stats)
-        proxy_at_stop = self._accuracies_at_step(name, at_step)
+        proxy_at_stop = self.accuracies_at_step(name, at_step)
         acc = _tau_summary(
             proxy_at_stop, list(self.references.accuracies), self.settings.confidence
         )
@@ -587,9 +585,7 @@ class SearchController(Controller):
             ),
             prefix + "_accuracy_correlation.png",
         )
-        latencies = [
-            m.latency if m is not None and m.has_latency else None for m in self._metrics(name)
-        ]
+        latencies = self.latencies(name)
         render_correlation_scatter(
             correlation_scatter_figure(
                 f"{name}: latency",
@@ -611,9 +607,14 @@ class SearchController(Controller):
             prefix + "_latency_correlation.png",
         )
 
-    def _accuracies_at_step(self, name: str, step: int | None) -> list[float | None]:
-
+    def accuracies_at_step(self, name: str, step: int | None) -> list[float | None]:
+        """Each reference model's accuracy under config ``name`` at 0-based ``step``
+        (interpolated between evaluations; None where a trial has no value there)."""
         return self._accuracies_of(self._keys(name), step)
+
+    def latencies(self, name: str) -> list[float | None]:
+        """Each reference model's latency as its trial under config ``name`` reported it."""
+        return [m.latency if m is not None and m.has_latency else None for m in self._metrics(name)]
 
     # ---- held-out models and zero-training baselines ------------------------------------------
 
