@@ -205,6 +205,7 @@ class SearchController(Controller):
         }
         self._dirty: set[str] = set()
         self._stability_result: Any = None
+        self._zero_training: dict[str, dict[str, Any]] | None = None
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -682,14 +683,18 @@ class SearchController(Controller):
         trainer saved as ``zero_cost.*`` final metrics) cost no training at all, so a trained
         proxy task is only worth its cost when it ranks the reference models better.
         """
-        names = sorted({n for scores in self.references.zero_cost_scores for n in scores})
-        out = {}
-        for name in names:
-            values = [scores.get(name) for scores in self.references.zero_cost_scores]
-            out[name] = _tau_summary(
-                values, list(self.references.accuracies), self.settings.confidence
-            )
-        return out
+        if self._zero_training is None:  # references and settings never change: once
+            refs = self.references
+            names = sorted({n for scores in refs.zero_cost_scores for n in scores})
+            self._zero_training = {
+                name: _tau_summary(
+                    [scores.get(name) for scores in refs.zero_cost_scores],
+                    list(refs.accuracies),
+                    self.settings.confidence,
+                )
+                for name in names
+            }
+        return self._zero_training
 
     def _zero_training_verdict(self, best: str) -> dict[str, Any] | None:
         baselines = {
