@@ -884,15 +884,17 @@ def _judge_variance(result: dict[str, Any], values: dict[str, Any]) -> dict[str,
     """The variance verdict under the current thresholds, printed (a finished measurement is
     judged again when the workflow file's thresholds changed, without training again)."""
     from proxytask.controllers.base import fmt_number
+    from proxytask.controllers.variance import judge
 
     if not result:
         return result
     max_var, max_smooth = values["max_variance"], values["max_smoothness"]
     var, smooth = result.get("variance_value"), result.get("smoothness_value")
+    variance_good, smoothness_good = judge(var, smooth, max_var, max_smooth)
     judged = {
         **result,
-        "variance_good": var is not None and var <= max_var,
-        "smoothness_good": smooth is not None and smooth <= max_smooth,
+        "variance_good": variance_good,
+        "smoothness_good": smoothness_good,
         "thresholds": {"max_variance": max_var, "max_smoothness": max_smooth},
     }
     for what, value, limit, good in (

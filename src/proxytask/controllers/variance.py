@@ -46,6 +46,7 @@ __all__ = [
     "VarianceController",
     "VarianceFailed",
     "VarianceSettings",
+    "judge",
 ]
 
 MEASUREMENT_STATE = "measurement_state.json"
@@ -93,6 +94,16 @@ class VarianceSettings:
             raise UsageError(f"workable pct must be in (0, 100], got {self.workable_pct}.")
         if not 0 < self.confidence < 1:
             raise UsageError(f"the confidence level must be in (0, 1), got {self.confidence}.")
+
+
+def judge(
+    variance: float | None, smoothness: float | None, max_variance: float, max_smoothness: float
+) -> tuple[bool, bool]:
+    """The two verdicts: (variance good, smoothness good); a missing value is not good."""
+    return (
+        variance is not None and variance <= max_variance,
+        smoothness is not None and smoothness <= max_smoothness,
+    )
 
 
 def _finished(record: TrialRecord) -> bool:
@@ -306,8 +317,7 @@ class VarianceController(Controller):
         smooth = stats.mean_smoothness(xy)
         spread = stats.curve_spread(xy)
         s = self.settings
-        variance_ok = variation.cv is not None and variation.cv <= s.max_variance
-        smooth_ok = smooth.value is not None and smooth.value <= s.max_smoothness
+        variance_ok, smooth_ok = judge(variation.cv, smooth.value, s.max_variance, s.max_smoothness)
         if variation.cv is None:
             variance_info = f"Model variance could not be computed: {variation.reason}."
         elif variance_ok:
