@@ -275,7 +275,7 @@ class ScaledBaselineController(Controller):
 
     def snapshot(self) -> ProgressSnapshot:
         """The live display: the one trial."""
-        keys = [k for k in self.tracker.records]
+        keys = list(self.tracker.records)
         return ProgressSnapshot(
             title=f"final checks — baseline under {self.settings.proxy_task_name}",
             rows=progress_rows(self.tracker, keys),
