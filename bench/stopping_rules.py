@@ -19,8 +19,8 @@ tables) under ``--out``.
   its population Kendall tau is ``(2/π) arcsin ρ_k = τ_k`` exactly (Greiner's relation);
 - at each evaluation the sample Kendall tau-b of ``(x_k, y)`` is computed (vectorised: the
   scores are continuous, so there are no ties and tau-b equals tau-a), put in a real
-  :class:`proxytask.search_stats.StepStats` and judged by the real
-  :func:`proxytask.search_stats.scan_stopping` with threshold 0.65 and ``total_steps=1000``.
+  :class:`proxytask.stats.search.StepStats` and judged by the real
+  :func:`proxytask.stats.search.scan_stopping` with threshold 0.65 and ``total_steps=1000``.
 
 **Rules.** ``point`` (the reference tools' rule) and ``confident`` with confidence ∈ {0.8, 0.85,
 0.9, 0.95} × persistence ∈ {1, 2, 3}. As a diagnostic, each confident setting is also run with
@@ -57,7 +57,7 @@ import numpy.typing as npt
 import scipy
 from scipy import stats as scipy_stats
 
-from proxytask.search_stats import StepStats, StoppingState, scan_stopping
+from proxytask.stats.search import StepStats, StoppingState, scan_stopping
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]

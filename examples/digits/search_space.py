@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from proxytask.errors import UsageError
+from proxytask import UsageError
 
 __all__ = [
     "EXPANSIONS",

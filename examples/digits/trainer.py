@@ -63,9 +63,9 @@ from torch import nn
 
 from examples.digits import data, search_space
 from examples.digits.model import build_model, count_params, estimate_macs
-from proxytask import layout, storage
+from proxytask import NonFiniteMetricError, ProxyTaskError, UsageError
 from proxytask import trainer as pt
-from proxytask.errors import NonFiniteMetricError, ProxyTaskError, UsageError
+from proxytask.core import layout, storage
 from proxytask.torch import (
     AVERAGING_MODES,
     SCHEDULES,

@@ -13,12 +13,13 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
-from proxytask import __version__, layout, storage
-from proxytask.errors import ProxyTaskError, UsageError
+from proxytask import __version__
+from proxytask.core import layout, storage
+from proxytask.core.errors import ProxyTaskError, UsageError
 
 if TYPE_CHECKING:
     from proxytask.controllers.base import ControllerContext
-from proxytask.options import (
+from proxytask.core.options import (
     TRIAL_OPTIONS,
     Option,
     add_options,
@@ -383,7 +384,7 @@ def build_parser() -> argparse.ArgumentParser:
         options=SELECTION_OPTIONS,
     )
 
-    from proxytask.latency import add_latency_worker_arguments
+    from proxytask.controllers.latency import add_latency_worker_arguments
 
     worker = sub.add_parser(
         "latency-worker",
@@ -436,11 +437,11 @@ def build_parser() -> argparse.ArgumentParser:
 def _resolve_architecture(value: str | None) -> dict[str, Any] | None:
     if value is None:
         return None
-    from proxytask.space import SearchSpace
-    from proxytask.trainer import load_nas_params
+    from proxytask.core.space import SearchSpace
+    from proxytask.trainer.contract import load_nas_params
 
     if ":" in value and not value.lstrip().startswith("{") and not value.endswith(".json"):
-        from proxytask.imports import import_callable
+        from proxytask.core.imports import import_callable
 
         fn = import_callable(value, "--architecture")
         return SearchSpace(lambda _rng: fn(), value).sample(0)
@@ -456,10 +457,10 @@ def _print_progress(progress: Any) -> None:
 
 def cmd_trial(values: dict[str, Any]) -> int:
     """``proxytask trial``: run trials and report where their files are."""
+    from proxytask.controllers.trials import TrialBatch
+    from proxytask.core.space import load_search_space
     from proxytask.executors.base import TrialState
     from proxytask.executors.command import build_trial_spec
-    from proxytask.space import load_search_space
-    from proxytask.trials import TrialBatch
 
     arch = _resolve_architecture(values["architecture"])
     space = load_search_space(values["search_space"])
@@ -522,7 +523,7 @@ def _resolve_with_previous(
 
     previous = getattr(args, previous_dest, None)
     if previous is None and args.config:
-        from proxytask.options import load_config_file
+        from proxytask.core.options import load_config_file
 
         previous = load_config_file(args.config).get(previous_dest)
     if previous is None:
@@ -580,7 +581,7 @@ def _context(values: dict[str, Any], kind: str, previous: str | None) -> Control
         parse_trainer_command,
     )
     from proxytask.executors.factory import make_executor
-    from proxytask.progress import ProgressDisplay
+    from proxytask.report.progress import ProgressDisplay
 
     trainer = parse_trainer_command(values["trainer"])
     if values["executor"] == "local":
@@ -635,7 +636,7 @@ def _drive(ctx: ControllerContext, start: Any, *args: Any) -> Any:
 
 def _variance_inputs(values: dict[str, Any]) -> tuple[Any, Any]:
     from proxytask.controllers.variance import VarianceSettings
-    from proxytask.space import load_search_space
+    from proxytask.core.space import load_search_space
 
     space = load_search_space(values["search_space"])
     space.sample(values["seed"], 0)  # a broken space fails here, before any dir is made
@@ -653,7 +654,7 @@ def _variance_inputs(values: dict[str, Any]) -> tuple[Any, Any]:
 
 def _selection_inputs(values: dict[str, Any]) -> tuple[Any, Any]:
     from proxytask.controllers.selection import SelectionSettings
-    from proxytask.space import load_search_space
+    from proxytask.core.space import load_search_space
 
     space = load_search_space(values["search_space"])
     space.sample(values["seed"], 0)
@@ -674,8 +675,8 @@ def _selection_inputs(values: dict[str, Any]) -> tuple[Any, Any]:
 
 def _search_inputs(values: dict[str, Any], references: Any = None) -> tuple[Any, Any]:
     from proxytask.controllers.search import SearchSettings
+    from proxytask.core.proxies import load_proxy_task_configs
     from proxytask.executors.command import parse_trainer_args
-    from proxytask.proxies import load_proxy_task_configs
 
     baseline = parse_trainer_args(values["trainer_args"])
     configs = load_proxy_task_configs(values["proxy_task_config_generator"], baseline)
@@ -916,8 +917,8 @@ def _final_checks(
     variance: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The final checks of the workflow (rewards, failures, latency) and the recommendation."""
-    from proxytask import workflow as wf
-    from proxytask.trainer import check_reward_range
+    from proxytask.controllers import workflow as wf
+    from proxytask.trainer.contract import check_reward_range
 
     stages = state["stages"]
     rec = search_ctl.recommendation()
@@ -982,7 +983,7 @@ def _final_checks(
 
 def cmd_run(path: str, force: bool, live: bool | None) -> int:
     """``proxytask run CONFIG``: the whole workflow, resumable, in one dir."""
-    from proxytask import workflow as wf
+    from proxytask.controllers import workflow as wf
     from proxytask.executors.command import check_local_command, parse_trainer_command
 
     stage_options = {
@@ -1141,7 +1142,7 @@ def cmd_status(path: str, as_json: bool) -> int:
     """``proxytask status DIR``."""
     import dataclasses
 
-    from proxytask.status import inspect_dir, render_status
+    from proxytask.report.status import inspect_dir, render_status
 
     status = inspect_dir(path)
     if as_json:
@@ -1173,7 +1174,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "select-models":
             return cmd_select_models(args)
         if args.command == "latency-worker":
-            from proxytask.latency import LATENCY_WORKER_OPTIONS, run_latency_worker
+            from proxytask.controllers.latency import LATENCY_WORKER_OPTIONS, run_latency_worker
 
             return run_latency_worker(resolve_options(args, LATENCY_WORKER_OPTIONS, args.config))
         if args.command == "variance":

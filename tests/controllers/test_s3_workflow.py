@@ -1,6 +1,6 @@
 """Model selection with every file on s3:// (the moto server of tests/s3_server.py).
 
-The replay executor writes trial files through proxytask.storage like a trainer; the digits
+The replay executor writes trial files through proxytask.core.storage like a trainer; the digits
 trainer is the real example trainer, run as a subprocess that finds the endpoint and the
 credentials in its environment (``FSSPEC_S3_ENDPOINT_URL``, ``AWS_*``), exactly as a trial on
 another machine would. Each test runs from an empty working directory and checks that nothing
@@ -18,10 +18,11 @@ from typing import Any
 
 import pytest
 
-from proxytask import cli, layout, storage
-from proxytask import trainer as pt
+from proxytask import cli
 from proxytask.controllers.selection import MODEL_SELECTION_STATE, REFERENCE_MODELS
+from proxytask.core import layout, storage
 from proxytask.executors.replay import ReplayTable
+from proxytask.trainer import contract as pt
 from tests.s3_server import ROOT
 
 pytestmark = pytest.mark.s3

@@ -9,8 +9,6 @@ from typing import Any
 
 import pytest
 
-from proxytask import trainer
-from proxytask.clock import SimulatedClock
 from proxytask.controllers.base import ControllerContext
 from proxytask.controllers.search import (
     SEARCH_STATE,
@@ -19,9 +17,11 @@ from proxytask.controllers.search import (
     SearchSettings,
 )
 from proxytask.controllers.tracker import TrialSettings
+from proxytask.core.clock import SimulatedClock
+from proxytask.core.proxies import load_proxy_task_configs
 from proxytask.executors.command import parse_trainer_command
 from proxytask.executors.replay import ReplayTable
-from proxytask.proxies import load_proxy_task_configs
+from proxytask.trainer import contract as trainer
 
 ARCHS = [{"width": w, "depth": d} for w in (8, 16, 32, 64) for d in (1, 2)]
 FULL = [0.60 + 0.04 * i for i in range(len(ARCHS))]  # full-training accuracy grows with i

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from proxytask import cli
-from proxytask.clock import SimulatedClock
 from proxytask.controllers.base import ControllerContext
 from proxytask.controllers.selection import (
     MODEL_SELECTION_STATE,
@@ -19,9 +18,10 @@ from proxytask.controllers.selection import (
     SelectionSettings,
 )
 from proxytask.controllers.tracker import TrialSettings
+from proxytask.core.clock import SimulatedClock
+from proxytask.core.space import load_search_space
 from proxytask.executors.command import parse_trainer_command
 from proxytask.executors.replay import Fault, ReplayExecutor, ReplayTable
-from proxytask.space import load_search_space
 
 SPACE = load_search_space("tests.fixtures.spaces:tiny")
 TOTAL = 600  # steps; one evaluation every 6 steps (1 %)
@@ -248,7 +248,7 @@ def test_cli_select_models_with_the_fake_trainer(
 
 
 def test_latency_from_a_worker(tmp_path: Path) -> None:
-    from proxytask.latency import LatencyWorker
+    from proxytask.controllers.latency import LatencyWorker
 
     clock = SimulatedClock()
     cdir = tmp_path / "c"

@@ -9,8 +9,7 @@ from typing import Any
 
 import pytest
 
-from proxytask import cli, storage
-from proxytask.clock import SimulatedClock
+from proxytask import cli
 from proxytask.controllers.base import ControllerContext
 from proxytask.controllers.tracker import TrialSettings
 from proxytask.controllers.variance import (
@@ -19,9 +18,11 @@ from proxytask.controllers.variance import (
     VarianceController,
     VarianceSettings,
 )
+from proxytask.core import storage
+from proxytask.core.clock import SimulatedClock
+from proxytask.core.space import load_search_space
 from proxytask.executors.command import parse_trainer_command
 from proxytask.executors.replay import Fault, ReplayExecutor, ReplayTable
-from proxytask.space import load_search_space
 
 SPACE = load_search_space("tests.fixtures.spaces:tiny")
 FINALS = [0.90, 0.92, 0.94, 0.91, 0.93]

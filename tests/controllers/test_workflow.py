@@ -195,7 +195,7 @@ def test_bad_workflow_files(
 def test_a_kill_during_a_stage_then_run_again_gives_the_same_recommendation(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, interrupt_at: int
 ) -> None:
-    from proxytask.clock import SimulatedClock
+    from proxytask.core.clock import SimulatedClock
 
     reference = tmp_path / "ref"
     reference.mkdir()

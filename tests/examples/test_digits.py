@@ -25,10 +25,10 @@ from examples.digits import data, model, proxies, search_space  # noqa: E402
 from examples.digits import trainer as digits_trainer  # noqa: E402
 
 from proxytask import ProxyTaskConfig  # noqa: E402
-from proxytask import trainer as pt  # noqa: E402
-from proxytask.errors import UsageError  # noqa: E402
-from proxytask.proxies import load_proxy_task_configs  # noqa: E402
-from proxytask.space import load_search_space  # noqa: E402
+from proxytask.core.errors import UsageError  # noqa: E402
+from proxytask.core.proxies import load_proxy_task_configs  # noqa: E402
+from proxytask.core.space import load_search_space  # noqa: E402
+from proxytask.trainer import contract as pt  # noqa: E402
 
 TRAINER = REPO / "examples" / "digits" / "trainer.py"
 # Small budgets keep the mechanics tests to a few seconds each.
@@ -263,7 +263,7 @@ def test_trainer_writes_to_an_fsspec_url() -> None:
     assert metrics.has_latency
     assert pt.load_nas_params(job) == search_space.baseline()
     assert pt.read_final_metrics(job)["params"] > 0
-    from proxytask import storage
+    from proxytask.core import storage
 
     assert storage.exists(digits_trainer.checkpoint_path(job))
 
@@ -520,7 +520,7 @@ def test_lr_schedule_flag_sets_the_schedule(tmp_path: Path, schedule: str, final
 
 def _evaluate_averaged(job: Path, cfg: Any) -> float:
     """The validation accuracy of the averaged weights saved in ``job``'s checkpoint."""
-    from proxytask.torch import WeightAverager
+    from proxytask.trainer.torch import WeightAverager
 
     saved = _checkpoint(job)
     net = model.build_model(cfg.arch).to(memory_format=torch.channels_last)

@@ -20,9 +20,9 @@ from examples.digits import data, model, search_space  # noqa: E402
 from examples.digits import trainer as digits_trainer  # noqa: E402
 from torch import nn  # noqa: E402
 
-from proxytask import trainer as pt  # noqa: E402
-from proxytask import zero_cost as zc  # noqa: E402
-from proxytask.zero_cost_metrics import ZERO_COST_NAMES, read_zero_cost_scores  # noqa: E402
+from proxytask.trainer import contract as pt  # noqa: E402
+from proxytask.trainer import zero_cost as zc  # noqa: E402
+from proxytask.trainer.zero_cost_metrics import ZERO_COST_NAMES, read_zero_cost_scores  # noqa: E402
 
 
 def _tiny(job: Path, *extra: str) -> list[str]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pathlib
 
-from proxytask.clock import SimulatedClock
+from proxytask.core.clock import SimulatedClock
 from proxytask.executors.base import Executor, TrainerSpec, TrialSpec
 from proxytask.executors.replay import Curve, CurvePoint, ReplayExecutor, ReplayTable
 from proxytask.testing.contract import ExecutorContract

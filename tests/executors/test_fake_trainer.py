@@ -7,9 +7,10 @@ import pathlib
 
 import pytest
 
-from proxytask import layout, storage, trainer
-from proxytask.errors import NonFiniteMetricError
+from proxytask.core import layout, storage
+from proxytask.core.errors import NonFiniteMetricError
 from proxytask.testing import fake_trainer as ft
+from proxytask.trainer import contract as trainer
 
 ARCHS = [{"width": w, "depth": d} for w in (8, 16, 32) for d in (1, 2)]
 

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from proxytask import layout, trainer
-from proxytask.errors import ExecutorError, UsageError
+from proxytask.core import layout
+from proxytask.core.errors import ExecutorError, UsageError
 from proxytask.executors.base import (
     FailureCause,
     Resources,
@@ -34,6 +34,7 @@ from proxytask.executors.local import (
 )
 from proxytask.testing.processes import pid_alive
 from proxytask.testing.specs import fake_trainer_spec as fake_spec
+from proxytask.trainer import contract as trainer
 
 
 @pytest.fixture
@@ -342,7 +343,7 @@ def test_close_sigkills_trials_that_ignore_sigterm(
 def test_timeouts_use_the_injected_clock(
     tmp_path: pathlib.Path, executors: list[LocalExecutor]
 ) -> None:
-    from proxytask.clock import SimulatedClock
+    from proxytask.core.clock import SimulatedClock
 
     clock = SimulatedClock()
     executor = make(executors, clock=clock, grace_secs=1.0)

@@ -23,7 +23,6 @@ import pytest
 from tests.ray_cluster import RayCluster, RayNode
 
 from proxytask import cli
-from proxytask.clock import SystemClock
 from proxytask.controllers.base import ControllerContext
 from proxytask.controllers.selection import (
     MODEL_SELECTION_STATE,
@@ -33,7 +32,9 @@ from proxytask.controllers.selection import (
 )
 from proxytask.controllers.state import EventLog, TrialRecordState
 from proxytask.controllers.tracker import TrialSettings, TrialTracker
-from proxytask.errors import ExecutorError, UsageError
+from proxytask.core.clock import SystemClock
+from proxytask.core.errors import ExecutorError, UsageError
+from proxytask.core.space import load_search_space
 from proxytask.executors.base import FailureCause, Resources, TrialState, TrialStatus
 from proxytask.executors.command import parse_trainer_args, parse_trainer_command
 from proxytask.executors.factory import make_executor
@@ -46,7 +47,6 @@ from proxytask.executors.ray import (
     lost_message,
     resolve_address,
 )
-from proxytask.space import load_search_space
 from proxytask.testing.processes import pid_alive
 from proxytask.testing.specs import FAKE_TRAINER, fake_trainer_spec
 
@@ -508,7 +508,7 @@ def test_ray_address_local_runs_trials_on_a_private_cluster_that_ends_with_the_c
 def test_a_trial_dir_on_s3_gets_its_files_logs_and_causes_through_storage(
     s3_root: str, executors: list[RayExecutor]
 ) -> None:
-    from proxytask import storage
+    from proxytask.core import storage
     from proxytask.executors.command import build_trial_spec
 
     # the cluster's nodes were started without the test server's endpoint: hand it over

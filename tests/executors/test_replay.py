@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from proxytask import layout, storage, trainer
-from proxytask.clock import SimulatedClock
-from proxytask.errors import ExecutorError, UsageError
+from proxytask.core import layout, storage
+from proxytask.core.clock import SimulatedClock
+from proxytask.core.errors import ExecutorError, UsageError
 from proxytask.executors.base import FailureCause, TrainerSpec, TrialSpec, TrialState
 from proxytask.executors.command import Continuation, build_trial_spec
 from proxytask.executors.replay import (
@@ -23,6 +23,7 @@ from proxytask.executors.replay import (
     ReplayExecutor,
     ReplayTable,
 )
+from proxytask.trainer import contract as trainer
 
 T0 = 1_700_000_000.0
 ARCH_A = {"width": 8, "depth": 2}

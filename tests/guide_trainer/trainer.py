@@ -36,8 +36,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from proxytask import NonFiniteMetricError
 from proxytask import trainer as pt
-from proxytask.errors import NonFiniteMetricError
 
 __all__ = ["Mlp", "breast_cancer", "latency_kmacs", "load_data", "main", "parse_args"]
 

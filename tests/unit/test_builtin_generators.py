@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from proxytask.errors import ConfigError
-from proxytask.proxies import (
+from proxytask.core.errors import ConfigError
+from proxytask.core.proxies import (
     ProxyTaskConfig,
     data_and_scale,
     data_pct_generator,
@@ -202,3 +202,16 @@ def test_shard_fraction_arg_formats_selected_paths() -> None:
         shard_fraction_arg("gs://b/{index}-{other}", 8, 0.25, seed=3)
     with pytest.raises(ConfigError, match="num_shards must be a positive integer"):
         shard_fraction_arg("gs://b/{index}", 0, 0.25, seed=3)
+
+
+def test_the_public_paths_users_write_stay_valid() -> None:
+    import proxytask
+    import proxytask.proxies
+    import proxytask.trainer
+    from proxytask.core import proxies
+    from proxytask.trainer import contract
+
+    assert proxytask.proxies.training_data_pct is proxies.training_data_pct
+    assert proxytask.ProxyTaskConfig is proxies.ProxyTaskConfig
+    assert proxytask.trainer.get_stop_training is contract.get_stop_training
+    assert set(contract.__all__) <= set(dir(proxytask.trainer))

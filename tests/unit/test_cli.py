@@ -116,7 +116,7 @@ def test_config_file_and_flags_win(tmp_path: Path, capsys: pytest.CaptureFixture
     code, _, err = _run(["trial", "--config", str(config)], capsys)
     assert code == 2 and "config key 'max-parallel-trials' must be a whole number >= 1" in err
     from proxytask.cli import TRIAL_COMMAND_OPTIONS, build_parser
-    from proxytask.options import resolve_options
+    from proxytask.core.options import resolve_options
 
     args = build_parser().parse_args(
         ["trial", "--config", str(config), "--max-parallel-trials", "3", "--job-name", "flag"]

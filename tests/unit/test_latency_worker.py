@@ -18,10 +18,8 @@ import pytest
 from fsspec.implementations.memory import MemoryFileSystem
 from fsspec.spec import AbstractFileSystem
 
-from proxytask import latency, layout, storage
-from proxytask.clock import SimulatedClock
-from proxytask.errors import StorageError, UsageError
-from proxytask.latency import (
+from proxytask.controllers import latency
+from proxytask.controllers.latency import (
     LatencyOutcome,
     LatencyOutputError,
     LatencyWorker,
@@ -33,6 +31,9 @@ from proxytask.latency import (
     run_latency_worker,
     try_claim,
 )
+from proxytask.core import layout, storage
+from proxytask.core.clock import SimulatedClock
+from proxytask.core.errors import StorageError, UsageError
 
 FIXTURE = str(Path(__file__).resolve().parent.parent / "fixtures" / "latency_command.py")
 REPO_ROOT = str(Path(__file__).resolve().parents[2])
@@ -428,7 +429,7 @@ def test_the_module_entry_point_reads_a_config_file_and_flags(tmp_path: Path) ->
         f"controller-dir: {cdir}\nlatency_command: {shlex.join(_command())}\nworker-id: 7\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-m", "proxytask.latency", "--config", str(config), "--once"],
+        [sys.executable, "-m", "proxytask.controllers.latency", "--config", str(config), "--once"],
         capture_output=True,
         text=True,
         timeout=60,
@@ -439,7 +440,10 @@ def test_the_module_entry_point_reads_a_config_file_and_flags(tmp_path: Path) ->
     result = read_latency(trials[1])
     assert result is not None and result.latency == pytest.approx(2.0) and result.worker_id == "7"
     bad = subprocess.run(
-        [sys.executable, "-m", "proxytask.latency", "--config", str(config), "--poll-secs", "-1"],
+        [
+            *(sys.executable, "-m", "proxytask.controllers.latency"),
+            *("--config", str(config), "--poll-secs", "-1"),
+        ],
         capture_output=True,
         text=True,
         timeout=60,
@@ -453,7 +457,7 @@ def test_the_module_entry_point_reads_a_config_file_and_flags(tmp_path: Path) ->
 
 _WORKER_SCRIPT = """
 import sys
-from proxytask.latency import run_latency_worker
+from proxytask.controllers.latency import run_latency_worker
 sys.exit(run_latency_worker({
     "controller_dir": sys.argv[1], "latency_command": sys.argv[2], "worker_id": sys.argv[3],
     "once": True, "poll_secs": 0.05,

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from proxytask import cli, layout, trainer
-from proxytask.errors import UsageError
+from proxytask import cli
+from proxytask.core import layout
+from proxytask.core.errors import UsageError
 from proxytask.executors.monitor import TrialMonitor
+from proxytask.trainer import contract as trainer
 
 
 def test_monitor_reads_only_changes(tmp_path: Path) -> None:

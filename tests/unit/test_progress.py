@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import io
 
-from proxytask.progress import ProgressDisplay, ProgressRow, ProgressSnapshot, format_duration
+from proxytask.report.progress import (
+    ProgressDisplay,
+    ProgressRow,
+    ProgressSnapshot,
+    format_duration,
+)
 
 
 def _snapshot() -> ProgressSnapshot:

@@ -8,9 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from proxytask import selection, stats, storage
-from proxytask.errors import UsageError
+from proxytask.core import storage
+from proxytask.core.errors import UsageError
 from proxytask.report import data, plots
+from proxytask.stats import selection
+from proxytask.stats import variance as stats
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

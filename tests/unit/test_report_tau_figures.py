@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from proxytask import storage
-from proxytask.errors import UsageError
+from proxytask.core import storage
+from proxytask.core.errors import UsageError
 from proxytask.report import data, plots
-from proxytask.stability import NO_WINNER, StabilityResult
+from proxytask.stats.stability import NO_WINNER, StabilityResult
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

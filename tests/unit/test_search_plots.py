@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from proxytask import storage
-from proxytask.errors import UsageError
+from proxytask.core import storage
+from proxytask.core.errors import UsageError
 from proxytask.report import data, plots
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -7,8 +7,8 @@ import math
 
 import pytest
 
-from proxytask.errors import StorageError, UsageError
-from proxytask.search_stats import (
+from proxytask.core.errors import StorageError, UsageError
+from proxytask.stats.search import (
     MIN_PAIRS,
     MIN_VALID_RATIO,
     StepStats,
@@ -18,7 +18,7 @@ from proxytask.search_stats import (
     scan_stopping,
     step_stats,
 )
-from proxytask.trainer import (
+from proxytask.trainer.contract import (
     AccuracyAtStep,
     TrainingTime,
     TrialTrainingMetrics,

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from proxytask.errors import UsageError
-from proxytask.selection import (
+from proxytask.core.errors import UsageError
+from proxytask.stats.selection import (
     EPS,
     RoundPlan,
     SelectionResult,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from proxytask import ProxyTaskConfig
-from proxytask.errors import ConfigError, SearchSpaceError
-from proxytask.proxies import load_proxy_task_configs
-from proxytask.space import load_search_space
+from proxytask.core.errors import ConfigError, SearchSpaceError
+from proxytask.core.proxies import load_proxy_task_configs
+from proxytask.core.space import load_search_space
 
 
 def test_sampling_is_deterministic_per_seed_and_index() -> None:

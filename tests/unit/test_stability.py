@@ -1,4 +1,4 @@
-"""Winner stability under resampling of the reference models (proxytask.stability)."""
+"""Winner stability under resampling of the reference models (proxytask.stats.stability)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from proxytask.errors import UsageError
-from proxytask.search_stats import best_proxy_task, scan_stopping, step_stats
-from proxytask.stability import (
+from proxytask.core.errors import UsageError
+from proxytask.stats.search import best_proxy_task, scan_stopping, step_stats
+from proxytask.stats.stability import (
     NO_WINNER,
     _full_scores,
     _resampled_stats,
     _table,
     winner_frequencies,
 )
-from proxytask.trainer import (
+from proxytask.trainer.contract import (
     AccuracyAtStep,
     TrainingTime,
     TrialTrainingMetrics,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import chi2
 
-from proxytask import stats
-from proxytask.errors import UsageError
+from proxytask.core.errors import UsageError
+from proxytask.stats import variance as stats
 
 # --------------------------------------------------------------------------------------------
 # coefficient_of_variation
@@ -229,7 +229,7 @@ def test_spread_counts_the_curves_defined_at_each_pct() -> None:
 
 
 def test_spread_matches_the_trainer_interpolation() -> None:
-    from proxytask import trainer
+    from proxytask.trainer import contract as trainer
 
     points = ((30.0, 2, 0.3), (60.0, 5, 0.5), (100.0, 9, 0.8))
     metrics = trainer.TrialTrainingMetrics(

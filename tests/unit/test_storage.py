@@ -10,8 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from proxytask import layout, storage, trainer
-from proxytask.errors import StorageError, UsageError
+from proxytask.core import layout, storage
+from proxytask.core.errors import StorageError, UsageError
+from proxytask.trainer import contract as trainer
 
 N_WRITES = 10_000
 

@@ -19,9 +19,11 @@ from typing import Any
 
 import pytest
 
-from proxytask import latency, layout, storage, trainer
-from proxytask.errors import StorageError, UsageError
+from proxytask.controllers import latency
+from proxytask.core import layout, storage
+from proxytask.core.errors import StorageError, UsageError
 from proxytask.executors.monitor import TrialMonitor
+from proxytask.trainer import contract as trainer
 from tests.s3_server import ROOT, S3Server
 
 s3 = pytest.mark.s3
@@ -113,7 +115,7 @@ def test_reads_see_what_another_process_wrote_after_a_listing(s3_root: str) -> N
     _python(
         """
         import sys
-        from proxytask import storage
+        from proxytask.core import storage
         trial = sys.argv[1]
         storage.write_json_atomic(storage.join(trial, "new.json"), {"v": 2})
         storage.write_json_atomic(storage.join(trial, "old.json"), {"v": 22, "longer": True})
@@ -192,7 +194,7 @@ def test_a_reader_sees_only_whole_objects(s3_server: S3Server, s3_root: str) -> 
 
 _CLAIMANT = """
 import json, os, sys, time
-from proxytask import storage
+from proxytask.core import storage
 prefix, name, go, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 storage.exists(prefix)  # the client is set up before the start
 open(f"{go}.{name}", "w").close()  # ready

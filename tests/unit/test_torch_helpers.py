@@ -1,4 +1,4 @@
-"""Tests of proxytask.torch: LR schedules, EMA/SWA weight averaging and the NaN guard."""
+"""Tests of proxytask.trainer.torch: LR schedules, EMA/SWA weight averaging and the NaN guard."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from proxytask import torch as ptt  # noqa: E402
-from proxytask.errors import NonFiniteMetricError, UsageError  # noqa: E402
+from proxytask.core.errors import NonFiniteMetricError, UsageError  # noqa: E402
+from proxytask.trainer import torch as ptt  # noqa: E402
 
 
 def _sgd(lr: float = 1.0) -> Any:
@@ -40,10 +40,10 @@ def _lrs(scheduler: Any, steps: int) -> list[float]:
 
 
 def test_module_imports_the_real_torch_and_proxytask_does_not() -> None:
-    assert ptt.__name__ == "proxytask.torch"
+    assert ptt.__name__ == "proxytask.trainer.torch"
     assert ptt.torch is sys.modules["torch"]
     assert hasattr(ptt.torch, "optim") and ptt.torch.__file__ != ptt.__file__
-    code = "import sys, proxytask, proxytask.trainer, proxytask.vertex\n"
+    code = "import sys, proxytask, proxytask.trainer.contract, proxytask.vertex\n"
     code += "print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

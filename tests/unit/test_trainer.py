@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from proxytask import layout, trainer
-from proxytask.errors import NonFiniteMetricError, UsageError
+from proxytask.core import layout
+from proxytask.core.errors import NonFiniteMetricError, UsageError
+from proxytask.trainer import contract as trainer
 
 
 def _read(d: Path, name: str) -> dict:

@@ -8,14 +8,15 @@ from pathlib import Path
 
 import pytest
 
-from proxytask import cli, layout, storage
-from proxytask.clock import SimulatedClock, SystemClock
+from proxytask import cli
+from proxytask.controllers.trials import TrialBatch
+from proxytask.core import layout, storage
+from proxytask.core.clock import SimulatedClock, SystemClock
 from proxytask.executors.base import FailureCause, TrialState
 from proxytask.executors.command import build_trial_spec, parse_trainer_command
 from proxytask.executors.local import LocalExecutor
 from proxytask.executors.replay import Fault, ReplayExecutor, ReplayTable
 from proxytask.testing.specs import fake_trainer_spec
-from proxytask.trials import TrialBatch
 
 TABLE = {
     "format": "proxytask-replay-table",

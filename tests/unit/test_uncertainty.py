@@ -9,10 +9,9 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
-from proxytask.errors import UsageError
-from proxytask.search_stats import StepStats, StoppingState, scan_stopping, step_stats
-from proxytask.trainer import AccuracyAtStep, TrainingTime, TrialTrainingMetrics
-from proxytask.uncertainty import (
+from proxytask.core.errors import UsageError
+from proxytask.stats.search import StepStats, StoppingState, scan_stopping, step_stats
+from proxytask.stats.uncertainty import (
     KENDALL_TAU_B,
     bootstrap_tau_interval,
     kendall_tau_b,
@@ -20,6 +19,7 @@ from proxytask.uncertainty import (
     tau_interval,
     tau_standard_error,
 )
+from proxytask.trainer.contract import AccuracyAtStep, TrainingTime, TrialTrainingMetrics
 
 # ---- the analytic interval ------------------------------------------------------------------
 

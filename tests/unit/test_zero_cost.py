@@ -1,4 +1,4 @@
-"""Tests of proxytask.zero_cost: parameter and FLOP counts, the zero-cost proxies, their saving."""
+"""Tests of proxytask.trainer.zero_cost: parameter and FLOP counts, zero-cost proxies, saving."""
 
 from __future__ import annotations
 
@@ -18,11 +18,11 @@ torch = pytest.importorskip("torch")
 
 from torch import nn  # noqa: E402
 
-from proxytask import torch as ptt  # noqa: E402
-from proxytask import trainer as pt  # noqa: E402
-from proxytask import zero_cost as zc  # noqa: E402
-from proxytask import zero_cost_metrics as zcm  # noqa: E402
-from proxytask.errors import UsageError  # noqa: E402
+from proxytask.core.errors import UsageError  # noqa: E402
+from proxytask.trainer import contract as pt  # noqa: E402
+from proxytask.trainer import torch as ptt  # noqa: E402
+from proxytask.trainer import zero_cost as zc  # noqa: E402
+from proxytask.trainer import zero_cost_metrics as zcm  # noqa: E402
 
 K = zc.JACOB_COV_K
 
@@ -61,7 +61,10 @@ def _batch(n: int = 8, seed: int = 1) -> tuple[Any, Any]:
 
 
 def test_the_metrics_module_is_torch_free_and_proxytask_torch_re_exports() -> None:
-    code = "import sys, proxytask, proxytask.zero_cost_metrics\nprint('torch' in sys.modules)"
+    code = (
+        "import sys, proxytask, proxytask.trainer.zero_cost_metrics\n"
+        "print('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
     for name in zc.__all__:

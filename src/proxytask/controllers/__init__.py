@@ -1,1 +1,1 @@
-"""The controllers: variance measurement (and, later, model selection and proxy search)."""
+"""The controllers you ``step()``: variance, model selection, search, final checks, workflow."""

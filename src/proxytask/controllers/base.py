@@ -7,13 +7,13 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from proxytask import layout, storage
-from proxytask.clock import Clock
 from proxytask.controllers.state import EventLog, TrialRecord, load_state, save_state
 from proxytask.controllers.tracker import TrialSettings, TrialTracker
-from proxytask.errors import UsageError
+from proxytask.core import layout, storage
+from proxytask.core.clock import Clock
+from proxytask.core.errors import UsageError
 from proxytask.executors.base import Executor
-from proxytask.progress import ProgressDisplay, ProgressRow, ProgressSnapshot
+from proxytask.report.progress import ProgressDisplay, ProgressRow, ProgressSnapshot
 
 __all__ = [
     "Controller",

@@ -16,7 +16,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from proxytask import layout
 from proxytask.controllers.base import (
     Controller,
     ControllerContext,
@@ -27,9 +26,10 @@ from proxytask.controllers.base import (
 )
 from proxytask.controllers.state import TrialRecordState
 from proxytask.controllers.tracker import TrialTracker
-from proxytask.errors import UsageError
-from proxytask.progress import ProgressSnapshot
-from proxytask.trainer import get_accuracy_at_pct, read_final_metrics
+from proxytask.core import layout
+from proxytask.core.errors import UsageError
+from proxytask.report.progress import ProgressSnapshot
+from proxytask.trainer.contract import get_accuracy_at_pct, read_final_metrics
 
 __all__ = [
     "FINAL_CHECKS_STATE",
@@ -215,7 +215,7 @@ class ScaledBaselineController(Controller):
         )
 
     def _worker_latency(self, trial_dir: str) -> tuple[float | None, str | None]:
-        from proxytask.latency import read_latency, request_latency
+        from proxytask.controllers.latency import read_latency, request_latency
 
         now = self.ctx.clock.now()
         result = read_latency(trial_dir)

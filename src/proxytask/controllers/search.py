@@ -22,7 +22,6 @@ import dataclasses
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from proxytask import layout, storage
 from proxytask.controllers.base import (
     Controller,
     ControllerContext,
@@ -35,11 +34,12 @@ from proxytask.controllers.state import (
     TrialRecordState,
 )
 from proxytask.controllers.tracker import TrialTracker
-from proxytask.errors import UsageError
+from proxytask.core import layout, storage
+from proxytask.core.errors import UsageError
+from proxytask.core.proxies import ProxyTaskConfig
 from proxytask.executors.command import Continuation
-from proxytask.progress import ProgressSnapshot
-from proxytask.proxies import ProxyTaskConfig
-from proxytask.trainer import TrialTrainingMetrics
+from proxytask.report.progress import ProgressSnapshot
+from proxytask.trainer.contract import TrialTrainingMetrics
 
 __all__ = ["SEARCH_STATE", "ReferenceModels", "SearchController", "SearchSettings"]
 
@@ -65,7 +65,7 @@ class SearchSettings:
     persistence: int = 2
 
     def __post_init__(self) -> None:
-        from proxytask.search_stats import STOPPING_RULES
+        from proxytask.stats.search import STOPPING_RULES
 
         if self.stopping_rule not in STOPPING_RULES:
             raise UsageError(
@@ -339,7 +339,7 @@ class SearchController(Controller):
         """The best successful config's final time, among the finished ones other than
         ``excluding``; with ``finished_before``, only those that finished before it did (a
         re-score judges each config by what early stopping knew when it ran)."""
-        from proxytask.search_stats import StoppingState
+        from proxytask.stats.search import StoppingState
 
         earlier = set(self.finish_order)
         if finished_before and excluding in self.finish_order:
@@ -355,7 +355,7 @@ class SearchController(Controller):
         return min(times) if times else None
 
     def _scan(self, name: str, stats: Any, rescore: bool = False) -> Any:
-        from proxytask.search_stats import scan_stopping
+        from proxytask.stats.search import scan_stopping
 
         s = self.settings
         return scan_stopping(
@@ -387,7 +387,7 @@ class SearchController(Controller):
         return -1 if total is None else total - 1
 
     def _step_stats(self, name: str) -> Any:
-        from proxytask.search_stats import step_stats
+        from proxytask.stats.search import step_stats
 
         s = self.settings
         return step_stats(
@@ -398,7 +398,7 @@ class SearchController(Controller):
         )
 
     def _update(self, name: str) -> None:
-        from proxytask.search_stats import MIN_PAIRS, MIN_VALID_RATIO, StoppingState
+        from proxytask.stats.search import MIN_PAIRS, MIN_VALID_RATIO, StoppingState
 
         if name not in self._dirty:
             return
@@ -440,7 +440,7 @@ class SearchController(Controller):
         self.events.append(self.ctx.clock.now(), "proxy_task_stop_posted", proxy_task=name, why=why)
 
     def _finish_config(self, name: str, stats: Any) -> None:
-        from proxytask.search_stats import StoppingState, rank_correlation
+        from proxytask.stats.search import StoppingState, rank_correlation
 
         record_stats = self.proxy_tasks_map[name]["proxy_task_stats"]
         # The statistics are refreshed once more now that every trial has ended (late reports
@@ -489,7 +489,7 @@ class SearchController(Controller):
 
     def _rescore_finished(self) -> None:
         """Apply the current thresholds to finished configs, from their recorded statistics."""
-        from proxytask.search_stats import StepStats, with_uncertainty
+        from proxytask.stats.search import StepStats, with_uncertainty
 
         s = self.settings
         ordered = [n for n in self.finish_order if n in self.done]
@@ -533,7 +533,7 @@ class SearchController(Controller):
         self._choose_best()
 
     def _choose_best(self) -> None:
-        from proxytask.search_stats import StoppingState, best_proxy_task
+        from proxytask.stats.search import StoppingState, best_proxy_task
 
         results = {}
         for name in self.done:
@@ -663,7 +663,7 @@ class SearchController(Controller):
         self._write_recommendation()
 
     def _accuracies_of(self, keys: Sequence[str], step: int | None) -> list[float | None]:
-        from proxytask.trainer import get_accuracy_at_pct
+        from proxytask.trainer.contract import get_accuracy_at_pct
 
         out: list[float | None] = []
         for key in keys:
@@ -875,7 +875,7 @@ class SearchController(Controller):
         Each config is judged on its own curves as recorded (no early stop against the best),
         with the search's rule and thresholds. None without a correlation threshold.
         """
-        from proxytask.stability import winner_frequencies
+        from proxytask.stats.stability import winner_frequencies
 
         s = self.settings
         if s.desired_accuracy_correlation is None:
@@ -1012,8 +1012,8 @@ def _tau_summary(
     proxy: Sequence[float | None], full: Sequence[float | None], confidence: float
 ) -> dict[str, Any]:
     """Kendall tau-b of two score lists with its interval (None where it cannot be computed)."""
-    from proxytask.search_stats import rank_correlation
-    from proxytask.uncertainty import MIN_MODELS_FOR_INTERVAL, tau_interval
+    from proxytask.stats.search import rank_correlation
+    from proxytask.stats.uncertainty import MIN_MODELS_FOR_INTERVAL, tau_interval
 
     corr = rank_correlation(list(proxy), list(full))
     low = high = None

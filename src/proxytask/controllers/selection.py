@@ -3,7 +3,7 @@
 Round after round, K models train to a cumulative ``pct += 100 / K`` (30, 25, 20, 15 models →
 3.33, 7.33, 12.33, 19.0 %), each continuing from its checkpoint of the round before; after a
 round, ``min(5, K - final)`` models are removed so the survivors' (accuracy, latency) points
-stay spread out (:mod:`proxytask.selection`). When K ≤ the final count, the survivors train to
+stay spread out (:mod:`proxytask.stats.selection`). When K ≤ the final count, the survivors train to
 completion: they are the reference models whose scores judge proxy tasks.
 
 Writes ``MODEL_SELECTION_STATE.json`` (the reference fields plus every trial record) after
@@ -18,7 +18,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from proxytask import layout, storage
 from proxytask.controllers.base import (
     Controller,
     ControllerContext,
@@ -32,14 +31,15 @@ from proxytask.controllers.state import (
     TrialRecordState,
 )
 from proxytask.controllers.tracker import TrialTracker
-from proxytask.errors import ProxyTaskError, UsageError
+from proxytask.core import layout, storage
+from proxytask.core.errors import ProxyTaskError, UsageError
+from proxytask.core.space import SearchSpace
 from proxytask.executors.base import FailureCause
 from proxytask.executors.causes import ADVICE
 from proxytask.executors.command import Continuation
-from proxytask.progress import ProgressSnapshot
-from proxytask.space import SearchSpace
-from proxytask.trainer import get_accuracy_at_pct, read_final_metrics
-from proxytask.zero_cost_metrics import read_zero_cost_scores
+from proxytask.report.progress import ProgressSnapshot
+from proxytask.trainer.contract import get_accuracy_at_pct, read_final_metrics
+from proxytask.trainer.zero_cost_metrics import read_zero_cost_scores
 
 __all__ = [
     "MODEL_SELECTION_STATE",
@@ -243,7 +243,7 @@ class ModelSelectionController(Controller):
         self._prune_and_continue(index, keys)
 
     def _start_round(self, index: int, survivors: list[str], previous_pct: float) -> None:
-        from proxytask.selection import next_round_pct
+        from proxytask.stats.selection import next_round_pct
 
         s = self.settings
         job = _round_job(index)
@@ -290,7 +290,7 @@ class ModelSelectionController(Controller):
     def _latencies_ready(self, keys: list[str]) -> bool:
         if self.settings.latency_source != "worker":
             return True
-        from proxytask.latency import read_latency, request_latency
+        from proxytask.controllers.latency import read_latency, request_latency
 
         now = self.ctx.clock.now()
         succeeded = [
@@ -323,7 +323,7 @@ class ModelSelectionController(Controller):
             if value is not None:
                 return value
         if self.settings.latency_source == "worker":
-            from proxytask.latency import read_latency
+            from proxytask.controllers.latency import read_latency
 
             result = read_latency(record.trial_dir)
             return None if result is None else result.latency
@@ -355,7 +355,7 @@ class ModelSelectionController(Controller):
         return True
 
     def _scores(self, keys: list[str], pct: float) -> list[Any]:
-        from proxytask.selection import TrialScore
+        from proxytask.stats.selection import TrialScore
 
         scores = []
         for key in keys:
@@ -378,7 +378,7 @@ class ModelSelectionController(Controller):
     def _prune_and_continue(self, index: int, keys: list[str]) -> None:
         from proxytask.report.data import selection_figure
         from proxytask.report.plots import render_selection_figure
-        from proxytask.selection import select_survivors
+        from proxytask.stats.selection import select_survivors
 
         s = self.settings
         current = self.iterations[-1]

@@ -8,8 +8,8 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from proxytask import storage
-from proxytask.errors import StorageError
+from proxytask.core import storage
+from proxytask.core.errors import StorageError
 
 __all__ = ["EventLog", "TrialRecord", "TrialRecordState", "load_state", "save_state"]
 

@@ -17,9 +17,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
-from proxytask import layout, storage
-from proxytask.clock import Clock
 from proxytask.controllers.state import EventLog, TrialRecord, TrialRecordState
+from proxytask.core import layout, storage
+from proxytask.core.clock import Clock
 from proxytask.executors.base import (
     Executor,
     FailureCause,
@@ -31,7 +31,7 @@ from proxytask.executors.base import (
 from proxytask.executors.causes import ADVICE
 from proxytask.executors.command import Continuation, build_trial_spec
 from proxytask.executors.monitor import TrialMonitor, TrialProgress
-from proxytask.trainer import set_stop_training, write_controller_heartbeat
+from proxytask.trainer.contract import set_stop_training, write_controller_heartbeat
 
 __all__ = ["ReattachingExecutor", "TrialSettings", "TrialTracker"]
 

@@ -18,7 +18,6 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
-from proxytask import layout, storage
 from proxytask.controllers.base import (
     Controller,
     ControllerContext,
@@ -32,13 +31,14 @@ from proxytask.controllers.state import (
     TrialRecordState,
 )
 from proxytask.controllers.tracker import TrialTracker
-from proxytask.errors import ProxyTaskError, UsageError
+from proxytask.core import layout, storage
+from proxytask.core.errors import ProxyTaskError, UsageError
+from proxytask.core.space import SearchSpace
 from proxytask.executors.base import FailureCause
 from proxytask.executors.causes import ADVICE
 from proxytask.executors.command import Continuation
-from proxytask.progress import ProgressSnapshot
-from proxytask.space import SearchSpace
-from proxytask.trainer import TrialTrainingMetrics
+from proxytask.report.progress import ProgressSnapshot
+from proxytask.trainer.contract import TrialTrainingMetrics
 
 __all__ = [
     "MEASUREMENT_STATE",
@@ -301,7 +301,7 @@ class VarianceController(Controller):
         return out
 
     def _compute_result(self, copies: list[TrialRecord]) -> dict[str, Any]:
-        from proxytask import stats
+        from proxytask.stats import variance as stats
 
         finished = [r for r in copies if _finished(r)]
         curves = self._curves(finished)

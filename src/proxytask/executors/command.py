@@ -10,8 +10,8 @@ import shutil
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from proxytask import layout
-from proxytask.errors import UsageError
+from proxytask.core import layout
+from proxytask.core.errors import UsageError
 from proxytask.executors.base import Resources, TrainerSpec, TrialSpec
 
 __all__ = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from proxytask.clock import Clock, SimulatedClock, SystemClock
-from proxytask.errors import UsageError
+from proxytask.core.clock import Clock, SimulatedClock, SystemClock
+from proxytask.core.errors import UsageError
 from proxytask.executors.base import Executor
 
 __all__ = ["make_executor"]

@@ -35,9 +35,9 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any
 
-from proxytask import layout, storage
-from proxytask.clock import Clock, SystemClock
-from proxytask.errors import ExecutorError, StorageError, UsageError
+from proxytask.core import layout, storage
+from proxytask.core.clock import Clock, SystemClock
+from proxytask.core.errors import ExecutorError, StorageError, UsageError
 from proxytask.executors.base import (
     Executor,
     FailureCause,
@@ -294,7 +294,7 @@ def read_stderr_tail(path: str, limit: int = _STDERR_TAIL_BYTES) -> str:
 def read_reported_cause(trial_dir: str, signature: tuple[Any, ...] | None) -> str | None:
     """The cause the trainer recorded in ``TRIAL_FAILURE.json`` during this run, if any.
 
-    ``signature`` is :func:`proxytask.storage.file_signature` of that file taken before the
+    ``signature`` is :func:`proxytask.core.storage.file_signature` of that file taken before the
     trial started: an unchanged file is left over from an earlier run and does not count.
     """
     path = layout.trial_file(trial_dir, layout.TRIAL_FAILURE)

@@ -11,9 +11,9 @@ import logging
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from proxytask import layout, storage
-from proxytask.errors import StorageError
-from proxytask.trainer import TrialTrainingMetrics
+from proxytask.core import layout, storage
+from proxytask.core.errors import StorageError
+from proxytask.trainer.contract import TrialTrainingMetrics
 
 __all__ = ["TrialMonitor", "TrialProgress"]
 

@@ -13,7 +13,7 @@ when the runner's worker process dies, however it dies — and keeps its exit st
   trainer's ``TRIAL_FAILURE.json``), exactly as the local executor does.
 - Logs: ``stdout.log`` and ``stderr.log`` in the trial dir; for a trial dir on shared storage
   (an fsspec URL) they are written in a scratch dir on the node and uploaded through
-  :mod:`proxytask.storage` every 30 s and at the end.
+  :mod:`proxytask.core.storage` every 30 s and at the end.
 - The executor polls each runner with one outstanding call at a time and never blocks on it.
   A runner that dies (its worker process killed, its node gone) ends the trial as FAILED with
   cause ``lost`` and a message naming the node; an ended trial's runner is killed at once, so
@@ -48,8 +48,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from proxytask import layout, storage
-from proxytask.errors import ExecutorError, StorageError, UsageError
+from proxytask.core import layout, storage
+from proxytask.core.errors import ExecutorError, StorageError, UsageError
 from proxytask.executors.base import (
     Executor,
     FailureCause,

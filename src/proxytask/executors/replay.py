@@ -69,10 +69,9 @@ import math
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
-from proxytask import layout, storage
-from proxytask import trainer as pt
-from proxytask.clock import Clock
-from proxytask.errors import ExecutorError, NonFiniteMetricError, StorageError, UsageError
+from proxytask.core import layout, storage
+from proxytask.core.clock import Clock
+from proxytask.core.errors import ExecutorError, NonFiniteMetricError, StorageError, UsageError
 from proxytask.executors.base import (
     Executor,
     FailureCause,
@@ -81,6 +80,7 @@ from proxytask.executors.base import (
     TrialStatus,
 )
 from proxytask.executors.causes import classify_exit, describe_exit, failure_message
+from proxytask.trainer import contract as pt
 
 __all__ = [
     "FAULT_ARG",
@@ -577,7 +577,7 @@ class _ReplayTrial:
 class ReplayExecutor(Executor):
     """Plays recorded curves into trial dirs as if real trainers ran, on ``clock``.
 
-    Use a :class:`~proxytask.clock.SimulatedClock` to run a whole search in seconds (a system
+    Use a :class:`~proxytask.core.clock.SimulatedClock` to run a whole search in seconds (a system
     clock replays in real time). Trial dirs may be any storage URL. ``max_parallel_trials``
     bounds concurrency exactly like the local executor; ``start_delay_secs`` is the simulated
     start-up cost of every trial; ``eval_secs`` the simulated evaluation time after each
@@ -959,7 +959,7 @@ class ReplayExecutor(Executor):
                     trial.curve.total_steps,
                 )
             except NonFiniteMetricError as exc:
-                trial.stderr.append(f"proxytask.errors.NonFiniteMetricError: {exc}")
+                trial.stderr.append(f"proxytask.core.errors.NonFiniteMetricError: {exc}")
             # the API stamps wall time; stamp simulated time so replays stay identical
             path = layout.trial_file(tdir, layout.TRIAL_FAILURE)
             record = storage.read_json(path)

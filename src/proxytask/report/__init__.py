@@ -1,1 +1,1 @@
-"""Reports: plain data objects for figures (``data``) and renderers that draw them (``plots``)."""
+"""What users see: plain data for figures (``data``), renderers (``plots``), status, progress."""

@@ -8,12 +8,12 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from proxytask import stats
-from proxytask.errors import UsageError
-from proxytask.selection import SelectionResult, TrialScore
+from proxytask.core.errors import UsageError
+from proxytask.stats import variance as stats
+from proxytask.stats.selection import SelectionResult, TrialScore
 
 if TYPE_CHECKING:
-    from proxytask.stability import StabilityResult
+    from proxytask.stats.stability import StabilityResult
 
 __all__ = [
     "TRAINED_PROXY",
@@ -198,7 +198,7 @@ def variance_figure(
 ) -> VarianceFigure:
     """Build the variance-measurement figure: the copies' curves, their spread and verdict.
 
-    The spread band comes from :func:`proxytask.stats.curve_spread` over the series (SPEC
+    The spread band comes from :func:`proxytask.stats.variance.curve_spread` over the series (SPEC
     interpolation, no extrapolation). ``cv`` and ``smoothness`` may be the stats results
     (richer subtitle: std, its confidence interval, n) or plain numbers; with a threshold the
     subtitle also says good or bad.
@@ -241,7 +241,7 @@ class SelectionFigure:
     """Everything one model-selection round's scatter plot shows, already computed.
 
     ``kept`` and ``removed`` are ``(trial id, accuracy, latency)`` points in raw units (the
-    rule's normalised values are in the :class:`~proxytask.selection.SelectionResult`);
+    rule's normalised values are in the :class:`~proxytask.stats.selection.SelectionResult`);
     ``removed`` holds the trials the spread rule removed, in removal order. Without
     ``has_latency`` every latency is 0 and the renderer says accuracy alone decided.
     ``invalid`` lists the ``(id, reason)`` pairs dropped before the rule (not drawn).
@@ -285,7 +285,7 @@ def selection_figure(
 
     Example::
 
-        >>> from proxytask.selection import TrialScore, select_survivors
+        >>> from proxytask.stats.selection import TrialScore, select_survivors
         >>> scores = [TrialScore("1", 0.5, 3.0), TrialScore("2", 0.52, 3.1),
         ...           TrialScore("3", 0.9, 4.0), TrialScore("4", None, None, "failed")]
         >>> fig = selection_figure(scores, select_survivors(scores, 2, requires_latency=True),
@@ -816,14 +816,14 @@ def _percent(fraction: float) -> str:
 
 
 def stability_figure(result: StabilityResult) -> StabilityFigure:
-    """Build the winner-stability figure from :func:`proxytask.stability.winner_frequencies`.
+    """Build the winner-stability figure from :func:`proxytask.stats.stability.winner_frequencies`.
 
     One bar per proxy config (its share of the resamples won) and one for the draws in which
     no config met its goal; the observed winner (on the models as drawn) is marked.
 
     Example::
 
-        >>> from proxytask.stability import StabilityResult
+        >>> from proxytask.stats.stability import StabilityResult
         >>> fig = stability_figure(StabilityResult(200, 0, 10, "point",
         ...     {"data_25": 0.8, "data_50": 0.15, "none": 0.05}, "data_25", 0.8))
         >>> [(b.name, b.wins, b.is_observed_winner) for b in fig.bars]
@@ -831,12 +831,12 @@ def stability_figure(result: StabilityResult) -> StabilityFigure:
         >>> fig.subtitle.split(" · ")[1]
         'observed winner data_25 wins 80 % of them'
     """
-    from proxytask.stability import NO_WINNER
+    from proxytask.stats.stability import NO_WINNER
 
     frequencies = getattr(result, "frequencies", None)
     if not isinstance(frequencies, Mapping):
         raise UsageError(
-            f"result must be a StabilityResult (from proxytask.stability.winner_frequencies), "
+            f"result must be a StabilityResult (from stats.stability.winner_frequencies), "
             f"got {result!r}."
         )
     draws = int(result.draws)

@@ -9,7 +9,7 @@ from typing import Any
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from proxytask import storage
+from proxytask.core import storage
 from proxytask.report.data import (
     CorrelationScatterFigure,
     CurvePanel,
@@ -58,7 +58,7 @@ def render_variance_figure(fig: VarianceFigure, path: str) -> None:
     Left panel: accuracy vs training pct, each copy with markers, the mean over the copies,
     a shaded min–max band and a ±1 std band. Right panel: accuracy vs cumulative training
     time in ``fig.time_unit``. ``path`` may be a local path or an fsspec URL; the file is
-    written atomically through :func:`proxytask.storage.write_bytes_atomic`.
+    written atomically through :func:`proxytask.core.storage.write_bytes_atomic`.
 
     Example::
 
@@ -151,7 +151,7 @@ def render_selection_figure(fig: SelectionFigure, path: str) -> None:
     Accuracy on x, latency on y; kept trials as blue circles, those the rule removed as red
     crosses, each labelled with its trial id. Without latency every point sits at y = 0 and
     a note says accuracy alone decided. ``path`` may be a local path or an fsspec URL; the
-    file is written atomically through :func:`proxytask.storage.write_bytes_atomic`.
+    file is written atomically through :func:`proxytask.core.storage.write_bytes_atomic`.
 
     Example::
 

@@ -26,9 +26,10 @@ from collections.abc import Callable
 
 import pytest
 
-from proxytask import layout, storage, trainer
-from proxytask.errors import ExecutorError
+from proxytask.core import layout, storage
+from proxytask.core.errors import ExecutorError
 from proxytask.executors.base import Executor, FailureCause, TrialSpec, TrialState, TrialStatus
+from proxytask.trainer import contract as trainer
 
 __all__ = ["BEHAVIOURS", "ExecutorContract"]
 

@@ -38,8 +38,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from proxytask import layout, storage
-from proxytask import trainer as pt
+from proxytask.core import layout, storage
+from proxytask.trainer import contract as pt
 
 __all__ = ["BEHAVIOURS", "accuracy_at", "final_accuracy", "latency_of", "main"]
 

@@ -6,8 +6,8 @@ proxytask architectures are plain JSON, saved with :func:`proxytask.trainer.save
 
 from __future__ import annotations
 
-from proxytask import layout, storage
-from proxytask.trainer import (
+from proxytask.core import layout, storage
+from proxytask.trainer.contract import (
     MAX_ALLOWED_METRIC,
     MIN_ALLOWED_METRIC,
     compute_reward,

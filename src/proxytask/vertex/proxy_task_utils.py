@@ -6,9 +6,9 @@ honoured, atomic writes on local disks and object stores.
 
 from __future__ import annotations
 
-from proxytask import layout, storage
-from proxytask.errors import StorageError
-from proxytask.trainer import (
+from proxytask.core import layout, storage
+from proxytask.core.errors import StorageError
+from proxytask.trainer.contract import (
     AccuracyAtStep,
     TrainingTime,
     TrialTrainingMetrics,
@@ -18,7 +18,7 @@ from proxytask.trainer import (
     update_trial_training_accuracy_metric,
     update_trial_training_latency_metric,
 )
-from proxytask.trainer import set_stop_training as _set_stop_training
+from proxytask.trainer.contract import set_stop_training as _set_stop_training
 
 __all__ = [
     "AccuracyAtStep",

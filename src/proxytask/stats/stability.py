@@ -6,7 +6,7 @@ so few models the winner may owe as much to which models happened to be drawn as
 proxy would win had a different set of reference models been drawn: each draw resamples the
 models with replacement (the same models for every proxy config: a paired bootstrap),
 recomputes every config's step statistics and stopping decision on the resampled lists, and
-picks the winner as the search does (:func:`proxytask.search_stats.best_proxy_task`).
+picks the winner as the search does (:func:`proxytask.stats.search.best_proxy_task`).
 
 **Each config is judged on its own.** In a live search, ``early_stop_if_not_best`` stops a
 config once it runs longer than the best config that already finished, so the outcome depends
@@ -18,14 +18,14 @@ early against another.
 
 **What it cannot see.** The bootstrap is an approximation at n = 10: a resample holds about 6.5
 distinct models (a repeated model is a tie in both scores), and a config that ranks the drawn
-models perfectly ranks every resample perfectly too (see :mod:`proxytask.uncertainty`). A high
+models perfectly ranks every resample perfectly too (see :mod:`proxytask.stats.uncertainty`). A high
 frequency says the choice does not hinge on which of these models were drawn, not that it would
 survive a new set of models.
 
-**Speed.** The step statistics of a resample equal :func:`proxytask.search_stats.step_stats` on
+**Speed.** The step statistics of a resample equal :func:`proxytask.stats.search.step_stats` on
 the resampled lists (same grid, pair rules, Kendall tau-b, medians and the median trial's time)
 but are computed from a per-config table of each trial's accuracy at each grid step, built once,
-with tau-b counted over all pairs in numpy; :func:`proxytask.search_stats.scan_stopping` itself
+with tau-b counted over all pairs in numpy; :func:`proxytask.stats.search.scan_stopping` itself
 then decides. The p-values are not computed (None): the stopping rules do not read them.
 """
 
@@ -41,8 +41,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from proxytask.errors import UsageError
-from proxytask.search_stats import (
+from proxytask.core.errors import UsageError
+from proxytask.stats.search import (
     MIN_PAIRS,
     MIN_VALID_RATIO,
     StepStats,
@@ -51,19 +51,19 @@ from proxytask.search_stats import (
     best_proxy_task,
     scan_stopping,
 )
-from proxytask.search_stats import (
+from proxytask.stats.search import (
     _accuracy_at_step as accuracy_at_step,
 )
-from proxytask.search_stats import (
+from proxytask.stats.search import (
     _check_rules as check_pair_rules,
 )
-from proxytask.search_stats import (
+from proxytask.stats.search import (
     _hours_per_step as hours_per_step,
 )
-from proxytask.search_stats import (
+from proxytask.stats.search import (
     _trial_total_steps as trial_total_steps,
 )
-from proxytask.trainer import TrialTrainingMetrics
+from proxytask.trainer.contract import TrialTrainingMetrics
 
 __all__ = ["NO_WINNER", "StabilityResult", "winner_frequencies"]
 
@@ -396,7 +396,7 @@ def winner_frequencies(
     Contract: ``curves[name][i]`` is proxy config ``name``'s trial of reference model ``i``
     (None when missing), ``full_accuracies[i]`` that model's full-training accuracy (None
     when missing). ``scan`` holds the keyword arguments of
-    :func:`proxytask.search_stats.scan_stopping` (``desired_accuracy_correlation`` required;
+    :func:`proxytask.stats.search.scan_stopping` (``desired_accuracy_correlation`` required;
     ``desired_accuracy``, ``training_time_hrs_limit``, ``rule``, ``confidence``,
     ``persistence``, ``total_steps`` optional), applied to every config. Without
     ``total_steps`` each config's own budget is read from its trials, as the search does.
@@ -407,7 +407,7 @@ def winner_frequencies(
     Draw ``d`` keeps the models ``numpy.random.default_rng(seed).integers(0, n, (draws,
     n))[d]`` (with replacement; the same models for every config), recomputes each config's
     step statistics and stopping decision on them, and counts the
-    :func:`~proxytask.search_stats.best_proxy_task` winner (:data:`NO_WINNER` when none
+    :func:`~proxytask.stats.search.best_proxy_task` winner (:data:`NO_WINNER` when none
     succeeds; equal final times go to the first name, counted in ``tied_draws``).
     Deterministic for a seed.
 

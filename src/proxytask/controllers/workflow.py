@@ -21,9 +21,9 @@ from typing import Any
 
 import yaml
 
-from proxytask import layout, storage
-from proxytask.errors import ConfigError
-from proxytask.options import Option, resolve_options
+from proxytask.core import layout, storage
+from proxytask.core.errors import ConfigError
+from proxytask.core.options import Option, resolve_options
 
 __all__ = ["WORKFLOW_STATE", "WorkflowConfig", "load_workflow_config", "stage_values"]
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from scipy import stats as _scipy_stats
 
-from proxytask.errors import StorageError, UsageError
-from proxytask.trainer import TrialTrainingMetrics, get_accuracy_at_pct
+from proxytask.core.errors import StorageError, UsageError
+from proxytask.trainer.contract import TrialTrainingMetrics, get_accuracy_at_pct
 
 __all__ = [
     "MIN_PAIRS",
@@ -212,7 +212,7 @@ class StepStats:
     num_pairs_over_step: tuple[int, ...]
     median_accuracy_over_step: tuple[float | None, ...]
     median_training_time_hrs_over_step: tuple[float | None, ...]
-    # the uncertainty of each step's tau (see proxytask.uncertainty); all None when not asked
+    # the uncertainty of each step's tau (see proxytask.stats.uncertainty); all None when not asked
     accuracy_correlation_ci_low: tuple[float | None, ...] = ()
     accuracy_correlation_ci_high: tuple[float | None, ...] = ()
     accuracy_correlation_prob_above: tuple[float | None, ...] = ()
@@ -348,7 +348,7 @@ def step_stats(
 
     With ``confidence``, each valid tau also gets its two-sided interval at that level and,
     with ``desired_accuracy_correlation`` too, the probability that the true tau exceeds it
-    (:mod:`proxytask.uncertainty`; None where fewer than 5 pairs count).
+    (:mod:`proxytask.stats.uncertainty`; None where fewer than 5 pairs count).
 
     Example::
 
@@ -444,7 +444,7 @@ def _uncertainty(
     confidence: float | None,
     threshold: float | None,
 ) -> tuple[tuple[float | None, ...], tuple[float | None, ...], tuple[float | None, ...]]:
-    from proxytask.uncertainty import MIN_MODELS_FOR_INTERVAL, probability_above, tau_interval
+    from proxytask.stats.uncertainty import MIN_MODELS_FOR_INTERVAL, probability_above, tau_interval
 
     none = (None,) * len(taus)
     if confidence is None:
@@ -593,7 +593,7 @@ def scan_stopping(
       crossing between the nearest earlier step whose value and time are valid and the
       crossing step; with no such step, the crossing step's own values are used.
     - ``"confident"``: the probability that the *true* tau exceeds the threshold
-      (:func:`proxytask.uncertainty.probability_above`, from each step's tau and number of
+      (:func:`proxytask.stats.uncertainty.probability_above`, from each step's tau and number of
       pairs) is ≥ ``confidence`` at ``persistence`` consecutive valid steps. The proxy stops
       at the last of them, with that step's steps and hours (no interpolation: the evidence
       is for the scores at that step).
@@ -617,7 +617,7 @@ def scan_stopping(
                                  training_time_hrs_limit=2.0, rule="confident")
         if decision.stopped: ...
     """
-    from proxytask.uncertainty import MIN_MODELS_FOR_INTERVAL, probability_above
+    from proxytask.stats.uncertainty import MIN_MODELS_FOR_INTERVAL, probability_above
 
     _check_rule(rule, confidence, persistence)
     corrs = stats.accuracy_correlation_over_step

@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from proxytask import storage
-from proxytask.clock import Clock
+from proxytask.core import storage
+from proxytask.core.clock import Clock
 from proxytask.executors.base import Executor, FailureCause, TrialSpec, TrialState, TrialStatus
 from proxytask.executors.monitor import TrialMonitor, TrialProgress
-from proxytask.trainer import TrialTrainingMetrics, write_controller_heartbeat
+from proxytask.trainer.contract import TrialTrainingMetrics, write_controller_heartbeat
 
 __all__ = ["TrialBatch", "TrialOutcome"]
 

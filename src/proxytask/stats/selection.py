@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from proxytask.errors import UsageError, describe
+from proxytask.core.errors import UsageError, describe
 
 __all__ = [
     "EPS",

@@ -9,8 +9,8 @@ from __future__ import annotations
 import datetime as _dt
 import re
 
-from proxytask.errors import UsageError
-from proxytask.storage import join
+from proxytask.core.errors import UsageError
+from proxytask.core.storage import join
 
 # Files in a trial dir (compatibility promise).
 TRIAL_TRAINING_METRICS = "TRIAL_TRAINING_METRICS.json"

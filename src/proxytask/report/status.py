@@ -6,9 +6,9 @@ import dataclasses
 import posixpath
 from typing import Any
 
-from proxytask import layout, storage
-from proxytask.errors import StorageError, UsageError
-from proxytask.trainer import TrialTrainingMetrics, read_trial_training_metrics
+from proxytask.core import layout, storage
+from proxytask.core.errors import StorageError, UsageError
+from proxytask.trainer.contract import TrialTrainingMetrics, read_trial_training_metrics
 
 __all__ = ["DirStatus", "JobSummary", "TrialSummary", "inspect_dir", "render_status"]
 

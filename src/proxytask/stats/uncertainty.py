@@ -34,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats as _scipy_stats
 
-from proxytask.errors import UsageError
+from proxytask.core.errors import UsageError
 
 __all__ = [
     "FHP_VARIANCE",

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
-from proxytask import storage
-from proxytask.errors import ConfigError, UsageError
+from proxytask.core import storage
+from proxytask.core.errors import ConfigError, UsageError
 
 __all__ = [
     "TRIAL_OPTIONS",

@@ -42,7 +42,7 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from proxytask.errors import StorageError, UsageError
+from proxytask.core.errors import StorageError, UsageError
 
 __all__ = [
     "REMOTE_EXECUTORS",

@@ -21,7 +21,7 @@ model's forward must return one tensor (the logits). As in the reference impleme
 their weights only (not biases, not normalisation parameters).
 
 This module imports PyTorch; the names for reading saved scores without it are in
-:mod:`proxytask.zero_cost_metrics`.
+:mod:`proxytask.trainer.zero_cost_metrics`.
 """
 
 from __future__ import annotations
@@ -37,8 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from proxytask.errors import UsageError
-from proxytask.zero_cost_metrics import (
+from proxytask.core.errors import UsageError
+from proxytask.trainer.zero_cost_metrics import (
     ZERO_COST_NAMES,
     ZERO_COST_PREFIX,
     read_zero_cost_scores,

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 import numpy as np
 import numpy.typing as npt
 
-from proxytask.errors import UsageError, describe
+from proxytask.core.errors import UsageError, describe
 
 __all__ = [
     "SMOOTHNESS_SAMPLE_POINTS",

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from proxytask.errors import UsageError
+from proxytask.core.errors import UsageError
 
 __all__ = ["import_callable"]
 

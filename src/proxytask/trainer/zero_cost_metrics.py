@@ -1,7 +1,7 @@
 """Where zero-cost scores live in a trial dir: ``zero_cost.<name>`` keys of FINAL_METRICS.json.
 
 Torch-free (stdlib + :mod:`proxytask.trainer`), so the search side reads the scores without
-PyTorch. The scores themselves are computed by :mod:`proxytask.zero_cost` (re-exported from
+PyTorch. The scores themselves are computed by :mod:`proxytask.trainer.zero_cost` (re-exported from
 :mod:`proxytask.torch`); a trainer saves them once, on the freshly initialised model::
 
     from proxytask.torch import save_zero_cost_scores, zero_cost_scores
@@ -16,8 +16,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from proxytask import trainer as _trainer
-from proxytask.errors import UsageError
+from proxytask.core.errors import UsageError
+from proxytask.trainer import contract as _trainer
 
 __all__ = [
     "ZERO_COST_NAMES",
@@ -29,7 +29,7 @@ __all__ = [
 
 #: What a zero-cost score's key in FINAL_METRICS.json starts with.
 ZERO_COST_PREFIX = "zero_cost."
-#: The scores :func:`proxytask.zero_cost.zero_cost_scores` computes, in its order. Higher is
+#: The scores :func:`proxytask.trainer.zero_cost.zero_cost_scores` computes, in its order. Higher is
 #: "better" for each of them in the papers that propose them.
 ZERO_COST_NAMES: tuple[str, ...] = (
     "params",

@@ -8,8 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from proxytask.errors import SearchSpaceError
-from proxytask.imports import import_callable
+from proxytask.core.errors import SearchSpaceError
+from proxytask.core.imports import import_callable
 
 __all__ = ["SearchSpace", "load_search_space"]
 

@@ -17,8 +17,8 @@ The protocol
    found the request, not the ``trial_dir`` recorded in it: the storage may be mounted at
    another place on the worker's machine.
 3. **Claim.** The worker creates ``LATENCY_CLAIM.json`` ``{"worker_id", "claimed_at", "host",
-   "pid", "token"}`` *exclusively* (:func:`proxytask.storage.create_exclusive`: a hard link on a
-   local or NFS disk, a conditional put on an object store). Of several workers, exactly one
+   "pid", "token"}`` *exclusively* (:func:`proxytask.core.storage.create_exclusive`: a hard link on
+   a local or NFS disk, a conditional put on an object store). Of several workers, exactly one
    creates it; the others skip the trial. Claims are never deleted.
 4. **Measure.** The claimer runs the latency command (an argv list, no shell) with the trial
    dir appended as its last argument and ``PROXYTASK_TRIAL_DIR=<trial dir>`` in its
@@ -49,7 +49,7 @@ The protocol
 
 A worker stops when ``<controller dir>/MODEL_SELECTION_STATE.json`` has ``"phase"`` ``"done"``
 or ``"failed"``, with ``once`` after the first pass that finds nothing to measure, or after
-``max_idle_secs`` without work. It polls on an injected :class:`~proxytask.clock.Clock`.
+``max_idle_secs`` without work. It polls on an injected :class:`~proxytask.core.clock.Clock`.
 
 Example (on the device machine)::
 
@@ -77,10 +77,10 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from proxytask import layout, storage
-from proxytask.clock import Clock, SystemClock
-from proxytask.errors import ProxyTaskError, StorageError, UsageError, describe
-from proxytask.options import (
+from proxytask.core import layout, storage
+from proxytask.core.clock import Clock, SystemClock
+from proxytask.core.errors import ProxyTaskError, StorageError, UsageError, describe
+from proxytask.core.options import (
     Option,
     add_options,
     boolean,
@@ -778,7 +778,7 @@ def run_latency_worker(values: Mapping[str, Any]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m proxytask.latency``: the same as ``proxytask latency-worker``."""
+    """``python -m proxytask.controllers.latency``: the same as ``proxytask latency-worker``."""
     parser = argparse.ArgumentParser(
         prog="proxytask latency-worker",
         description="Watch a controller dir, claim trials whose latency is requested, run the "

@@ -27,8 +27,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from proxytask import layout, storage
-from proxytask.errors import NonFiniteMetricError, StorageError, UsageError
+from proxytask.core import layout, storage
+from proxytask.core.errors import NonFiniteMetricError, StorageError, UsageError
 
 __all__ = [
     "DEFAULT_HEARTBEAT_THRESHOLD_SECS",
