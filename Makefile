@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 RUNS ?= runs
 
-.PHONY: demo test lint typecheck unit clean
+.PHONY: demo test lint typecheck unit docs clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ typecheck: $(STAMP)
 
 test: lint typecheck
 	$(PY) -m pytest -q
+
+docs: $(STAMP)
+	# docs/cli.md, the flag reference, from the parser (tests/unit/test_cli_reference.py checks it)
+	$(PY) -m proxytask.report.cli_reference > docs/cli.md.tmp
+	mv docs/cli.md.tmp docs/cli.md
 
 clean:
 	rm -rf $(VENV) $(RUNS) .pytest_cache .mypy_cache .ruff_cache
