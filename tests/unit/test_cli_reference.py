@@ -22,7 +22,7 @@ def _tiny_parser() -> argparse.ArgumentParser:
     go.add_argument("--speed", type=float, default=1.5, metavar="S", help="how fast")
     go.add_argument("--mode", choices=("walk", "run"), default="walk", help="how (%(choices)s)")
     go.add_argument("--tags", nargs="+", metavar="TAG", help="labels; 100%% optional")
-    go.add_argument("--dry-run", action="store_true", help="print only")
+    go.add_argument("--dry-run", action="store_true", help="print only (%(prog)s)")
     go.add_argument("--hidden", help=argparse.SUPPRESS)
     sub.add_parser("stop", help="stop")
     return parser
@@ -41,7 +41,7 @@ def test_render_tiny_parser_lists_commands_options_defaults_and_choices() -> Non
     assert "| `--speed` | `S` | how fast (default: 1.5) |" in text
     assert "| `--mode` | `walk\\|run` | how (walk, run) (default: walk) |" in text
     assert "| `--tags` | `TAG` ... | labels; 100% optional |" in text
-    assert "| `--dry-run` |  | print only |" in text
+    assert "| `--dry-run` |  | print only (tiny go) |" in text
     assert "--hidden" not in text and "--help" not in text.split("\n## ")[1]
     # a subcommand without a description shows its one-line help
     assert "## `tiny stop`\n\nstop\n" in text

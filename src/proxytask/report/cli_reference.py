@@ -71,7 +71,7 @@ def _section(title: str, parser: argparse.ArgumentParser, summary: str | None = 
     commands = [f"| `{name}` | {_cell(help or '')} |" for name, _, help in _subcommands(parser)]
     if commands:
         lines += ["| command | what it does |", "|---|---|", *commands, ""]
-    rows = [_row(action) for action in _documented(parser._actions)]
+    rows = [_row(action, parser.prog) for action in _documented(parser._actions)]
     if rows:
         lines += ["| option | value | meaning |", "|---|---|---|", *rows, ""]
     return "\n".join(lines)
@@ -86,9 +86,9 @@ def _documented(actions: Iterable[argparse.Action]) -> Iterator[argparse.Action]
             yield action
 
 
-def _row(action: argparse.Action) -> str:
+def _row(action: argparse.Action, prog: str) -> str:
     names = ", ".join(f"`{name}`" for name in action.option_strings) or f"`{_metavar(action)}`"
-    cells = (names, _value(action), _help(action) + _default(action))
+    cells = (names, _value(action), _help(action, prog) + _default(action))
     return "| " + " | ".join(_cell(cell) for cell in cells) + " |"
 
 
@@ -140,12 +140,13 @@ def _default(action: argparse.Action) -> str:
     return f" (default: {default})"
 
 
-def _help(action: argparse.Action) -> str:
+def _help(action: argparse.Action, prog: str) -> str:
     """The help text with argparse's ``%(name)s`` placeholders filled as ``--help`` would."""
     text = action.help or ""
     if "%" not in text:
         return text
     params = {key: value for key, value in vars(action).items() if value != argparse.SUPPRESS}
+    params["prog"] = prog
     if action.choices is not None:
         params["choices"] = ", ".join(_choices(action.choices))
     return text % params
