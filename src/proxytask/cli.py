@@ -19,6 +19,7 @@ from proxytask.core.errors import ProxyTaskError, UsageError
 
 if TYPE_CHECKING:
     from proxytask.controllers.base import ControllerContext
+from proxytask.controllers.context import build_context
 from proxytask.core.options import (
     TRIAL_OPTIONS,
     Option,
@@ -466,7 +467,7 @@ def cmd_trial(values: dict[str, Any]) -> int:
     space = load_search_space(values["search_space"])
     count = values["num_trials"]
     archs = [arch] * count if arch is not None else space.sample_many(values["seed"], count)
-    ctx = _context(values, layout.KIND_TRIALS, None)
+    ctx = build_context(values, layout.KIND_TRIALS, None)
     job_name = values["job_name"]
     jdir = layout.job_dir(ctx.controller_dir, job_name)
     print(f"controller dir: {ctx.controller_dir}", flush=True)
@@ -565,62 +566,6 @@ def _keep_first_values(
     return values
 
 
-# How often a controller polls its trials at most: real processes are cheap to poll, the
-# replay executor's simulated clock jumps straight to its next event anyway.
-_POLL_INTERVAL_SECS = {"local": 1.0, "ray": 1.0, "replay": 30.0}
-
-
-def _context(values: dict[str, Any], kind: str, previous: str | None) -> ControllerContext:
-    """Build the executor, clock and controller dir of a controller command."""
-    from proxytask.controllers.base import ControllerContext, write_controller_info
-    from proxytask.controllers.tracker import TrialSettings
-    from proxytask.executors.base import Resources
-    from proxytask.executors.command import (
-        check_local_command,
-        parse_trainer_args,
-        parse_trainer_command,
-    )
-    from proxytask.executors.factory import make_executor
-    from proxytask.report.progress import ProgressDisplay
-
-    trainer = parse_trainer_command(values["trainer"])
-    if values["executor"] == "local":
-        check_local_command(trainer.argv[0])
-    baseline_args = parse_trainer_args(values["trainer_args"])
-    job_name = layout.check_job_name(values["job_name"])
-    executor, clock = make_executor(values)
-    if previous is None:
-        cdir = layout.controller_dir(values["root_output_dir"], kind, job_name, clock.now())
-    else:
-        cdir = previous
-    check_output_dir = getattr(executor, "check_output_dir", None)
-    if check_output_dir is not None:  # a remote executor: refuse a path its nodes cannot see
-        try:
-            check_output_dir(cdir)
-        except UsageError:
-            executor.close()
-            raise
-    storage.makedirs(cdir)
-    write_controller_info(cdir, kind, values)
-    settings = TrialSettings(
-        trainer=trainer,
-        resources=Resources(gpus=values["gpus_per_trial"]),
-        timeout_secs=values["trial_timeout_secs"],
-        report_timeout_secs=values["report_timeout_secs"],
-        heartbeat_threshold_secs=values["heartbeat_threshold_secs"],
-    )
-    return ControllerContext(
-        controller_dir=cdir,
-        executor=executor,
-        clock=clock,
-        trial_settings=settings,
-        baseline_args=baseline_args,
-        options=values,
-        display=ProgressDisplay(live=values.get("live")),
-        poll_interval_secs=_POLL_INTERVAL_SECS.get(values["executor"], 1.0),
-    )
-
-
 def _drive(ctx: ControllerContext, start: Any, *args: Any) -> Any:
     """Create or resume a controller, run it to its answer, close the executor, print it."""
     print(f"controller dir: {ctx.controller_dir}", flush=True)
@@ -704,7 +649,7 @@ def _run_variance(values: dict[str, Any], previous: str | None, ctx: Any = None)
     from proxytask.controllers.variance import VarianceController
 
     space, settings = _variance_inputs(values)
-    ctx = ctx or _context(values, layout.KIND_VARIANCE, previous)
+    ctx = ctx or build_context(values, layout.KIND_VARIANCE, previous)
     start = VarianceController.create if previous is None else VarianceController.resume
     return _drive(ctx, start, space, settings)
 
@@ -713,7 +658,7 @@ def _run_selection(values: dict[str, Any], previous: str | None, ctx: Any = None
     from proxytask.controllers.selection import ModelSelectionController
 
     space, settings = _selection_inputs(values)
-    ctx = ctx or _context(values, layout.KIND_MODEL_SELECTION, previous)
+    ctx = ctx or build_context(values, layout.KIND_MODEL_SELECTION, previous)
     start = ModelSelectionController.create if previous is None else ModelSelectionController.resume
     return _drive(ctx, start, space, settings)
 
@@ -723,7 +668,7 @@ def _run_search(values: dict[str, Any], previous: str | None, ctx: Any = None) -
 
     references = ReferenceModels.load(values["model_selection_dir"])
     configs, settings = _search_inputs(values, references)
-    ctx = ctx or _context(values, layout.KIND_SEARCH, previous)
+    ctx = ctx or build_context(values, layout.KIND_SEARCH, previous)
     start = SearchController.create if previous is None else SearchController.resume
     return _drive(ctx, start, references, configs, settings)
 
@@ -1023,7 +968,7 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
 
             saved = dict((read_controller_info(previous) or {}).get("options", {}))
             values = _keep_first_values(dict(values), saved, {"live"})
-        ctx = _context(values, kind, previous)
+        ctx = build_context(values, kind, previous)
         entry.update(dir=ctx.controller_dir, status="running")
         wf.save_workflow_state(wdir, state)
         print(f"== {name.replace('_', ' ')}" + (" (resumed)" if previous else ""), flush=True)
@@ -1073,7 +1018,7 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
         print("  (reopened: configs added to the generator train, new thresholds re-score)")
         references = ReferenceModels.load(s_values["model_selection_dir"])
         configs, settings = _search_inputs(s_values, references)
-        ctx = _context(s_values, layout.KIND_SEARCH, stages["search"]["dir"])
+        ctx = build_context(s_values, layout.KIND_SEARCH, stages["search"]["dir"])
         try:
             search_ctl = SearchController.resume(ctx, references, configs, settings)
             search_ctl.run()
