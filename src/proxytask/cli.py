@@ -680,8 +680,8 @@ def cmd_variance(args: argparse.Namespace) -> int:
     if ctl.phase == "failed":
         return EXIT_FAILED
     cdir = ctl.ctx.controller_dir
-    print(f"results: {storage.join(cdir, 'variance_and_smoothness.json')}")
-    print(f"plot:    {storage.join(cdir, 'variance_curves.png')}")
+    print(f"results: {storage.join(cdir, layout.VARIANCE_RESULT)}")
+    print(f"plot:    {storage.join(cdir, layout.VARIANCE_PLOT)}")
     return EXIT_OK
 
 
@@ -693,7 +693,7 @@ def cmd_select_models(args: argparse.Namespace) -> int:
     ctl = _run_selection(values, previous)
     if ctl.phase == "failed":
         return EXIT_FAILED
-    print(f"reference models: {storage.join(ctl.ctx.controller_dir, 'REFERENCE_MODELS.json')}")
+    print(f"reference models: {storage.join(ctl.ctx.controller_dir, layout.REFERENCE_MODELS)}")
     return EXIT_OK
 
 
@@ -703,7 +703,7 @@ def cmd_search(args: argparse.Namespace) -> int:
         args, SEARCH_OPTIONS, "previous_proxy_task_search_dir"
     )
     ctl = _run_search(values, previous)
-    print(f"state: {storage.join(ctl.ctx.controller_dir, 'SEARCH_CONTROLLER_STATE.json')}")
+    print(f"state: {storage.join(ctl.ctx.controller_dir, layout.SEARCH_STATE)}")
     return EXIT_OK
 
 
@@ -868,13 +868,13 @@ def _final_checks(
     stages = state["stages"]
     rec = search_ctl.recommendation()
     failures = {
-        "variance": wf.failure_rate(stages["variance"]["dir"], "measurement_state.json")
+        "variance": wf.failure_rate(stages["variance"]["dir"], layout.MEASUREMENT_STATE)
         if stages.get("variance", {}).get("dir")
         else None,
         "model_selection": wf.failure_rate(
-            stages["model_selection"]["dir"], "MODEL_SELECTION_STATE.json"
+            stages["model_selection"]["dir"], layout.MODEL_SELECTION_STATE
         ),
-        "search": wf.failure_rate(stages["search"]["dir"], "SEARCH_CONTROLLER_STATE.json"),
+        "search": wf.failure_rate(stages["search"]["dir"], layout.SEARCH_STATE),
     }
     if stages.get("final_checks", {}).get("dir"):
         from proxytask.controllers.final_checks import FINAL_CHECKS_STATE
@@ -897,7 +897,7 @@ def _final_checks(
             "message": check.message,
         }
         references = storage.read_json(
-            storage.join(stages["model_selection"]["dir"], "REFERENCE_MODELS.json")
+            storage.join(stages["model_selection"]["dir"], layout.REFERENCE_MODELS)
         )
         baseline = (references or {}).get("baseline") or {}
         latency_constraint = _latency_check(
@@ -988,7 +988,7 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
         )
         return EXIT_FAILED
     result = _judge_variance(
-        storage.read_json(storage.join(vdir, "variance_and_smoothness.json")) or {}, v_values
+        storage.read_json(storage.join(vdir, layout.VARIANCE_RESULT)) or {}, v_values
     )
     if result and not (result.get("variance_good") and result.get("smoothness_good")):
         if not force:
@@ -1080,7 +1080,7 @@ def _count_plots(controller_dir: str) -> int:
         layout.job_dir(controller_dir, job)
         for job in storage.listdir(storage.join(controller_dir, layout.JOBS_DIR))
     ]
-    return sum(1 for d in dirs for name in storage.listdir(d) if name.endswith(".png"))
+    return sum(1 for d in dirs for name in storage.listdir(d) if name.endswith(layout.PLOT_SUFFIX))
 
 
 def cmd_status(path: str, as_json: bool) -> int:

@@ -39,8 +39,8 @@ __all__ = [
     "stricter_constraint",
 ]
 
-FINAL_CHECKS_STATE = "FINAL_CHECKS_STATE.json"
-SCALED_BASELINE_JOB = "scaled_baseline"
+FINAL_CHECKS_STATE = layout.FINAL_CHECKS_STATE
+SCALED_BASELINE_JOB = layout.SCALED_BASELINE_JOB
 LATENCY_SOURCES = ("trainer", "worker", "none")
 
 

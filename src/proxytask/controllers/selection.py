@@ -50,9 +50,9 @@ __all__ = [
 ]
 
 MODEL_SELECTION_STATE = layout.MODEL_SELECTION_STATE
-REFERENCE_MODELS = "REFERENCE_MODELS.json"
-SCORES_PLOT = "filtered_trial_scores.png"
-BASELINE_JOB = "baseline"
+REFERENCE_MODELS = layout.REFERENCE_MODELS
+SCORES_PLOT = layout.SELECTION_SCORES_PLOT
+BASELINE_JOB = layout.BASELINE_JOB
 LATENCY_SOURCES = ("trainer", "worker", "none")
 #: What the reference tools record as the final round's pct: "train to completion".
 COMPLETE_TRAINING_PCT = 101.0

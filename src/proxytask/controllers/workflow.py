@@ -27,8 +27,8 @@ from proxytask.core.options import Option, resolve_options
 
 __all__ = ["WORKFLOW_STATE", "WorkflowConfig", "load_workflow_config", "stage_values"]
 
-WORKFLOW_STATE = "WORKFLOW_STATE.json"
-RECOMMENDATION = "RECOMMENDATION.json"
+WORKFLOW_STATE = layout.WORKFLOW_STATE
+RECOMMENDATION = layout.WORKFLOW_RECOMMENDATION
 SECTIONS = ("variance", "model_selection", "search", "final_checks")
 # options the workflow sets itself, never the user
 _MANAGED = frozenset(
@@ -140,9 +140,8 @@ def stage_values(
 
 def workflow_dir(config: WorkflowConfig) -> str:
     """``<root-output-dir>/Workflow_<job-name>``: the same file always means the same run."""
-    return storage.join(
-        str(config.shared["root_output_dir"]),
-        f"Workflow_{layout.check_job_name(str(config.shared['job_name']))}",
+    return layout.workflow_dir(
+        str(config.shared["root_output_dir"]), str(config.shared["job_name"])
     )
 
 
