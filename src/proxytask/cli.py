@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import logging
 import sys
@@ -17,8 +18,9 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from proxytask import __version__
+from proxytask.controllers import context
 from proxytask.controllers.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from proxytask.core import layout, storage
+from proxytask.core import layout
 from proxytask.core.errors import ProxyTaskError, UsageError
 from proxytask.core.options import (
     FINAL_CHECKS_OPTIONS,
@@ -28,7 +30,6 @@ from proxytask.core.options import (
     TRIAL_COMMAND_OPTIONS,
     VARIANCE_OPTIONS,
     Option,
-    Resolved,
     add_options,
     resolve_options,
     resolve_with_previous,
@@ -130,47 +131,41 @@ def cmd_trial(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _resume(args: argparse.Namespace, options: Sequence[Option], previous_dest: str) -> Resolved:
+def _controller_command(
+    options: Sequence[Option],
+    previous_dest: str,
+    runner: Callable[[dict[str, Any], str | None], Any],
+    answer: Callable[[layout.ControllerPaths], list[str]],
+    may_fail: bool,
+    args: argparse.Namespace,
+) -> int:
+    """Resolve (resuming ``previous_dest`` if given), run the controller, say where its
+    answer is; exit 1 when it failed (``may_fail``)."""
     resolved = resolve_with_previous(args, options, previous_dest)
     for note in resolved.notes:
         print(note, file=sys.stderr)
-    return resolved
-
-
-def cmd_variance(args: argparse.Namespace) -> int:
-    """``proxytask variance``: the variance measurement."""
-    from proxytask.controllers.context import failed, run_variance
-
-    resolved = _resume(args, VARIANCE_OPTIONS, "previous_variance_dir")
-    ctl = run_variance(resolved.values, resolved.previous)
-    if failed(ctl):
+    ctl = runner(resolved.values, resolved.previous)
+    if may_fail and context.failed(ctl):
         return EXIT_FAILED
-    paths = layout.ControllerPaths(ctl.ctx.controller_dir)
-    print(f"results: {paths.file(layout.VARIANCE_RESULT)}")
-    print(f"plot:    {paths.file(layout.VARIANCE_PLOT)}")
+    for line in answer(layout.ControllerPaths(ctl.ctx.controller_dir)):
+        print(line)
     return EXIT_OK
 
 
-def cmd_select_models(args: argparse.Namespace) -> int:
-    """``proxytask select-models``: model selection."""
-    from proxytask.controllers.context import failed, run_selection
+def _controller(
+    options: Sequence[Option],
+    previous_dest: str,
+    runner: Callable[[dict[str, Any], str | None], Any],
+    answer: Callable[[layout.ControllerPaths], list[str]],
+    may_fail: bool = True,
+) -> Callable[[argparse.Namespace], int]:
+    """A controller command: ``_controller_command`` with its table entry filled in."""
+    return functools.partial(_controller_command, options, previous_dest, runner, answer, may_fail)
 
-    resolved = _resume(args, SELECTION_OPTIONS, "previous_model_selection_dir")
-    ctl = run_selection(resolved.values, resolved.previous)
-    if failed(ctl):
-        return EXIT_FAILED
-    print(f"reference models: {storage.join(ctl.ctx.controller_dir, layout.REFERENCE_MODELS)}")
-    return EXIT_OK
 
-
-def cmd_search(args: argparse.Namespace) -> int:
-    """``proxytask search``: the proxy-task search."""
-    from proxytask.controllers.context import run_search
-
-    resolved = _resume(args, SEARCH_OPTIONS, "previous_proxy_task_search_dir")
-    ctl = run_search(resolved.values, resolved.previous)
-    print(f"state: {storage.join(ctl.ctx.controller_dir, layout.SEARCH_STATE)}")
-    return EXIT_OK
+def _answer(*lines: tuple[str, str]) -> Callable[[layout.ControllerPaths], list[str]]:
+    """The lines saying where a controller's answer is: (label, file name) pairs."""
+    return lambda paths: [f"{label}{paths.file(name)}" for label, name in lines]
 
 
 def cmd_latency_worker(args: argparse.Namespace) -> int:
@@ -254,7 +249,12 @@ COMMANDS: tuple[Command, ...] = (
         "measure how repeatable and smooth training is (variance measurement)",
         "Find a model that trains without failing, train copies of it, and report the "
         "variance of their final accuracy and the smoothness of their curves, with advice.",
-        cmd_variance,
+        _controller(
+            VARIANCE_OPTIONS,
+            "previous_variance_dir",
+            context.run_variance,
+            _answer(("results: ", layout.VARIANCE_RESULT), ("plot:    ", layout.VARIANCE_PLOT)),
+        ),
         VARIANCE_OPTIONS,
     ),
     Command(
@@ -263,7 +263,12 @@ COMMANDS: tuple[Command, ...] = (
         "Start from random models, train them in rounds continued from checkpoints, prune the "
         "crowded ones each round, and train the survivors fully: the reference models that "
         "proxy tasks are judged by.",
-        cmd_select_models,
+        _controller(
+            SELECTION_OPTIONS,
+            "previous_model_selection_dir",
+            context.run_selection,
+            _answer(("reference models: ", layout.REFERENCE_MODELS)),
+        ),
         SELECTION_OPTIONS,
     ),
     Command(
@@ -280,7 +285,13 @@ COMMANDS: tuple[Command, ...] = (
         "Train the reference models under each proxy-task config, track the Kendall rank "
         "correlation with full training as training goes, stop each config as soon as it "
         "qualifies or cannot win, and recommend the cheapest one with its step budget.",
-        cmd_search,
+        _controller(
+            SEARCH_OPTIONS,
+            "previous_proxy_task_search_dir",
+            context.run_search,
+            _answer(("state: ", layout.SEARCH_STATE)),
+            may_fail=False,  # a search always ends with an answer, even "no proxy qualifies"
+        ),
         SEARCH_OPTIONS,
     ),
     Command(

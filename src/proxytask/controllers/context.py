@@ -195,9 +195,15 @@ def search_inputs(
     return list(configs), settings
 
 
-def drive(ctx: ControllerContext, start: Callable[..., Any], *args: Any) -> Any:
-    """Create or resume a controller, run it to its answer, close the executor, print it."""
-    print(f"controller dir: {ctx.controller_dir}", flush=True)
+def drive(
+    ctx: ControllerContext, start: Callable[..., Any], *args: Any, announce: bool = True
+) -> Any:
+    """Create or resume a controller, run it to its answer, close the executor, print it.
+
+    ``announce``: print the controller dir first.
+    """
+    if announce:
+        print(f"controller dir: {ctx.controller_dir}", flush=True)
     try:
         ctl = start(ctx, *args)
         ctl.run()

@@ -455,20 +455,16 @@ class WorkflowController:
         return None
 
     def _reopen_search(self, values: dict[str, Any]) -> SearchController:
-        from proxytask.controllers.context import build_context, search_inputs
+        from proxytask.controllers.context import build_context, drive, search_inputs
         from proxytask.controllers.search import ReferenceModels, SearchController
 
         print("  (reopened: configs added to the generator train, new thresholds re-score)")
         references = ReferenceModels.load(values["model_selection_dir"])
         configs, settings = search_inputs(values, references)
         ctx = build_context(values, layout.KIND_SEARCH, self.state.stage("search").dir)
-        try:
-            search = SearchController.resume(ctx, references, configs, settings)
-            search.run()
-        finally:
-            ctx.executor.close()
-        for line in search.summary():
-            print(line)
+        search: SearchController = drive(
+            ctx, SearchController.resume, references, configs, settings, announce=False
+        )
         return search
 
     def _scaled_baseline(self) -> int | None:
