@@ -437,3 +437,87 @@ def test_a_stage_resumed_in_flight_keeps_its_defining_options(
         (Path(state["stages"]["model_selection"]["dir"]) / "MODEL_SELECTION_STATE.json").read_text()
     )
     assert selection["start_num_models"] == 8
+
+
+def test_the_workflow_controller_steps_one_stage_at_a_time(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from proxytask.controllers.workflow import (
+        StageStatus,
+        WorkflowController,
+        load_workflow_state,
+        resolve_workflow,
+    )
+
+    wdir, values = resolve_workflow(str(_config(tmp_path)), live=False)
+    ctl = WorkflowController(wdir, values)
+    ctl.step()
+    state = load_workflow_state(wdir)
+    assert list(state.stages) == ["variance"] and not ctl.is_finished()
+    assert state.stage("variance").status is StageStatus.DONE
+    ctl.step()
+    assert load_workflow_state(wdir).stage("model_selection").status is StageStatus.DONE
+    assert ctl.run() == 0 and ctl.is_finished()
+    assert (Path(wdir) / "RECOMMENDATION.json").exists()
+    assert "recommendation:" in capsys.readouterr().out
+
+
+def test_workflow_state_codec_keeps_the_file_as_it_was(tmp_path: Path) -> None:
+    from proxytask.controllers.workflow import (
+        StageEntry,
+        StageStatus,
+        WorkflowState,
+        load_workflow_state,
+        save_workflow_state,
+    )
+
+    state = WorkflowState().with_stage("variance", StageEntry("/v", StageStatus.DONE))
+    state = state.with_stage("final_checks", StageEntry("/f", StageStatus.RUNNING, "good"))
+    save_workflow_state(str(tmp_path), state)
+    raw = (tmp_path / "WORKFLOW_STATE.json").read_text()
+    assert json.loads(raw) == {
+        "version": 1,
+        "stages": {
+            "variance": {"dir": "/v", "status": "done"},
+            "final_checks": {"proxy_task_name": "good", "dir": "/f", "status": "running"},
+        },
+    }
+    assert list(json.loads(raw)["stages"]["final_checks"]) == ["proxy_task_name", "dir", "status"]
+    assert load_workflow_state(str(tmp_path)) == state
+    assert load_workflow_state(str(tmp_path / "new")) == WorkflowState()
+
+
+def test_final_checks_are_frozen_values_with_the_file_keys(tmp_path: Path) -> None:
+    from proxytask.controllers.final_checks import (
+        LatencyCheck,
+        LatencyMethod,
+        failure_rate,
+        judge_variance,
+    )
+    from proxytask.core import layout
+
+    judged = judge_variance({"variance_value": 0.1, "smoothness_value": 20.0}, 0.4, 10.0)
+    assert not judged.good and judged.result["variance_good"] is True
+    assert judged.lines == (
+        "  variance 0.1 (threshold 0.4): good",
+        "  smoothness 20 (threshold 10): NOT GOOD",
+    )
+    assert judge_variance({}, 0.4, 10.0).good
+    trials = [{"state": "failed", "cause": "oom"}, {"state": "failed"}, {"state": "succeeded"}]
+    (tmp_path / layout.SEARCH_STATE).write_text(json.dumps({"trials": trials}))
+    rate = failure_rate(str(tmp_path), layout.KIND_SEARCH)
+    assert rate.to_dict() == {
+        "trials": 3,
+        "failed": 2,
+        "rate": pytest.approx(2 / 3),
+        "causes": {"oom": 1, "crash": 1},
+    }
+    unavailable = LatencyCheck(("w",), None, LatencyMethod.UNAVAILABLE, None, "a", problem="p")
+    assert list(unavailable.to_dict()) == [
+        "scaled_by",
+        "latency_constraint",
+        "method",
+        "problem",
+        "proxy_latency_constraint",
+        "advice",
+    ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -181,3 +182,24 @@ def test_console_script_prints_no_traceback(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "Traceback" not in result.stderr
     assert result.stderr.strip().startswith("proxytask: error: --job-name must be")
+
+
+def test_the_command_table_is_the_parser() -> None:
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert list(sub.choices) == [c.name for c in cli.COMMANDS]
+    for command in cli.COMMANDS:
+        dests = {a.dest for a in sub.choices[command.name]._actions}
+        assert {o.dest for o in command.options} <= dests
+
+
+def test_the_latency_worker_module_runs_the_cli_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from proxytask.controllers import latency
+
+    code = latency.main(["--controller-dir", str(tmp_path / "none"), "--latency-command", "ls"])
+    assert code == 2
+    assert capsys.readouterr().err.startswith(
+        "proxytask: error: --controller-dir must be an existing controller dir"
+    )

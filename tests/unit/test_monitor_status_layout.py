@@ -54,6 +54,32 @@ def test_layout_names() -> None:
         layout.check_job_name("../etc")
 
 
+def test_controller_paths_and_what_each_kind_writes() -> None:
+    paths = layout.ControllerPaths("/c")
+    assert paths.job("j").trial(3) == layout.trial_dir(layout.job_dir("/c", "j"), 3)
+    assert paths.jobs == "/c/jobs"
+    assert paths.state_file(layout.KIND_SEARCH) == "/c/SEARCH_CONTROLLER_STATE.json"
+    assert paths.result_file(layout.KIND_VARIANCE) == "/c/variance_and_smoothness.json"
+    assert paths.state_file(layout.KIND_TRIALS) is None
+    assert paths.result_file(layout.KIND_FINAL_CHECKS) is None
+    # every controller kind (and the workflow) says what it writes
+    assert set(layout.KIND_FILES) == {*layout.CONTROLLER_KINDS, layout.KIND_WORKFLOW}
+    assert layout.workflow_dir("/r", "wf") == "/r/Workflow_wf"
+    with pytest.raises(UsageError):
+        layout.workflow_dir("/r", "a b")
+
+
+def test_the_old_module_names_are_layout_names() -> None:
+    from proxytask.controllers import final_checks, search, selection, variance, workflow
+
+    assert variance.RESULT_FILE == layout.VARIANCE_RESULT
+    assert selection.REFERENCE_MODELS == layout.REFERENCE_MODELS
+    assert search.SEARCH_STATE == layout.SEARCH_STATE
+    assert final_checks.FINAL_CHECKS_STATE == layout.FINAL_CHECKS_STATE
+    assert workflow.WORKFLOW_STATE == layout.WORKFLOW_STATE
+    assert selection.LATENCY_SOURCES is final_checks.LATENCY_SOURCES
+
+
 def _controller_dir(tmp_path: Path) -> Path:
     cdir = tmp_path / "Model_Selection_demo_20260101_000000"
     for i, (acc, lat) in enumerate([(0.9, 2.0), (0.8, 1.0)], start=1):

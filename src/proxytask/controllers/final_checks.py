@@ -1,4 +1,5 @@
-"""Final checks: measure the baseline model under a model-scaling proxy task.
+"""Final checks of ``proxytask run``: the baseline under a model-scaling proxy task, and the
+checks and recommendation written to the workflow's ``RECOMMENDATION.json``.
 
 A proxy task that shrinks the model (width, depth, image size) also shrinks its latency, so a
 latency constraint written for the full model is too loose in the search. SPEC §5: measure
@@ -7,14 +8,19 @@ trains the baseline architecture once under the recommended proxy task (one prox
 cheap by construction), reads its latency the same way model selection did (the trainer's
 report, a named final metric, or a latency worker) and writes ``FINAL_CHECKS_STATE.json``.
 
-:func:`stricter_constraint` turns the two baseline latencies into the constraint to use.
+:func:`stricter_constraint` turns the two baseline latencies into the constraint to use;
+:func:`latency_check` says it (measured, or estimated from the reference models).
+:func:`final_checks` gathers every check (failure rates, reward range, latency) into a frozen
+:class:`FinalChecks`; the workflow prints it and writes ``RECOMMENDATION.json``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
+import enum
+import statistics
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from proxytask.controllers.base import (
     Controller,
@@ -26,22 +32,43 @@ from proxytask.controllers.base import (
 )
 from proxytask.controllers.state import TrialRecordState
 from proxytask.controllers.tracker import TrialTracker
-from proxytask.core import layout
+from proxytask.core import layout, storage
 from proxytask.core.errors import UsageError
+from proxytask.core.options import LATENCY_SOURCES
 from proxytask.report.progress import ProgressSnapshot
-from proxytask.trainer.contract import get_accuracy_at_pct, read_final_metrics
+from proxytask.trainer.contract import (
+    RewardRangeCheck,
+    check_reward_range,
+    get_accuracy_at_pct,
+    read_final_metrics,
+)
+
+if TYPE_CHECKING:
+    from proxytask.controllers.search import SearchController
 
 __all__ = [
     "FINAL_CHECKS_STATE",
     "LATENCY_SOURCES",
+    "FailureRate",
+    "FinalChecks",
+    "LatencyCheck",
+    "LatencyMethod",
     "ScaledBaselineController",
+    "ScaledBaselinePlan",
     "ScaledBaselineSettings",
+    "VarianceJudgement",
+    "count_plots",
+    "failure_rate",
+    "final_checks",
+    "judge_variance",
+    "latency_check",
+    "scaled_baseline_plan",
+    "scaling_args",
     "stricter_constraint",
 ]
 
-FINAL_CHECKS_STATE = "FINAL_CHECKS_STATE.json"
-SCALED_BASELINE_JOB = "scaled_baseline"
-LATENCY_SOURCES = ("trainer", "worker", "none")
+FINAL_CHECKS_STATE = layout.FINAL_CHECKS_STATE
+SCALED_BASELINE_JOB = layout.SCALED_BASELINE_JOB
 
 
 @dataclasses.dataclass(frozen=True)
@@ -281,3 +308,421 @@ class ScaledBaselineController(Controller):
             rows=progress_rows(self.tracker, keys),
             elapsed_secs=self.ctx.clock.now() - self.started_at,
         )
+
+
+# ---- the final checks of `proxytask run`: pure functions with frozen results ----------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaledBaselinePlan:
+    """What to measure under the recommended proxy task, or why nothing is measured.
+
+    Both None: the proxy task does not scale the model, so there is nothing to measure.
+    """
+
+    settings: ScaledBaselineSettings | None
+    skipped: str | None = None
+
+
+def scaling_args(search: SearchController, model_scale_args: Sequence[str]) -> list[str]:
+    """The model-scaling trainer flags the recommended proxy task sets ([] for none)."""
+    best = search.best_proxy_task_name
+    if not best or best not in search.configs:
+        return []
+    return sorted(set(model_scale_args) & set(search.configs[best].trainer_args))
+
+
+def scaled_baseline_plan(
+    search: SearchController,
+    f_values: Mapping[str, Any],
+    m_values: Mapping[str, Any],
+    baseline_architecture: Mapping[str, Any] | None,
+) -> ScaledBaselinePlan:
+    """What to measure under the proxy task (``f_values``: the final-checks options,
+    ``m_values``: model selection's, ``baseline_architecture``: its resolved baseline)."""
+    from proxytask.controllers.search import _args
+
+    if not scaling_args(search, f_values["model_scale_args"]):
+        return ScaledBaselinePlan(None)  # the proxy does not scale the model
+    if m_values["latency_source"] == "none":
+        return ScaledBaselinePlan(
+            None, "model selection measured no latency (latency-source: none)"
+        )
+    if not f_values["measure_scaled_baseline"]:
+        return ScaledBaselinePlan(None, "final-checks.measure-scaled-baseline is false")
+    if baseline_architecture is None:
+        return ScaledBaselinePlan(
+            None,
+            "no model-selection.baseline-architecture was given, so the baseline could not be "
+            "measured",
+        )
+    best = search.best_proxy_task_name
+    settings = ScaledBaselineSettings(
+        proxy_task_name=best,
+        baseline_architecture=baseline_architecture,
+        proxy_trainer_args=_args(search.configs[best]),
+        latency_source=m_values["latency_source"],
+        latency_metric_id=m_values["latency_metric_id"] or None,
+        latency_timeout_secs=m_values["latency_timeout_secs"],
+    )
+    return ScaledBaselinePlan(settings)
+
+
+class LatencyMethod(enum.Enum):
+    """How the latency ratio of the proxy's models to the full ones was found."""
+
+    MEASURED = "measured"
+    ESTIMATED = "estimated_from_reference_models"
+    UNAVAILABLE = "unavailable"
+
+
+@dataclasses.dataclass(frozen=True)
+class LatencyCheck:
+    """The latency part of the final checks for a model-scaling proxy task.
+
+    ``to_dict`` gives the ``latency_constraint`` entry of ``RECOMMENDATION.json``: the
+    measured fields only when ``method`` is measured, ``problem`` only when it is not.
+    """
+
+    scaled_by: tuple[str, ...]
+    latency_constraint: float | None
+    method: LatencyMethod
+    proxy_latency_constraint: float | None
+    advice: str
+    problem: str | None = None
+    latency_ratio_scaled_to_full: float | None = None
+    baseline_latency_full: float | None = None
+    baseline_latency_scaled: float | None = None
+    scaled_baseline_trial_dir: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON entry, keys in the order the file has always had them."""
+        out: dict[str, Any] = {
+            "scaled_by": list(self.scaled_by),
+            "latency_constraint": self.latency_constraint,
+            "method": self.method.value,
+        }
+        if self.method is LatencyMethod.MEASURED:
+            out.update(
+                baseline_latency_full=self.baseline_latency_full,
+                baseline_latency_scaled=self.baseline_latency_scaled,
+                scaled_baseline_trial_dir=self.scaled_baseline_trial_dir,
+                latency_ratio_scaled_to_full=self.latency_ratio_scaled_to_full,
+            )
+        else:
+            out["problem"] = self.problem
+            if self.method is LatencyMethod.ESTIMATED:
+                out["latency_ratio_scaled_to_full"] = self.latency_ratio_scaled_to_full
+        out.update(proxy_latency_constraint=self.proxy_latency_constraint, advice=self.advice)
+        return out
+
+
+def _advice(scaled_by: Sequence[str], what: str, ratio: float, target: float | None) -> str:
+    if target is None:
+        advice = f"a latency target T for the full model becomes {ratio:.3g}·T in the search"
+    else:
+        advice = (
+            f"use the latency constraint {target * ratio:.4g} in the search instead of {target:.4g}"
+        )
+    return f"the proxy scales the model ({', '.join(scaled_by)}): {what}, so {advice}"
+
+
+def _measured_check(
+    scaled_by: tuple[str, ...],
+    target: float | None,
+    best: str,
+    full: float,
+    measured: float,
+    trial_dir: str | None,
+) -> LatencyCheck:
+    numbers = stricter_constraint(target, full, measured)
+    ratio = numbers["ratio_scaled_to_full"]
+    what = f"the baseline measures {measured:.4g} under {best} and {full:.4g} fully trained"
+    return LatencyCheck(
+        scaled_by,
+        target,
+        LatencyMethod.MEASURED,
+        numbers["proxy_latency_constraint"],
+        _advice(scaled_by, what, ratio, target),
+        latency_ratio_scaled_to_full=ratio,
+        baseline_latency_full=full,
+        baseline_latency_scaled=measured,
+        scaled_baseline_trial_dir=trial_dir,
+    )
+
+
+def _estimated_check(
+    scaled_by: tuple[str, ...], target: float | None, ratios: list[float], problem: str | None
+) -> LatencyCheck:
+    if not ratios:
+        return LatencyCheck(
+            scaled_by,
+            target,
+            LatencyMethod.UNAVAILABLE,
+            None,
+            f"the proxy scales the model ({', '.join(scaled_by)}) but no latency could be "
+            f"compared ({problem or 'no latencies reported'}): measure the scaled baseline "
+            "yourself and tighten the latency target by the same ratio",
+            problem=problem,
+        )
+    ratio = statistics.median(ratios)
+    what = (
+        f"its models measure {ratio:.3g}× the full models' latency (median over the "
+        f"reference models; estimated because {problem or 'the baseline was not measured'})"
+    )
+    return LatencyCheck(
+        scaled_by,
+        target,
+        LatencyMethod.ESTIMATED,
+        None if target is None else target * ratio,
+        _advice(scaled_by, what, ratio, target),
+        problem=problem,
+        latency_ratio_scaled_to_full=ratio,
+    )
+
+
+def latency_check(
+    search: SearchController,
+    f_values: Mapping[str, Any],
+    scaled: Mapping[str, Any] | None,
+    skipped: str | None,
+    full_baseline_latency: float | None,
+) -> LatencyCheck | None:
+    """The latency part of the final checks for a model-scaling proxy task (None otherwise).
+
+    With the scaled baseline measured (``scaled``: the scaled-baseline controller's result)
+    and the full one known, the ratio is measured; otherwise it is estimated from the
+    reference models' latencies under the proxy and fully trained.
+    """
+    scaled_by = tuple(scaling_args(search, f_values["model_scale_args"]))
+    if not scaled_by:
+        return None
+    target = f_values["latency_constraint"]
+    best = search.best_proxy_task_name
+    measured = scaled.get("latency") if scaled else None
+    if measured is not None and full_baseline_latency:
+        trial_dir = scaled["trial_dir"] if scaled else None
+        return _measured_check(scaled_by, target, best, full_baseline_latency, measured, trial_dir)
+    problem = skipped or (scaled or {}).get("error")
+    if measured is not None and not full_baseline_latency:
+        problem = "model selection's baseline has no latency to compare with"
+    ratios = [
+        p / f
+        for p, f in zip(search.latencies(best), search.references.latencies, strict=False)
+        if p is not None and f is not None and f > 0
+    ]
+    return _estimated_check(scaled_by, target, ratios, problem)
+
+
+@dataclasses.dataclass(frozen=True)
+class VarianceJudgement:
+    """A finished variance measurement judged under the current thresholds.
+
+    ``result`` is its saved result with the verdicts and thresholds replaced ({} when the
+    measurement wrote none); ``lines`` say the two verdicts for the terminal.
+    """
+
+    result: Mapping[str, Any]
+    lines: tuple[str, ...] = ()
+
+    @property
+    def good(self) -> bool:
+        """True when there is no result, or both verdicts are good."""
+        return not self.result or bool(
+            self.result.get("variance_good") and self.result.get("smoothness_good")
+        )
+
+
+def judge_variance(
+    result: Mapping[str, Any], max_variance: float, max_smoothness: float
+) -> VarianceJudgement:
+    """The variance verdict under these thresholds (a finished measurement is judged again
+    when the workflow file's thresholds changed, without training again)."""
+    from proxytask.controllers.variance import judge
+
+    if not result:
+        return VarianceJudgement({})
+    var, smooth = result.get("variance_value"), result.get("smoothness_value")
+    variance_good, smoothness_good = judge(var, smooth, max_variance, max_smoothness)
+    judged = {
+        **result,
+        "variance_good": variance_good,
+        "smoothness_good": smoothness_good,
+        "thresholds": {"max_variance": max_variance, "max_smoothness": max_smoothness},
+    }
+    lines = tuple(
+        f"  {what} {fmt_number(value)} (threshold {limit:g}): {'good' if good else 'NOT GOOD'}"
+        for what, value, limit, good in (
+            ("variance", var, max_variance, variance_good),
+            ("smoothness", smooth, max_smoothness, smoothness_good),
+        )
+    )
+    return VarianceJudgement(judged, lines)
+
+
+@dataclasses.dataclass(frozen=True)
+class FailureRate:
+    """How many of a controller's trials failed, and of which causes."""
+
+    trials: int
+    failed: int
+    causes: Mapping[str, int]
+
+    @property
+    def rate(self) -> float:
+        """The failed fraction (0 with no trials)."""
+        return self.failed / self.trials if self.trials else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The ``failure_rates`` entry of ``RECOMMENDATION.json``."""
+        return {
+            "trials": self.trials,
+            "failed": self.failed,
+            "rate": self.rate,
+            "causes": dict(self.causes),
+        }
+
+
+def failure_rate(controller_dir: str, kind: str) -> FailureRate:
+    """The failed trials of the controller of ``kind`` in ``controller_dir`` (its state file)."""
+    state_file = layout.ControllerPaths(controller_dir).state_file(kind)
+    data = (storage.read_json(state_file) if state_file else None) or {}
+    trials = data.get("trials", [])
+    causes: dict[str, int] = {}
+    for t in trials:
+        if t.get("state") == "failed":
+            cause = t.get("cause") or "crash"
+            causes[cause] = causes.get(cause, 0) + 1
+    return FailureRate(len(trials), sum(causes.values()), causes)
+
+
+#: The variance result's fields the final checks repeat.
+VARIANCE_FIELDS = (
+    "variance_value",
+    "variance_good",
+    "smoothness_value",
+    "smoothness_good",
+    "std",
+    "std_confidence_interval",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class FinalChecks:
+    """The final checks of the workflow and its recommendation: ``RECOMMENDATION.json``."""
+
+    recommendation: Mapping[str, Any]
+    variance: Mapping[str, Any] | None
+    failure_rates: Mapping[str, FailureRate | None]
+    reward_range: RewardRangeCheck | None
+    latency_constraint: LatencyCheck | None
+    stage_dirs: Mapping[str, str | None]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The file's content (version 1)."""
+        reward = self.reward_range
+        return {
+            "version": 1,
+            "recommendation": dict(self.recommendation),
+            "variance": None if self.variance is None else dict(self.variance),
+            "failure_rates": {
+                k: None if v is None else v.to_dict() for k, v in self.failure_rates.items()
+            },
+            "reward_range": None
+            if reward is None
+            else {
+                "minimum": reward.minimum,
+                "maximum": reward.maximum,
+                "ok": reward.ok,
+                "scale_factor": reward.scale_factor,
+                "message": reward.message,
+            },
+            "latency_constraint": None
+            if self.latency_constraint is None
+            else self.latency_constraint.to_dict(),
+            "stage_dirs": dict(self.stage_dirs),
+        }
+
+    def lines(self) -> list[str]:
+        """The checks for the terminal, one line each (under ``== final checks``)."""
+        out = [
+            f"  {name}: {rate.failed} of {rate.trials} trials failed {dict(rate.causes)}"
+            for name, rate in self.failure_rates.items()
+            if rate is not None
+        ]
+        if self.reward_range:
+            out.append(f"  rewards: {self.reward_range.message}")
+        if self.latency_constraint:
+            out.append(f"  latency: {self.latency_constraint.advice}")
+        verdict = (self.recommendation.get("zero_training_comparison") or {}).get("message")
+        if verdict:
+            out.append(f"  zero-training baselines: {verdict}")
+        holdout = self.recommendation.get("holdout")
+        if holdout and holdout.get("tau") is not None:
+            out.append(
+                f"  held-out check: Kendall tau-b {holdout['tau']:.3f} on {holdout['n']} models "
+                "the search never chose by"
+            )
+        return out
+
+
+#: Workflow stage → the kind of controller that runs it.
+STAGE_KINDS = {
+    "variance": layout.KIND_VARIANCE,
+    "model_selection": layout.KIND_MODEL_SELECTION,
+    "search": layout.KIND_SEARCH,
+    "final_checks": layout.KIND_FINAL_CHECKS,
+}
+
+
+def final_checks(
+    stage_dirs: Mapping[str, str | None],
+    search: SearchController,
+    f_values: Mapping[str, Any],
+    plan: ScaledBaselinePlan,
+    scaled: Mapping[str, Any] | None = None,
+    variance: Mapping[str, Any] | None = None,
+) -> FinalChecks:
+    """The final checks of the workflow (rewards, failures, latency) and the recommendation.
+
+    ``stage_dirs``: each stage's controller dir; ``scaled``: the scaled baseline's result;
+    ``variance``: the judged variance result (None without one).
+    """
+    rec = search.recommendation()
+    failures: dict[str, FailureRate | None] = {
+        stage: failure_rate(cdir, STAGE_KINDS[stage]) if cdir else None
+        for stage, cdir in (
+            ("variance", stage_dirs.get("variance")),
+            ("model_selection", stage_dirs["model_selection"]),
+            ("search", stage_dirs["search"]),
+        )
+    }
+    if stage_dirs.get("final_checks"):
+        failures["final_checks"] = failure_rate(
+            str(stage_dirs["final_checks"]), layout.KIND_FINAL_CHECKS
+        )
+    reward, latency = None, None
+    best = rec.get("best_proxy_task_name")
+    if best:
+        scores = search.accuracies_at_step(best, rec["final_training_step"])
+        reward = check_reward_range([a for a in scores if a is not None])
+        references = storage.read_json(
+            layout.ControllerPaths(str(stage_dirs["model_selection"])).file(layout.REFERENCE_MODELS)
+        )
+        baseline = (references or {}).get("baseline") or {}
+        latency = latency_check(search, f_values, scaled, plan.skipped, baseline.get("latency"))
+    return FinalChecks(
+        recommendation=rec,
+        variance=None if variance is None else {k: variance.get(k) for k in VARIANCE_FIELDS},
+        failure_rates=failures,
+        reward_range=reward,
+        latency_constraint=latency,
+        stage_dirs=dict(stage_dirs),
+    )
+
+
+def count_plots(controller_dir: str) -> int:
+    """The PNG figures in a controller dir and its job dirs (model selection plots per round)."""
+    paths = layout.ControllerPaths(controller_dir)
+    dirs = [controller_dir] + [paths.job(job).root for job in storage.listdir(paths.jobs)]
+    return sum(1 for d in dirs for name in storage.listdir(d) if name.endswith(layout.PLOT_SUFFIX))

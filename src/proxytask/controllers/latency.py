@@ -59,7 +59,6 @@ Example (on the device machine)::
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -67,7 +66,6 @@ import math
 import os
 import re
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -80,14 +78,7 @@ from typing import Any
 from proxytask.core import layout, storage
 from proxytask.core.clock import Clock, SystemClock
 from proxytask.core.errors import ProxyTaskError, StorageError, UsageError, describe
-from proxytask.core.options import (
-    Option,
-    add_options,
-    boolean,
-    positive_float,
-    resolve_options,
-    text,
-)
+from proxytask.core.options import LATENCY_WORKER_OPTIONS
 
 __all__ = [
     "LATENCY_WORKER_OPTIONS",
@@ -95,7 +86,6 @@ __all__ = [
     "LatencyOutputError",
     "LatencyResult",
     "LatencyWorker",
-    "add_latency_worker_arguments",
     "default_worker_id",
     "find_pending",
     "main",
@@ -607,97 +597,20 @@ class LatencyWorker:
         return total
 
 
-# ---- command line ---------------------------------------------------------------------------
-
-
-def _worker_name(value: Any) -> str:
-    return text(str(value) if isinstance(value, (int, float)) else value)
-
-
-LATENCY_WORKER_OPTIONS: tuple[Option, ...] = (
-    Option(
-        "controller-dir",
-        text,
-        None,
-        "the controller dir to serve (path or fsspec URL, as this machine sees it)",
-        "DIR",
-        required=True,
-        hint="Use the dir the controller printed at start.",
-    ),
-    Option(
-        "latency-command",
-        text,
-        None,
-        "the command measuring one model, split like a shell would (no shell runs); it gets "
-        "the trial dir as its last argument and prints the latency on its last stdout line",
-        "CMD",
-        required=True,
-        hint="Example: --latency-command 'python bench/latency.py --device cuda'.",
-    ),
-    Option(
-        "worker-id",
-        _worker_name,
-        None,
-        "this worker's name in claims and results (default: <hostname>-<pid>)",
-        "ID",
-    ),
-    Option("poll-secs", positive_float, 5.0, "seconds between scans for new requests", "SECS"),
-    Option(
-        "claim-timeout-secs",
-        positive_float,
-        3600.0,
-        "a claim older than this with no result is taken over (its worker died)",
-        "SECS",
-    ),
-    Option(
-        "command-timeout-secs",
-        positive_float,
-        600.0,
-        "stop a latency command running longer than this; the trial gets an error result",
-        "SECS",
-    ),
-    Option(
-        "once",
-        boolean,
-        False,
-        "measure what is pending now, then stop",
-        "true|false",
-    ),
-    Option(
-        "max-idle-secs",
-        positive_float,
-        None,
-        "stop after this long without anything to measure",
-        "SECS",
-    ),
-)
-
-
-def add_latency_worker_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--config`` and the worker's options, with ``--once`` usable as a bare flag."""
-    parser.add_argument("--config", metavar="FILE", help="YAML file with any of these options")
-    add_options(parser, [o for o in LATENCY_WORKER_OPTIONS if o.name != "once"])
-    parser.add_argument(
-        "--once",
-        dest="once",
-        nargs="?",
-        const="true",
-        default=None,
-        metavar="true|false",
-        help="measure what is pending now, then stop",
-    )
+# ---- command line (its options: proxytask.core.options.LATENCY_WORKER_OPTIONS) ---------------
 
 
 def _check_program(program: str) -> None:
-    found = shutil.which(program)
-    if found is None and os.sep in program and os.access(program, os.X_OK):
-        found = program
-    if found is None:
+    from proxytask.executors.command import check_local_command
+
+    try:
+        check_local_command(program)
+    except UsageError:  # its wording names --trainer
         raise UsageError(
             f"--latency-command must start with a program that exists on this machine, got "
             f"{program!r}, which is not on PATH nor an executable file. Use e.g. "
             "'python bench/latency.py' or an absolute path."
-        )
+        ) from None
 
 
 def _parse_command(command: Any) -> tuple[str, ...]:
@@ -778,26 +691,15 @@ def run_latency_worker(values: Mapping[str, Any]) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m proxytask.controllers.latency``: the same as ``proxytask latency-worker``."""
-    parser = argparse.ArgumentParser(
-        prog="proxytask latency-worker",
-        description="Watch a controller dir, claim trials whose latency is requested, run the "
-        "latency command on each and write the result back.",
+    """``python -m proxytask.controllers.latency``: ``proxytask latency-worker``, the same
+    options, messages and exit codes."""
+    from proxytask.cli import run_command
+
+    args = sys.argv[1:] if argv is None else list(argv)
+    return run_command(
+        ["latency-worker", *args],
+        interrupted="interrupted; the running latency command was stopped.",
     )
-    add_latency_worker_arguments(parser)
-    args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        return run_latency_worker(resolve_options(args, LATENCY_WORKER_OPTIONS, args.config))
-    except UsageError as exc:
-        print(f"proxytask: error: {exc}", file=sys.stderr)
-        return 2
-    except ProxyTaskError as exc:
-        print(f"proxytask: failed: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("proxytask: interrupted; the running latency command was stopped.", file=sys.stderr)
-        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover

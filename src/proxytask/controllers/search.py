@@ -43,11 +43,11 @@ from proxytask.trainer.contract import TrialTrainingMetrics
 
 __all__ = ["SEARCH_STATE", "ReferenceModels", "SearchController", "SearchSettings"]
 
-SEARCH_STATE = "SEARCH_CONTROLLER_STATE.json"
-RECOMMENDATION = "PROXY_TASK_RECOMMENDATION.json"
-COMPARISON_PLOT = "proxy_task_comparison.png"
-TAU_PLOT = "tau_vs_zero_training.png"
-STABILITY_PLOT = "winner_stability.png"
+SEARCH_STATE = layout.SEARCH_STATE
+RECOMMENDATION = layout.SEARCH_RECOMMENDATION
+COMPARISON_PLOT = layout.SEARCH_COMPARISON_PLOT
+TAU_PLOT = layout.SEARCH_TAU_PLOT
+STABILITY_PLOT = layout.SEARCH_STABILITY_PLOT
 
 
 @dataclasses.dataclass(frozen=True)

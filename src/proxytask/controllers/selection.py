@@ -33,6 +33,7 @@ from proxytask.controllers.state import (
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.errors import ProxyTaskError, UsageError
+from proxytask.core.options import LATENCY_SOURCES
 from proxytask.core.space import SearchSpace
 from proxytask.executors.base import FailureCause
 from proxytask.executors.causes import ADVICE
@@ -50,10 +51,9 @@ __all__ = [
 ]
 
 MODEL_SELECTION_STATE = layout.MODEL_SELECTION_STATE
-REFERENCE_MODELS = "REFERENCE_MODELS.json"
-SCORES_PLOT = "filtered_trial_scores.png"
-BASELINE_JOB = "baseline"
-LATENCY_SOURCES = ("trainer", "worker", "none")
+REFERENCE_MODELS = layout.REFERENCE_MODELS
+SCORES_PLOT = layout.SELECTION_SCORES_PLOT
+BASELINE_JOB = layout.BASELINE_JOB
 #: What the reference tools record as the final round's pct: "train to completion".
 COMPLETE_TRAINING_PCT = 101.0
 

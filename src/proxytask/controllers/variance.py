@@ -49,11 +49,11 @@ __all__ = [
     "judge",
 ]
 
-MEASUREMENT_STATE = "measurement_state.json"
-RESULT_FILE = "variance_and_smoothness.json"
-PLOT_FILE = "variance_curves.png"
-WORKABLE_JOB = "workable"
-COPIES_JOB = "copies"
+MEASUREMENT_STATE = layout.MEASUREMENT_STATE
+RESULT_FILE = layout.VARIANCE_RESULT
+PLOT_FILE = layout.VARIANCE_PLOT
+WORKABLE_JOB = layout.WORKABLE_JOB
+COPIES_JOB = layout.COPIES_JOB
 
 ADVICE_BAD_CURVES = (
     "Use a cosine learning-rate decay to ~0 over the reduced step budget of the proxy task.",

@@ -8,7 +8,12 @@ reason; ``--force`` goes on anyway.
 
 The config file holds the shared trial options at the top level (``trainer``,
 ``search-space``, ``trainer-args``, ``executor``, ...) and one section per tool
-(``variance:``, ``model-selection:``, ``search:``) with that tool's options.
+(``variance:``, ``model-selection:``, ``search:``, ``final-checks:``) with that tool's options.
+
+:class:`WorkflowController` runs it: each :meth:`~WorkflowController.step` runs one stage's
+controller to its answer (the stage controllers step themselves) and records it in
+``WORKFLOW_STATE.json`` (:class:`WorkflowState`, typed; :func:`load_workflow_state` and
+:func:`save_workflow_state` are its codec).
 """
 
 from __future__ import annotations
@@ -16,19 +21,58 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
-from collections.abc import Mapping, Sequence
-from typing import Any
+import enum
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from proxytask.controllers.context import EXIT_FAILED, EXIT_OK
+from proxytask.controllers.final_checks import (
+    STAGE_KINDS,
+    ScaledBaselinePlan,
+    count_plots,
+    final_checks,
+    judge_variance,
+    scaled_baseline_plan,
+)
 from proxytask.core import layout, storage
 from proxytask.core.errors import ConfigError
-from proxytask.core.options import Option, resolve_options
+from proxytask.core.options import (
+    FINAL_CHECKS_OPTIONS,
+    SEARCH_OPTIONS,
+    SELECTION_OPTIONS,
+    TRIAL_OPTIONS,
+    VARIANCE_OPTIONS,
+    Option,
+    keep_first_values,
+    normalise_keys,
+    read_yaml,
+    resolve_options,
+    saved_options,
+)
 
-__all__ = ["WORKFLOW_STATE", "WorkflowConfig", "load_workflow_config", "stage_values"]
+if TYPE_CHECKING:
+    from proxytask.controllers.search import SearchController
 
-WORKFLOW_STATE = "WORKFLOW_STATE.json"
-RECOMMENDATION = "RECOMMENDATION.json"
+__all__ = [
+    "RECOMMENDATION",
+    "WORKFLOW_STATE",
+    "StageEntry",
+    "StageStatus",
+    "WorkflowConfig",
+    "WorkflowController",
+    "WorkflowState",
+    "WorkflowValues",
+    "load_workflow_config",
+    "load_workflow_state",
+    "resolve_workflow",
+    "save_workflow_state",
+    "stage_values",
+    "workflow_dir",
+]
+
+WORKFLOW_STATE = layout.WORKFLOW_STATE
+RECOMMENDATION = layout.WORKFLOW_RECOMMENDATION
 SECTIONS = ("variance", "model_selection", "search", "final_checks")
 # options the workflow sets itself, never the user
 _MANAGED = frozenset(
@@ -53,68 +97,33 @@ class WorkflowConfig:
     sections: Mapping[str, Mapping[str, Any]]
 
 
-def _normalise(data: Mapping[Any, Any]) -> dict[str, Any]:
-    return {str(k).replace("-", "_"): v for k, v in data.items()}
-
-
 def _suggest(key: str, known: Sequence[str]) -> str:
     close = difflib.get_close_matches(key, list(known), n=1)
     return f" Did you mean '{close[0].replace('_', '-')}'?" if close else ""
 
 
-def load_workflow_config(
-    path: str, shared_options: Sequence[Option], stage_options: Mapping[str, Sequence[Option]]
-) -> WorkflowConfig:
-    """Read and check a workflow file: unknown keys, wrong section types, missing trainer."""
-    raw = storage.read_text(path)
-    if raw is None:
+def _section(path: str, key: str, value: Any, options: Sequence[Option]) -> dict[str, Any]:
+    """One tool's section of the workflow file, checked against that tool's options."""
+    if value is None:
+        value = {}
+    if not isinstance(value, dict):
         raise ConfigError(
-            f"CONFIG must be an existing workflow file, got {path!r}. Check the path."
+            f"config key '{key.replace('_', '-')}' in {path!r} must be a mapping of that "
+            f"tool's options, got {type(value).__name__}."
         )
-    try:
-        data = yaml.safe_load(raw)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(
-            f"workflow file {path!r} must be valid YAML, got an error{where}."
-        ) from exc
-    if not isinstance(data, dict):
-        raise ConfigError(
-            f"workflow file {path!r} must hold a mapping of option: value, got "
-            f"{type(data).__name__}. See examples/digits/workflow.yaml."
-        )
-    data = _normalise(data)
-    shared_known = {o.dest for o in shared_options}
-    sections: dict[str, dict[str, Any]] = {}
-    shared: dict[str, Any] = {}
-    for key, value in data.items():
-        if key in SECTIONS:
-            if value is None:
-                value = {}
-            if not isinstance(value, dict):
-                raise ConfigError(
-                    f"config key '{key.replace('_', '-')}' in {path!r} must be a mapping of that "
-                    f"tool's options, got {type(value).__name__}."
-                )
-            section = _normalise(value)
-            known = {o.dest for o in stage_options[key]} - _MANAGED
-            for sub in section:
-                if sub not in known:
-                    raise ConfigError(
-                        f"config key '{key.replace('_', '-')}.{sub.replace('_', '-')}' in {path!r} "
-                        f"must be an option of that tool, got an unknown key."
-                        + _suggest(sub, sorted(known))
-                    )
-            sections[key] = section
-        elif key in shared_known and key not in _MANAGED - {"root_output_dir", "job_name"}:
-            shared[key] = value
-        else:
+    section = normalise_keys(value)
+    known = {o.dest for o in options} - _MANAGED
+    for sub in section:
+        if sub not in known:
             raise ConfigError(
-                f"config key '{key.replace('_', '-')}' in {path!r} must be a shared trial option "
-                f"or a section ({', '.join(s.replace('_', '-') for s in SECTIONS)}), got an "
-                "unknown key." + _suggest(key, sorted(shared_known | set(SECTIONS)))
+                f"config key '{key.replace('_', '-')}.{sub.replace('_', '-')}' in {path!r} "
+                f"must be an option of that tool, got an unknown key."
+                + _suggest(sub, sorted(known))
             )
+    return section
+
+
+def _check_required(path: str, shared: Mapping[str, Any], sections: Mapping[str, Any]) -> None:
     for required in ("trainer", "search_space", "root_output_dir", "job_name"):
         if shared.get(required) in (None, ""):
             raise ConfigError(
@@ -126,6 +135,37 @@ def load_workflow_config(
             f"config key 'search.proxy-task-config-generator' in {path!r} must be given, got "
             "nothing. Example: examples.digits.proxies:demo."
         )
+
+
+def load_workflow_config(
+    path: str, shared_options: Sequence[Option], stage_options: Mapping[str, Sequence[Option]]
+) -> WorkflowConfig:
+    """Read and check a workflow file: unknown keys, wrong section types, missing trainer."""
+    data = read_yaml(
+        path,
+        f"CONFIG must be an existing workflow file, got {path!r}. Check the path.",
+        lambda line: f"workflow file {path!r} must be valid YAML, got an error{line}.",
+    )
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"workflow file {path!r} must hold a mapping of option: value, got "
+            f"{type(data).__name__}. See examples/digits/workflow.yaml."
+        )
+    shared_known = {o.dest for o in shared_options}
+    sections: dict[str, dict[str, Any]] = {}
+    shared: dict[str, Any] = {}
+    for key, value in normalise_keys(data).items():
+        if key in SECTIONS:
+            sections[key] = _section(path, key, value, stage_options[key])
+        elif key in shared_known and key not in _MANAGED - {"root_output_dir", "job_name"}:
+            shared[key] = value
+        else:
+            raise ConfigError(
+                f"config key '{key.replace('_', '-')}' in {path!r} must be a shared trial option "
+                f"or a section ({', '.join(s.replace('_', '-') for s in SECTIONS)}), got an "
+                "unknown key." + _suggest(key, sorted(shared_known | set(SECTIONS)))
+            )
+    _check_required(path, shared, sections)
     return WorkflowConfig(path, shared, sections)
 
 
@@ -140,35 +180,337 @@ def stage_values(
 
 def workflow_dir(config: WorkflowConfig) -> str:
     """``<root-output-dir>/Workflow_<job-name>``: the same file always means the same run."""
-    return storage.join(
-        str(config.shared["root_output_dir"]),
-        f"Workflow_{layout.check_job_name(str(config.shared['job_name']))}",
+    return layout.workflow_dir(
+        str(config.shared["root_output_dir"]), str(config.shared["job_name"])
     )
 
 
-def load_workflow_state(wdir: str) -> dict[str, Any]:
-    """The workflow's state ({"stages": {}} for a new one)."""
+# ---- WORKFLOW_STATE.json ---------------------------------------------------------------------
+
+
+class StageStatus(enum.Enum):
+    """Where one stage of the workflow stands."""
+
+    RUNNING = "running"
+    DONE = "done"
+    FAILED = "failed"
+
+
+@dataclasses.dataclass(frozen=True)
+class StageEntry:
+    """One stage in ``WORKFLOW_STATE.json``: its controller dir and status.
+
+    ``proxy_task_name``: the final checks' proxy task (a new recommendation starts them anew).
+    """
+
+    dir: str | None = None
+    status: StageStatus | None = None
+    proxy_task_name: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON entry (keys as the file has always had them)."""
+        out: dict[str, Any] = {}
+        if self.proxy_task_name is not None:
+            out["proxy_task_name"] = self.proxy_task_name
+        if self.dir is not None or self.status is not None:
+            out.update(dir=self.dir, status=None if self.status is None else self.status.value)
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> StageEntry:
+        """Read a JSON entry."""
+        status = data.get("status")
+        return cls(
+            dir=data.get("dir"),
+            status=None if status is None else StageStatus(status),
+            proxy_task_name=data.get("proxy_task_name"),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowState:
+    """``WORKFLOW_STATE.json``: the stages started so far, in order."""
+
+    stages: Mapping[str, StageEntry] = dataclasses.field(default_factory=dict)
+    version: int = 1
+
+    def stage(self, name: str) -> StageEntry:
+        """The stage's entry (an empty one before it started)."""
+        return self.stages.get(name, StageEntry())
+
+    def with_stage(self, name: str, entry: StageEntry) -> WorkflowState:
+        """This state with one stage's entry replaced (or added at the end)."""
+        return dataclasses.replace(self, stages={**self.stages, name: entry})
+
+
+def load_workflow_state(wdir: str) -> WorkflowState:
+    """The workflow's state (no stages for a new one)."""
     data = storage.read_json(storage.join(wdir, WORKFLOW_STATE))
-    return data if isinstance(data, dict) else {"version": 1, "stages": {}}
+    if not isinstance(data, dict):
+        return WorkflowState()
+    stages = {name: StageEntry.from_dict(e) for name, e in data.get("stages", {}).items()}
+    return WorkflowState(stages, data.get("version", 1))
 
 
-def save_workflow_state(wdir: str, state: Mapping[str, Any]) -> None:
+def save_workflow_state(wdir: str, state: WorkflowState) -> None:
     """Write the workflow's state atomically."""
-    storage.write_json_atomic(storage.join(wdir, WORKFLOW_STATE), dict(state))
-
-
-def failure_rate(controller_dir: str, state_file: str) -> dict[str, Any]:
-    """How many of a controller's trials failed, and of which causes."""
-    data = storage.read_json(storage.join(controller_dir, state_file)) or {}
-    trials = data.get("trials", [])
-    failed = [t for t in trials if t.get("state") == "failed"]
-    causes: dict[str, int] = {}
-    for t in failed:
-        cause = t.get("cause") or "crash"
-        causes[cause] = causes.get(cause, 0) + 1
-    return {
-        "trials": len(trials),
-        "failed": len(failed),
-        "rate": (len(failed) / len(trials)) if trials else 0.0,
-        "causes": causes,
+    data = {
+        "version": state.version,
+        "stages": {name: e.to_dict() for name, e in state.stages.items()},
     }
+    storage.write_json_atomic(storage.join(wdir, WORKFLOW_STATE), data)
+
+
+# ---- the controller --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class WorkflowValues:
+    """The resolved options of each stage (``search``'s model selection dir is set later)."""
+
+    variance: dict[str, Any]
+    model_selection: dict[str, Any]
+    search: dict[str, Any]
+    final_checks: dict[str, Any]
+
+
+def resolve_workflow(path: str, live: bool | None) -> tuple[str, WorkflowValues]:
+    """Read the workflow file and check every stage's input before anything is written.
+
+    Returns the workflow dir and each stage's options. Raises UsageError/ConfigError.
+    """
+    from proxytask.controllers.context import search_inputs, selection_inputs, variance_inputs
+    from proxytask.executors.command import check_local_command, parse_trainer_command
+
+    stage_options = {
+        "variance": VARIANCE_OPTIONS,
+        "model_selection": SELECTION_OPTIONS,
+        "search": SEARCH_OPTIONS,
+        "final_checks": FINAL_CHECKS_OPTIONS,
+    }
+    cfg = load_workflow_config(path, TRIAL_OPTIONS, stage_options)
+    wdir = workflow_dir(cfg)
+    common = {"root_output_dir": wdir, "job_name": cfg.shared["job_name"], "live": live}
+    values = WorkflowValues(
+        **{
+            stage: stage_values(
+                cfg,
+                stage,
+                options,
+                **common,
+                **({"model_selection_dir": wdir} if stage == "search" else {}),
+            )
+            for stage, options in stage_options.items()
+        }
+    )
+    # every stage's input is checked before anything is written
+    trainer = parse_trainer_command(values.variance["trainer"])
+    if values.variance["executor"] == "local":
+        check_local_command(trainer.argv[0])
+    variance_inputs(values.variance)
+    selection_inputs(values.model_selection)
+    search_inputs(values.search)
+    return wdir, values
+
+
+def _label(stage: str) -> str:
+    return stage.replace("_", " ")
+
+
+class WorkflowController:
+    """``proxytask run``: variance → model selection → search → final checks, resumable.
+
+    Each :meth:`step` runs the next stage's controller to its answer (a finished stage is
+    skipped) and saves ``WORKFLOW_STATE.json``; a stage whose answer makes the next one
+    pointless finishes the workflow early with the reason. :meth:`run` steps until
+    :meth:`is_finished` and returns the exit code. Prints its progress on stdout.
+
+    Example::
+
+        wdir, values = resolve_workflow("workflow.yaml", live=None)
+        exit_code = WorkflowController(wdir, values, force=False).run()
+    """
+
+    def __init__(self, wdir: str, values: WorkflowValues, force: bool = False) -> None:
+        storage.makedirs(wdir)
+        self.wdir = wdir
+        self.values = values
+        self.force = force
+        self.state = load_workflow_state(wdir)
+        self.exit_code: int | None = None
+        self.variance: dict[str, Any] = {}
+        self.search: SearchController | None = None
+        self.plan: ScaledBaselinePlan | None = None
+        self.scaled: Mapping[str, Any] | None = None
+        self._stages: list[Callable[[], int | None]] = [
+            self._variance,
+            self._model_selection,
+            self._search,
+            self._scaled_baseline,
+            self._final_checks,
+        ]
+        print(f"workflow dir: {wdir}", flush=True)
+
+    def is_finished(self) -> bool:
+        """True once the workflow has its exit code."""
+        return self.exit_code is not None
+
+    def step(self) -> None:
+        """Run the next stage; finish with its exit code when it stops the workflow."""
+        if self.is_finished():
+            return
+        code = self._stages.pop(0)()
+        if code is not None or not self._stages:
+            self.exit_code = EXIT_OK if code is None else code
+
+    def run(self) -> int:
+        """Step until finished; return the exit code (0 an answer, 1 a failed stage)."""
+        while not self.is_finished():
+            self.step()
+        assert self.exit_code is not None
+        return self.exit_code
+
+    def _save(self, stage: str, entry: StageEntry) -> None:
+        self.state = self.state.with_stage(stage, entry)
+        save_workflow_state(self.wdir, self.state)
+
+    def _run_stage(
+        self, stage: str, values: dict[str, Any], runner: Callable[..., Any]
+    ) -> Any | None:
+        """Run (or resume) one stage's controller; None when it finished earlier."""
+        from proxytask.controllers.context import build_context, failed
+
+        entry = self.state.stage(stage)
+        if entry.status is StageStatus.DONE:
+            print(f"== {_label(stage)}: finished earlier, skipped ({entry.dir})")
+            return None
+        previous = entry.dir
+        if previous:  # resuming the stage in flight: its defining options stay as first given
+            values, notes = keep_first_values(values, saved_options(previous) or {}, {"live"})
+            for note in notes:
+                print(note, file=sys.stderr)
+        ctx = build_context(values, STAGE_KINDS[stage], previous)
+        running = dataclasses.replace(entry, dir=ctx.controller_dir, status=StageStatus.RUNNING)
+        self._save(stage, running)
+        print(f"== {_label(stage)}" + (" (resumed)" if previous else ""), flush=True)
+        ctl = runner(values, previous, ctx)
+        status = StageStatus.FAILED if failed(ctl) else StageStatus.DONE
+        self._save(stage, dataclasses.replace(self.state.stage(stage), status=status))
+        return ctl
+
+    def _variance(self) -> int | None:
+        from proxytask.controllers.context import run_variance
+
+        values = self.values.variance
+        self._run_stage("variance", values, run_variance)
+        vdir = str(self.state.stage("variance").dir)
+        if self.state.stage("variance").status is StageStatus.FAILED and not self.force:
+            print(
+                "stopped: the variance measurement found no model that trains; model selection "
+                "would fail the same way. Fix the trainer (see the causes above), then run "
+                "again; --force goes on anyway."
+            )
+            return EXIT_FAILED
+        saved = storage.read_json(storage.join(vdir, layout.VARIANCE_RESULT)) or {}
+        judged = judge_variance(saved, values["max_variance"], values["max_smoothness"])
+        for line in judged.lines:
+            print(line)
+        self.variance = dict(judged.result)
+        if judged.good:
+            return None
+        if not self.force:
+            print(
+                "stopped: training is not repeatable or smooth enough for a proxy to rank "
+                f"models (the verdict above; the advice in {vdir}). Apply the advice and run "
+                "again under a new job-name (this finished measurement stays as it is); or "
+                "change variance.max-variance / max-smoothness in the file to judge these "
+                "curves again; or run again with --force to go on with them."
+            )
+            return EXIT_OK
+        print("going on despite the variance verdict (--force)")
+        return None
+
+    def _model_selection(self) -> int | None:
+        from proxytask.controllers.context import run_selection
+
+        self._run_stage("model_selection", self.values.model_selection, run_selection)
+        if self.state.stage("model_selection").status is StageStatus.FAILED:
+            print(
+                "stopped: model selection gave no reference models, and a proxy search needs "
+                "them. Fix the cause above and run again: the failed round is retried."
+            )
+            return EXIT_FAILED
+        return None
+
+    def _search(self) -> int | None:
+        from proxytask.controllers.context import run_search
+
+        values = {
+            **self.values.search,
+            "model_selection_dir": self.state.stage("model_selection").dir,
+        }
+        self.search = self._run_stage("search", values, run_search)
+        if self.search is None:  # finished earlier: reopened, for configs or thresholds added
+            self.search = self._reopen_search(values)
+        return None
+
+    def _reopen_search(self, values: dict[str, Any]) -> SearchController:
+        from proxytask.controllers.context import build_context, drive, search_inputs
+        from proxytask.controllers.search import ReferenceModels, SearchController
+
+        print("  (reopened: configs added to the generator train, new thresholds re-score)")
+        references = ReferenceModels.load(values["model_selection_dir"])
+        configs, settings = search_inputs(values, references)
+        ctx = build_context(values, layout.KIND_SEARCH, self.state.stage("search").dir)
+        search: SearchController = drive(
+            ctx, SearchController.resume, references, configs, settings, announce=False
+        )
+        return search
+
+    def _scaled_baseline(self) -> int | None:
+        """The baseline under a model-scaling proxy task, when the final checks need it."""
+        from proxytask.controllers.context import resolve_architecture, run_scaled_baseline
+
+        assert self.search is not None
+        m_values = self.values.model_selection
+        arch = resolve_architecture(m_values["baseline_architecture"])
+        self.plan = scaled_baseline_plan(self.search, self.values.final_checks, m_values, arch)
+        settings = self.plan.settings
+        if settings is None:
+            return None
+        if self.state.stage("final_checks").proxy_task_name != settings.proxy_task_name:
+            new = StageEntry(proxy_task_name=settings.proxy_task_name)  # saved once it starts
+            self.state = self.state.with_stage("final_checks", new)
+        ctl = self._run_stage(
+            "final_checks",
+            self.values.final_checks,
+            lambda _values, previous, ctx: run_scaled_baseline(settings, previous, ctx),
+        )
+        if ctl is None:
+            fdir = str(self.state.stage("final_checks").dir)
+            saved = storage.read_json(storage.join(fdir, layout.FINAL_CHECKS_STATE))
+            self.scaled = (saved or {}).get("result")
+        else:
+            self.scaled = ctl.result
+        return None
+
+    def _final_checks(self) -> int | None:
+        assert self.search is not None and self.plan is not None
+        checks = final_checks(
+            {name: entry.dir for name, entry in self.state.stages.items()},
+            self.search,
+            self.values.final_checks,
+            self.plan,
+            self.scaled,
+            self.variance or None,
+        )
+        path = storage.join(self.wdir, RECOMMENDATION)
+        storage.write_json_atomic(path, checks.to_dict())
+        print("== final checks")
+        for line in checks.lines():
+            print(line)
+        print("report (each stage's plots and state files):")
+        for stage, entry in self.state.stages.items():
+            print(f"  {_label(stage)}: {entry.dir} ({count_plots(str(entry.dir))} plots)")
+        print(f"recommendation: {path}")
+        return None

@@ -98,7 +98,7 @@ logger = logging.getLogger(__name__)
 #: The trainer flag that injects faults into one trial: ``--replay_fault=crash@50``.
 FAULT_ARG = "replay_fault"
 #: The replayed trainer's "checkpoint", inside the trial's checkpoint dir.
-REPLAY_STATE = "replay_state.json"
+REPLAY_STATE = layout.REPLAY_STATE
 _TABLE_FORMAT = "proxytask-replay-table"
 _SIGTERM_EXIT = -15
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
+from collections.abc import Callable
 from typing import Any
 
 from proxytask.core import layout, storage
@@ -101,93 +102,88 @@ def _read(path: str) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _controller_notes(path: str, kind: str) -> tuple[str, ...]:
-    """One or two lines on where a tool stands, from its state file."""
-    if kind == layout.KIND_VARIANCE:
-        state = _read(storage.join(path, "measurement_state.json"))
-        result = _read(storage.join(path, "variance_and_smoothness.json"))
-        notes = [f"phase: {state.get('phase', '?')}"]
-        if state.get("error"):
-            notes.append(f"error: {state['error']}")
-        if result:
-            notes.append(f"variance {result.get('variance_value')} ({result.get('variance_info')})")
-            notes.append(
-                f"smoothness {result.get('smoothness_value')} ({result.get('smoothness_info')})"
-            )
-        return tuple(notes)
-    if kind == layout.KIND_MODEL_SELECTION:
-        state = _read(storage.join(path, layout.MODEL_SELECTION_STATE))
-        its = state.get("iterations", [])
-        notes = [f"phase: {state.get('phase', '?')}, round {len(its)}"]
-        if its:
-            notes.append(
-                f"current round: {its[-1]['num_trials']} models to "
-                f"{its[-1]['desired_training_step_pct']:.2f} %"
-            )
-        if state.get("error"):
-            notes.append(f"error: {state['error']}")
-        result = _read(storage.join(path, "REFERENCE_MODELS.json"))
-        if result:
-            cost = result.get("cost", {})
-            notes.append(
-                f"{result.get('num_reference_models')} reference models; cost "
-                f"{cost.get('training_hours', 0):.4f} training hours "
-                f"({cost.get('multiple_of_full_training') or 0:.2f} × full training)"
-            )
-        return tuple(notes)
-    if kind == layout.KIND_SEARCH:
-        state = _read(storage.join(path, "SEARCH_CONTROLLER_STATE.json"))
-        notes = []
-        for name, entry in state.get("proxy_tasks_map", {}).items():
-            stats = entry.get("proxy_task_stats", {})
-            notes.append(
-                f"{name}: {stats.get('stopping_state') or 'running'}"
-                + (
-                    f" at step {stats['final_training_steps']}"
-                    if stats.get("final_training_steps") is not None
-                    else ""
-                )
-            )
-        if state.get("best_proxy_task_name"):
-            notes.append(f"best proxy task so far: {state['best_proxy_task_name']}")
-        for name, check in (state.get("holdout") or {}).items():
-            notes.append(
-                f"held-out check of {name}: Kendall tau-b {check.get('tau')} on "
-                f"{check.get('n')} held-out models"
-            )
-        baselines = {
-            k: v["tau"]
-            for k, v in (state.get("zero_training_baselines") or {}).items()
-            if isinstance(v, dict) and v.get("tau") is not None
-        }
-        if baselines:
-            top = max(baselines, key=lambda k: baselines[k])
-            notes.append(
-                f"best zero-training score: {top} (Kendall tau-b {baselines[top]:.3f}, no training)"
-            )
-        return tuple(notes)
-    if kind == layout.KIND_FINAL_CHECKS:
-        state = _read(storage.join(path, "FINAL_CHECKS_STATE.json"))
-        notes = [
-            f"phase: {state.get('phase', '?')}: the baseline under "
-            f"{state.get('proxy_task_name', '?')}"
-        ]
-        result = state.get("result") or {}
-        if result:
-            notes.append(f"scaled baseline latency: {result.get('latency')}")
-            if result.get("error"):
-                notes.append(f"problem: {result['error']}")
-        return tuple(notes)
-    return ()
+def _variance_notes(state: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    notes = [f"phase: {state.get('phase', '?')}"]
+    if state.get("error"):
+        notes.append(f"error: {state['error']}")
+    if result:
+        notes.append(f"variance {result.get('variance_value')} ({result.get('variance_info')})")
+        notes.append(
+            f"smoothness {result.get('smoothness_value')} ({result.get('smoothness_info')})"
+        )
+    return notes
 
 
-def _workflow_status(path: str) -> DirStatus:
-    state = _read(storage.join(path, "WORKFLOW_STATE.json"))
+def _selection_notes(state: dict[str, Any], result: dict[str, Any]) -> list[str]:
+    its = state.get("iterations", [])
+    notes = [f"phase: {state.get('phase', '?')}, round {len(its)}"]
+    if its:
+        notes.append(
+            f"current round: {its[-1]['num_trials']} models to "
+            f"{its[-1]['desired_training_step_pct']:.2f} %"
+        )
+    if state.get("error"):
+        notes.append(f"error: {state['error']}")
+    if result:
+        cost = result.get("cost", {})
+        notes.append(
+            f"{result.get('num_reference_models')} reference models; cost "
+            f"{cost.get('training_hours', 0):.4f} training hours "
+            f"({cost.get('multiple_of_full_training') or 0:.2f} × full training)"
+        )
+    return notes
+
+
+def _search_notes(state: dict[str, Any], _result: dict[str, Any]) -> list[str]:
+    notes = []
+    for name, entry in state.get("proxy_tasks_map", {}).items():
+        stats = entry.get("proxy_task_stats", {})
+        notes.append(
+            f"{name}: {stats.get('stopping_state') or 'running'}"
+            + (
+                f" at step {stats['final_training_steps']}"
+                if stats.get("final_training_steps") is not None
+                else ""
+            )
+        )
+    if state.get("best_proxy_task_name"):
+        notes.append(f"best proxy task so far: {state['best_proxy_task_name']}")
+    for name, check in (state.get("holdout") or {}).items():
+        notes.append(
+            f"held-out check of {name}: Kendall tau-b {check.get('tau')} on "
+            f"{check.get('n')} held-out models"
+        )
+    baselines = {
+        k: v["tau"]
+        for k, v in (state.get("zero_training_baselines") or {}).items()
+        if isinstance(v, dict) and v.get("tau") is not None
+    }
+    if baselines:
+        top = max(baselines, key=lambda k: baselines[k])
+        notes.append(
+            f"best zero-training score: {top} (Kendall tau-b {baselines[top]:.3f}, no training)"
+        )
+    return notes
+
+
+def _final_checks_notes(state: dict[str, Any], _result: dict[str, Any]) -> list[str]:
+    notes = [
+        f"phase: {state.get('phase', '?')}: the baseline under {state.get('proxy_task_name', '?')}"
+    ]
+    result = state.get("result") or {}
+    if result:
+        notes.append(f"scaled baseline latency: {result.get('latency')}")
+        if result.get("error"):
+            notes.append(f"problem: {result['error']}")
+    return notes
+
+
+def _workflow_notes(state: dict[str, Any], result: dict[str, Any]) -> list[str]:
     notes = [
         f"{stage.replace('_', ' ')}: {entry.get('status')}  {entry.get('dir', '')}"
         for stage, entry in state.get("stages", {}).items()
     ]
-    rec = _read(storage.join(path, "RECOMMENDATION.json")).get("recommendation", {})
+    rec = result.get("recommendation", {})
     if rec.get("best_proxy_task_name"):
         notes.append(
             f"recommended proxy task: {rec['best_proxy_task_name']} {rec.get('trainer_args')}, "
@@ -195,7 +191,29 @@ def _workflow_status(path: str) -> DirStatus:
         )
     elif not state.get("stages"):
         notes.append("no stage started yet")
-    return DirStatus(path, "workflow", (), tuple(notes))
+    return notes
+
+
+# What each kind's state and answer files (named by layout.KIND_FILES) say, in lines.
+_NOTES: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
+    layout.KIND_VARIANCE: _variance_notes,
+    layout.KIND_MODEL_SELECTION: _selection_notes,
+    layout.KIND_SEARCH: _search_notes,
+    layout.KIND_FINAL_CHECKS: _final_checks_notes,
+    layout.KIND_WORKFLOW: _workflow_notes,
+}
+
+
+def _controller_notes(path: str, kind: str) -> tuple[str, ...]:
+    """One or two lines on where a tool stands, from the files layout says it writes."""
+    notes = _NOTES.get(kind)
+    if notes is None:
+        return ()
+    paths = layout.ControllerPaths(path)
+    state_file, result_file = paths.state_file(kind), paths.result_file(kind)
+    state = _read(state_file) if state_file else {}
+    result = _read(result_file) if result_file else {}
+    return tuple(notes(state, result))
 
 
 def inspect_dir(path: str) -> DirStatus:
@@ -203,8 +221,8 @@ def inspect_dir(path: str) -> DirStatus:
     if not storage.exists(path):
         raise UsageError(f"DIR must exist, got {path!r}. Use the path a controller printed.")
     base = posixpath.basename(path.rstrip("/"))
-    if storage.exists(storage.join(path, "WORKFLOW_STATE.json")):
-        return _workflow_status(path)
+    if storage.exists(storage.join(path, layout.WORKFLOW_STATE)):
+        return DirStatus(path, "workflow", (), _controller_notes(path, layout.KIND_WORKFLOW))
     jobs_root = storage.join(path, layout.JOBS_DIR)
     if storage.exists(jobs_root):
         kind = next((k for k in layout.CONTROLLER_KINDS if base.startswith(k + "_")), "controller")

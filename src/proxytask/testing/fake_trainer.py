@@ -44,7 +44,7 @@ from proxytask.trainer import contract as pt
 __all__ = ["BEHAVIOURS", "accuracy_at", "final_accuracy", "latency_of", "main"]
 
 BEHAVIOURS = ("ok", "crash", "nan", "hang", "oom", "slow")
-_CHECKPOINT = "fake_trainer_state.json"
+_CHECKPOINT = layout.FAKE_TRAINER_STATE
 _CURVE_RATE = 3.0
 
 

@@ -49,5 +49,5 @@ ENVIRONMENT_VARIABLE_FOR_TRIAL_ID = layout.ENV_TRIAL_ID
 def write_job_status(model_dir: str, status: str) -> None:
     """Write ``job_status.json`` in the trial dir, as the reference does."""
     storage.write_json_atomic(
-        layout.trial_file(model_dir, "job_status.json"), {JOB_STATUS_KEY: status}
+        layout.trial_file(model_dir, layout.JOB_STATUS), {JOB_STATUS_KEY: status}
     )

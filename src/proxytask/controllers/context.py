@@ -1,0 +1,280 @@
+"""From a command's resolved options to a running controller.
+
+:func:`build_context` makes the executor, clock and controller dir; ``*_inputs`` check a
+command's inputs and build its settings (before anything is written); ``run_*`` create or
+resume a controller, run it to its answer and print its summary. The CLI commands and the
+workflow both go through here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from proxytask.core import layout, storage
+from proxytask.core.errors import UsageError
+
+if TYPE_CHECKING:
+    from proxytask.controllers.base import ControllerContext
+    from proxytask.controllers.final_checks import (
+        ScaledBaselineController,
+        ScaledBaselineSettings,
+    )
+    from proxytask.controllers.search import ReferenceModels, SearchController, SearchSettings
+    from proxytask.controllers.selection import ModelSelectionController, SelectionSettings
+    from proxytask.controllers.variance import VarianceController, VarianceSettings
+    from proxytask.core.proxies import ProxyTaskConfig
+    from proxytask.core.space import SearchSpace
+
+__all__ = [
+    "EXIT_FAILED",
+    "EXIT_OK",
+    "EXIT_USAGE",
+    "build_context",
+    "drive",
+    "failed",
+    "resolve_architecture",
+    "run_scaled_baseline",
+    "run_search",
+    "run_selection",
+    "run_variance",
+    "search_inputs",
+    "selection_inputs",
+    "variance_inputs",
+]
+
+#: The exit codes of every command: the answer reached, the run failed, bad usage or input.
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# How often a controller polls its trials at most: real processes are cheap to poll, the
+# replay executor's simulated clock jumps straight to its next event anyway.
+_POLL_INTERVAL_SECS = {"local": 1.0, "ray": 1.0, "replay": 30.0}
+
+
+def build_context(values: dict[str, Any], kind: str, previous: str | None) -> ControllerContext:
+    """Build the executor, clock and controller dir of a controller command."""
+    from proxytask.controllers.base import ControllerContext, write_controller_info
+    from proxytask.controllers.tracker import TrialSettings
+    from proxytask.executors.base import Resources
+    from proxytask.executors.command import (
+        check_local_command,
+        parse_trainer_args,
+        parse_trainer_command,
+    )
+    from proxytask.executors.factory import make_executor
+    from proxytask.report.progress import ProgressDisplay
+
+    trainer = parse_trainer_command(values["trainer"])
+    if values["executor"] == "local":
+        check_local_command(trainer.argv[0])
+    baseline_args = parse_trainer_args(values["trainer_args"])
+    job_name = layout.check_job_name(values["job_name"])
+    executor, clock = make_executor(values)
+    if previous is None:
+        cdir = layout.controller_dir(values["root_output_dir"], kind, job_name, clock.now())
+    else:
+        cdir = previous
+    check_output_dir = getattr(executor, "check_output_dir", None)
+    if check_output_dir is not None:  # a remote executor: refuse a path its nodes cannot see
+        try:
+            check_output_dir(cdir)
+        except UsageError:
+            executor.close()
+            raise
+    storage.makedirs(cdir)
+    write_controller_info(cdir, kind, values)
+    settings = TrialSettings(
+        trainer=trainer,
+        resources=Resources(gpus=values["gpus_per_trial"]),
+        timeout_secs=values["trial_timeout_secs"],
+        report_timeout_secs=values["report_timeout_secs"],
+        heartbeat_threshold_secs=values["heartbeat_threshold_secs"],
+    )
+    return ControllerContext(
+        controller_dir=cdir,
+        executor=executor,
+        clock=clock,
+        trial_settings=settings,
+        baseline_args=baseline_args,
+        options=values,
+        display=ProgressDisplay(live=values.get("live")),
+        poll_interval_secs=_POLL_INTERVAL_SECS.get(values["executor"], 1.0),
+    )
+
+
+def resolve_architecture(value: str | None) -> dict[str, Any] | None:
+    """``--architecture``/``--baseline-architecture``: JSON, a .json file, or PKG.MOD:FN."""
+    if value is None:
+        return None
+    from proxytask.core.space import SearchSpace
+    from proxytask.trainer.contract import load_nas_params
+
+    if ":" in value and not value.lstrip().startswith("{") and not value.endswith(".json"):
+        from proxytask.core.imports import import_callable
+
+        fn = import_callable(value, "--architecture")
+        return SearchSpace(lambda _rng: fn(), value).sample(0)
+    return load_nas_params(value)
+
+
+def _checked_space(values: Mapping[str, Any]) -> SearchSpace:
+    from proxytask.core.space import load_search_space
+
+    space = load_search_space(values["search_space"])
+    space.sample(values["seed"], 0)  # a broken space fails here, before any dir is made
+    return space
+
+
+def variance_inputs(values: Mapping[str, Any]) -> tuple[SearchSpace, VarianceSettings]:
+    """The search space and settings of a variance measurement, checked."""
+    from proxytask.controllers.variance import VarianceSettings
+
+    space = _checked_space(values)
+    settings = VarianceSettings(
+        num_copies=values["num_copies"],
+        min_finished_copies=min(3, values["num_copies"]),
+        workable_pct=values["workable_pct"],
+        max_variance=values["max_variance"],
+        max_smoothness=values["max_smoothness"],
+        seed=values["seed"],
+        copy_seed_flag=values["copy_seed_flag"],
+    )
+    return space, settings
+
+
+def selection_inputs(values: Mapping[str, Any]) -> tuple[SearchSpace, SelectionSettings]:
+    """The search space and settings of a model selection, checked."""
+    from proxytask.controllers.selection import SelectionSettings
+
+    space = _checked_space(values)
+    settings = SelectionSettings(
+        start_num_models=values["start_num_models"],
+        final_num_models=values["final_num_models"],
+        num_models_to_remove_per_iter=values["num_models_to_remove_per_iter"],
+        num_holdout_models=values["num_holdout_models"],
+        seed=values["seed"],
+        latency_source=values["latency_source"],
+        latency_timeout_secs=values["latency_timeout_secs"],
+        accuracy_metric_id=values["accuracy_metric_id"],
+        latency_metric_id=values["latency_metric_id"],
+        baseline_architecture=resolve_architecture(values["baseline_architecture"]),
+    )
+    return space, settings
+
+
+def search_inputs(
+    values: Mapping[str, Any], references: ReferenceModels | None = None
+) -> tuple[list[ProxyTaskConfig], SearchSettings]:
+    """The proxy-task configs and settings of a search, checked.
+
+    ``desired-latency-correlation: auto`` becomes 0.65 when ``references`` have latencies.
+    """
+    from proxytask.controllers.search import SearchSettings
+    from proxytask.core.proxies import load_proxy_task_configs
+    from proxytask.executors.command import parse_trainer_args
+
+    baseline = parse_trainer_args(values["trainer_args"])
+    configs = load_proxy_task_configs(values["proxy_task_config_generator"], baseline)
+    latency_corr = values["desired_latency_correlation"]
+    if latency_corr == "auto":
+        has_latency = references is not None and any(
+            lat is not None for lat in references.latencies
+        )
+        latency_corr = 0.65 if has_latency else None
+    settings = SearchSettings(
+        desired_accuracy_correlation=values["desired_accuracy_correlation"],
+        desired_accuracy=values["desired_accuracy"],
+        training_time_hrs_limit=values["training_time_hrs_limit"],
+        desired_latency_correlation=latency_corr,
+        early_stop_proxy_task_if_not_best=values["early_stop_proxy_task_if_not_best"],
+        max_parallel_proxy_tasks=values["max_parallel_proxy_tasks"],
+        stopping_rule=values["stopping_rule"],
+        confidence=values["confidence"],
+        persistence=values["persistence"],
+    )
+    return list(configs), settings
+
+
+def drive(
+    ctx: ControllerContext, start: Callable[..., Any], *args: Any, announce: bool = True
+) -> Any:
+    """Create or resume a controller, run it to its answer, close the executor, print it.
+
+    ``announce``: print the controller dir first.
+    """
+    if announce:
+        print(f"controller dir: {ctx.controller_dir}", flush=True)
+    try:
+        ctl = start(ctx, *args)
+        ctl.run()
+    finally:
+        ctx.executor.close()
+    for line in ctl.summary():
+        print(line)
+    return ctl
+
+
+def _start(
+    cls: Any,
+    values: dict[str, Any],
+    previous: str | None,
+    ctx: ControllerContext | None,
+    *args: Any,
+) -> Any:
+    """Run a controller of class ``cls`` in a new dir, or resume the one in ``previous``."""
+    ctx = ctx or build_context(values, cls.kind, previous)
+    return drive(ctx, cls.create if previous is None else cls.resume, *args)
+
+
+def run_variance(
+    values: dict[str, Any], previous: str | None, ctx: ControllerContext | None = None
+) -> VarianceController:
+    """Run (or resume) a variance measurement to its answer."""
+    from proxytask.controllers.variance import VarianceController
+
+    space, settings = variance_inputs(values)
+    ctl: VarianceController = _start(VarianceController, values, previous, ctx, space, settings)
+    return ctl
+
+
+def run_selection(
+    values: dict[str, Any], previous: str | None, ctx: ControllerContext | None = None
+) -> ModelSelectionController:
+    """Run (or resume) a model selection to its answer."""
+    from proxytask.controllers.selection import ModelSelectionController
+
+    space, settings = selection_inputs(values)
+    ctl: ModelSelectionController = _start(
+        ModelSelectionController, values, previous, ctx, space, settings
+    )
+    return ctl
+
+
+def run_search(
+    values: dict[str, Any], previous: str | None, ctx: ControllerContext | None = None
+) -> SearchController:
+    """Run (or resume) a proxy-task search to its answer."""
+    from proxytask.controllers.search import ReferenceModels, SearchController
+
+    references = ReferenceModels.load(values["model_selection_dir"])
+    configs, settings = search_inputs(values, references)
+    ctl: SearchController = _start(
+        SearchController, values, previous, ctx, references, configs, settings
+    )
+    return ctl
+
+
+def run_scaled_baseline(
+    settings: ScaledBaselineSettings, previous: str | None, ctx: ControllerContext
+) -> ScaledBaselineController:
+    """Run (or resume) the measurement of the baseline under a model-scaling proxy task."""
+    from proxytask.controllers.final_checks import ScaledBaselineController
+
+    ctl: ScaledBaselineController = _start(ScaledBaselineController, {}, previous, ctx, settings)
+    return ctl
+
+
+def failed(ctl: Any) -> bool:
+    """True when a finished controller's phase is ``failed`` (a string or an Enum)."""
+    phase = getattr(ctl, "phase", None)
+    return getattr(phase, "value", phase) == "failed"
