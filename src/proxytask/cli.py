@@ -775,7 +775,7 @@ def _scaled_baseline_settings(
 ) -> tuple[Any, str | None]:
     """What to measure under the proxy task, or None and why the measurement is skipped."""
     from proxytask.controllers.final_checks import ScaledBaselineSettings
-    from proxytask.controllers.search import _args
+    from proxytask.controllers.search import config_args as _args
 
     if not _scaling_args(search_ctl, f_values):
         return None, None  # the proxy does not scale the model: nothing to measure

@@ -41,7 +41,7 @@ from proxytask.executors.command import Continuation
 from proxytask.report.progress import ProgressSnapshot
 from proxytask.trainer.contract import TrialTrainingMetrics
 
-__all__ = ["SEARCH_STATE", "ReferenceModels", "SearchController", "SearchSettings"]
+__all__ = ["SEARCH_STATE", "ReferenceModels", "SearchController", "SearchSettings", "config_args"]
 
 SEARCH_STATE = "SEARCH_CONTROLLER_STATE.json"
 RECOMMENDATION = "PROXY_TASK_RECOMMENDATION.json"
@@ -238,10 +238,10 @@ class SearchController(Controller):
         )
         saved_args = state.get("config_args", {})
         for config in configs:
-            if config.name in saved_args and saved_args[config.name] != _args(config):
+            if config.name in saved_args and saved_args[config.name] != config_args(config):
                 raise UsageError(
                     f"proxy-task config {config.name!r} must keep its trainer args on resume, got "
-                    f"{_args(config)} instead of {saved_args[config.name]}. Give the changed "
+                    f"{config_args(config)} instead of {saved_args[config.name]}. Give the changed "
                     "config a new name."
                 )
         ctl = cls(ctx, tracker, references, configs, settings, state)
@@ -305,7 +305,7 @@ class SearchController(Controller):
             job = f"proxy_{name}"
             refs = self.references
             cont = Continuation(refs.job_dir, refs.trial_ids, use_checkpoint=False)
-            args = {**self.ctx.baseline_args, **_args(config)}
+            args = {**self.ctx.baseline_args, **config_args(config)}
             for number in range(1, len(refs.trial_ids) + 1):
                 self.tracker.plan(
                     job,
@@ -326,7 +326,7 @@ class SearchController(Controller):
             }
             self.ctx.display.message(
                 f"proxy task {name}: training {len(refs.trial_ids)} reference models with "
-                f"{_args(config)}"
+                f"{config_args(config)}"
             )
             self.events.append(self.ctx.clock.now(), "proxy_task_started", proxy_task=name)
 
@@ -628,7 +628,7 @@ class SearchController(Controller):
         keys = [f"{job}/{n}" for n in range(1, len(refs.holdout_trial_ids) + 1)]
         if keys[0] not in self.tracker.records:
             cont = Continuation(refs.job_dir, refs.holdout_trial_ids, use_checkpoint=False)
-            args = {**self.ctx.baseline_args, **_args(self.configs[best])}
+            args = {**self.ctx.baseline_args, **config_args(self.configs[best])}
             for number in range(1, len(keys) + 1):
                 self.tracker.plan(job, number, None, args, target_pct=0.0, continuation=cont)
             self.ctx.display.message(
@@ -751,7 +751,7 @@ class SearchController(Controller):
         return {
             "found": True,
             "best_proxy_task_name": best,
-            "trainer_args": {**dict(self.ctx.baseline_args), **_args(self.configs[best])}
+            "trainer_args": {**dict(self.ctx.baseline_args), **config_args(self.configs[best])}
             if best in self.configs
             else None,
             # the step budget: the deciding evaluation's 0-based step + 1
@@ -938,7 +938,7 @@ class SearchController(Controller):
             "order": list(self.order),
             "done": sorted(self.done),
             "finish_order": list(self.finish_order),
-            "config_args": {n: _args(c) for n, c in self.configs.items()},
+            "config_args": {n: config_args(c) for n, c in self.configs.items()},
             "settings": dataclasses.asdict(self.settings),
             "reference_trial_ids": list(self.references.trial_ids),
             "model_selection_dir": self.references.model_selection_dir,
@@ -986,7 +986,8 @@ def _truncate(stats: Any, last_step: int) -> Any:
     )
 
 
-def _args(config: ProxyTaskConfig) -> dict[str, str]:
+def config_args(config: ProxyTaskConfig) -> dict[str, str]:
+    """A proxy-task config's trainer args as strings (as the trials get them)."""
     return {str(k): str(v) for k, v in config.trainer_args.items()}
 
 

@@ -22,11 +22,14 @@ models perfectly ranks every resample perfectly too (see :mod:`proxytask.stats.u
 frequency says the choice does not hinge on which of these models were drawn, not that it would
 survive a new set of models.
 
-**Speed.** The step statistics of a resample equal :func:`proxytask.stats.search.step_stats` on
-the resampled lists (same grid, pair rules, Kendall tau-b, medians and the median trial's time)
-but are computed from a per-config table of each trial's accuracy at each grid step, built once,
-with tau-b counted over all pairs in numpy; :func:`proxytask.stats.search.scan_stopping` itself
-then decides. The p-values are not computed (None): the stopping rules do not read them.
+**Speed.** A draw recomputes every config's statistics at every step, 200 times per search,
+so the Kendall tau-b of a resample is counted over all pairs in numpy (the same floats as
+scipy's) instead of one scipy call per step. Everything else is step_stats' own code: the
+grid and each trial's accuracy on it come once per config from
+:func:`proxytask.stats.search.curve_table`, the medians from
+:func:`proxytask.stats.search.median_at_step`, and
+:func:`proxytask.stats.search.scan_stopping` decides. The p-values are not computed (None):
+the stopping rules do not read them.
 """
 
 from __future__ import annotations
@@ -49,19 +52,10 @@ from proxytask.stats.search import (
     StopDecision,
     StoppingState,
     best_proxy_task,
+    check_pair_rules,
+    curve_table,
+    median_at_step,
     scan_stopping,
-)
-from proxytask.stats.search import (
-    _accuracy_at_step as accuracy_at_step,
-)
-from proxytask.stats.search import (
-    _check_rules as check_pair_rules,
-)
-from proxytask.stats.search import (
-    _hours_per_step as hours_per_step,
-)
-from proxytask.stats.search import (
-    _trial_total_steps as trial_total_steps,
 )
 from proxytask.trainer.contract import TrialTrainingMetrics
 
@@ -230,27 +224,17 @@ def _check_scan(scan: Mapping[str, Any]) -> dict[str, Any]:
 
 def _table(trials: Sequence[TrialTrainingMetrics | None]) -> _Table:
     """Each trial's accuracy at each step of the config's full grid, as step_stats reads it."""
-    grid = sorted(
-        {p.training_step for t in trials if t is not None for p in t.training_accuracy_over_steps}
-    )
-    recorded = np.zeros((len(trials), len(grid)), dtype=bool)
-    accuracy = np.full((len(trials), len(grid)), np.nan)
-    column = {step: g for g, step in enumerate(grid)}
-    for i, trial in enumerate(trials):
-        if trial is None or not trial.training_accuracy_over_steps:
-            continue
-        for point in trial.training_accuracy_over_steps:
-            recorded[i, column[point.training_step]] = True
-        total = trial_total_steps(trial, None)
-        for g, step in enumerate(grid):
-            value = accuracy_at_step(trial, step, total)
-            if value is not None:
-                accuracy[i, g] = value
+    table = curve_table(trials)
+    steps = len(table.steps)
+    recorded = np.asarray(table.recorded, dtype=bool).reshape(len(trials), steps)
+    accuracy = np.asarray(
+        [[np.nan if a is None else a for a in row] for row in table.accuracies], dtype=np.float64
+    ).reshape(len(trials), steps)
     return _Table(
-        steps=np.asarray(grid, dtype=np.int64).reshape(len(grid)),
+        steps=np.asarray(table.steps, dtype=np.int64).reshape(steps),
         recorded=recorded,
         accuracy=accuracy,
-        hours_per_step=tuple(hours_per_step(t) for t in trials),
+        hours_per_step=table.hours_per_step,
     )
 
 
@@ -293,12 +277,11 @@ def _medians(
             accs.append(None)
             hours.append(None)
             continue
-        # Ties go to the lower position in the resampled list, as in step_stats.
-        ranked = sorted((float(x[i, g]), i) for i in np.flatnonzero(valid[:, g]).tolist())
-        acc, position = ranked[len(ranked) // 2]
+        # Positions in the resampled list, as step_stats would see them.
+        column = [float(v) if ok else None for v, ok in zip(x[:, g], valid[:, g], strict=True)]
+        acc, hrs = median_at_step(int(steps[g]), column, per_step)
         accs.append(acc)
-        rate = per_step[position]
-        hours.append(None if rate is None else rate * (int(steps[g]) + 1))
+        hours.append(hrs)
     return accs, hours
 
 
