@@ -60,6 +60,7 @@ from proxytask.stats.search import (
     best_proxy_task,
     rank_correlation,
     scan_stopping,
+    step_budget,
     step_stats,
     with_uncertainty,
 )
@@ -894,17 +895,6 @@ def _verdict_message(
             "is not established"
         )
     )
-
-
-def step_budget(trials: Sequence[TrialTrainingMetrics | None]) -> int | None:
-    """A config's step budget as its trials report it: the largest total (None before any)."""
-    totals = []
-    for metrics in trials:
-        points = metrics.training_accuracy_over_steps if metrics is not None else ()
-        if points and points[-1].training_step_pct > 0:
-            last = points[-1]
-            totals.append(round((last.training_step + 1) * 100.0 / last.training_step_pct))
-    return max(totals) if totals else None
 
 
 def _truncate(stats: StepStats, last_step: int) -> StepStats:

@@ -45,6 +45,7 @@ __all__ = [
     "median_at_step",
     "rank_correlation",
     "scan_stopping",
+    "step_budget",
     "step_stats",
     "trial_total_steps",
     "with_uncertainty",
@@ -361,6 +362,17 @@ def median_at_step(
     median, index = ranked[len(ranked) // 2]
     rate = per_step[index]
     return median, None if rate is None else rate * (step + 1)
+
+
+def step_budget(trials: Sequence[TrialTrainingMetrics | None]) -> int | None:
+    """A config's step budget as its trials report it: the largest total (None before any)."""
+    totals = []
+    for metrics in trials:
+        points = metrics.training_accuracy_over_steps if metrics is not None else ()
+        if points and points[-1].training_step_pct > 0:
+            last = points[-1]
+            totals.append(round((last.training_step + 1) * 100.0 / last.training_step_pct))
+    return max(totals) if totals else None
 
 
 def _check_step_inputs(

@@ -56,6 +56,7 @@ from proxytask.stats.search import (
     curve_table,
     median_at_step,
     scan_stopping,
+    step_budget,
 )
 from proxytask.trainer.contract import TrialTrainingMetrics
 
@@ -321,17 +322,6 @@ def _rule(scan_args: Mapping[str, Any]) -> str:
     return str(scan_args.get("rule", default))
 
 
-def _budget(trials: Sequence[TrialTrainingMetrics | None]) -> int | None:
-    """A config's step budget as the search reads it: the largest total its trials report."""
-    totals = []
-    for trial in trials:
-        points = trial.training_accuracy_over_steps if trial is not None else ()
-        if points and points[-1].training_step_pct > 0:
-            last = points[-1]
-            totals.append(round((last.training_step + 1) * 100.0 / last.training_step_pct))
-    return max(totals) if totals else None
-
-
 def _winner(
     tables: Mapping[str, _Table],
     scans: Mapping[str, Mapping[str, Any]],
@@ -407,7 +397,9 @@ def winner_frequencies(
     n = len(full)
     trials = _check_curves(curves, n)
     scan_args = _check_scan(scan)
-    scans = {name: {"total_steps": _budget(config), **scan_args} for name, config in trials.items()}
+    scans = {
+        name: {"total_steps": step_budget(config), **scan_args} for name, config in trials.items()
+    }
     tables = {name: _table(config) for name, config in trials.items()}
 
     everyone = np.arange(n, dtype=np.int64)

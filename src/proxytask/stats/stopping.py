@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from proxytask.core.errors import UsageError
@@ -28,18 +28,22 @@ if TYPE_CHECKING:
     from proxytask.stats.search import StepStats
 
 __all__ = [
+    "BEST_TIME",
+    "DESIRED_ACCURACY",
     "FUTILITY_MIN_FRACTION",
+    "NOT_STOPPED",
     "STOPPING_RULES",
-    "BestTimeRule",
+    "TIME_LIMIT",
     "ConfidentCorrelationRule",
-    "DesiredAccuracyRule",
     "FutilityRule",
     "PointCorrelationRule",
     "StopDecision",
     "StoppingRule",
     "StoppingSettings",
     "StoppingState",
-    "TimeLimitRule",
+    "ThresholdRule",
+    "check_rule_name",
+    "decide",
     "scan_stopping",
 ]
 
@@ -129,7 +133,10 @@ class StoppingRule(Protocol):
     at the earliest step any of its rules fires.
     """
 
-    name: ClassVar[str]
+    @property
+    def name(self) -> str:
+        """The rule's name (for reports and errors)."""
+        ...
 
     def decide(self, stats: StepStats, settings: StoppingSettings) -> StopDecision:
         """The first step at which this rule fires, or :data:`NOT_STOPPED`."""
@@ -240,53 +247,50 @@ class ConfidentCorrelationRule:
         return NOT_STOPPED
 
 
-class DesiredAccuracyRule:
-    """Median accuracy ≥ ``desired_accuracy``, interpolated as the point rule."""
+@dataclasses.dataclass(frozen=True)
+class ThresholdRule:
+    """A per-step value reaching a threshold (``value(stats) >= threshold(settings)``).
 
-    name: ClassVar[str] = "desired_accuracy"
+    With ``interpolate``, the final steps and hours are interpolated at the crossing as the
+    point rule does; otherwise they are the stopping step's. A None threshold turns it off.
+    """
 
-    def decide(self, stats: StepStats, settings: StoppingSettings) -> StopDecision:
-        """See the class docstring."""
-        return _first_at_least(
-            stats,
-            stats.median_accuracy_over_step,
-            settings.desired_accuracy,
-            StoppingState.MET_DESIRED_ACCURACY,
-            interpolate=True,
-        )
-
-
-class TimeLimitRule:
-    """Median training time ≥ ``training_time_hrs_limit``."""
-
-    name: ClassVar[str] = "time_limit"
+    name: str
+    value: Callable[[StepStats], Sequence[float | None]]
+    threshold: Callable[[StoppingSettings], float | None]
+    state: StoppingState
+    interpolate: bool = False
 
     def decide(self, stats: StepStats, settings: StoppingSettings) -> StopDecision:
         """See the class docstring."""
         return _first_at_least(
-            stats,
-            stats.median_training_time_hrs_over_step,
-            settings.training_time_hrs_limit,
-            StoppingState.EXCEEDED_TRAIN_TIME_LIMIT,
-            interpolate=False,
+            stats, self.value(stats), self.threshold(settings), self.state, self.interpolate
         )
 
 
-class BestTimeRule:
-    """The early stop: median training time ≥ the best finished proxy's
-    (``best_training_time_hrs``; None turns it off)."""
-
-    name: ClassVar[str] = "best_time"
-
-    def decide(self, stats: StepStats, settings: StoppingSettings) -> StopDecision:
-        """See the class docstring."""
-        return _first_at_least(
-            stats,
-            stats.median_training_time_hrs_over_step,
-            settings.best_training_time_hrs,
-            StoppingState.EXCEEDED_BEST_TRAIN_TIME,
-            interpolate=False,
-        )
+#: Median accuracy ≥ ``desired_accuracy``, interpolated as the point rule.
+DESIRED_ACCURACY = ThresholdRule(
+    "desired_accuracy",
+    lambda stats: stats.median_accuracy_over_step,
+    lambda settings: settings.desired_accuracy,
+    StoppingState.MET_DESIRED_ACCURACY,
+    interpolate=True,
+)
+#: Median training time ≥ ``training_time_hrs_limit``.
+TIME_LIMIT = ThresholdRule(
+    "time_limit",
+    lambda stats: stats.median_training_time_hrs_over_step,
+    lambda settings: settings.training_time_hrs_limit,
+    StoppingState.EXCEEDED_TRAIN_TIME_LIMIT,
+)
+#: The early stop: median training time ≥ the best finished proxy's
+#: (``best_training_time_hrs``; None turns it off).
+BEST_TIME = ThresholdRule(
+    "best_time",
+    lambda stats: stats.median_training_time_hrs_over_step,
+    lambda settings: settings.best_training_time_hrs,
+    StoppingState.EXCEEDED_BEST_TRAIN_TIME,
+)
 
 
 def _limit_step(stats: StepStats, i: int, settings: StoppingSettings) -> float | None:
@@ -362,7 +366,7 @@ class FutilityRule:
         return NOT_STOPPED
 
 
-_LIMITS: tuple[StoppingRule, ...] = (DesiredAccuracyRule(), TimeLimitRule(), BestTimeRule())
+_LIMITS: tuple[StoppingRule, ...] = (DESIRED_ACCURACY, TIME_LIMIT, BEST_TIME)
 
 #: ``--stopping-rule`` name → its policy: the rules in the order they decide within a step.
 STOPPING_RULES: Mapping[str, tuple[StoppingRule, ...]] = {
@@ -411,8 +415,8 @@ def scan_stopping(
     At each step in order, the first rule of the ``rule`` policy that holds decides
     (:data:`STOPPING_RULES`): (1) the correlation rule (:class:`PointCorrelationRule` for
     ``"point"``, :class:`ConfidentCorrelationRule` for ``"confident"``); (2)
-    :class:`DesiredAccuracyRule`; (3) :class:`TimeLimitRule`; (4) with
-    ``early_stop_if_not_best``, :class:`BestTimeRule`; (5) for ``"confident"``,
+    :data:`DESIRED_ACCURACY`; (3) :data:`TIME_LIMIT`; (4) with ``early_stop_if_not_best``,
+    :data:`BEST_TIME`; (5) for ``"confident"``,
     :class:`FutilityRule`. A None threshold or value skips its rule. With no stop the state
     is ``INVALID_STOPPING_STATE``.
 
