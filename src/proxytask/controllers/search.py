@@ -24,14 +24,8 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from proxytask.controllers.base import (
-    Controller,
-    ControllerContext,
-    fmt_number,
-    new_tracker,
-    progress_rows,
-    saved_tracker,
-)
+from proxytask.controllers import base
+from proxytask.controllers.base import Controller, ControllerContext, fmt_number
 from proxytask.controllers.search_state import (
     RECOMMENDATION,
     SEARCH_STATE,
@@ -55,15 +49,13 @@ from proxytask.stats.search import (
     MIN_PAIRS,
     MIN_VALID_RATIO,
     StepStats,
-    StopDecision,
-    StoppingState,
     best_proxy_task,
     rank_correlation,
-    scan_stopping,
     step_budget,
     step_stats,
     with_uncertainty,
 )
+from proxytask.stats.stopping import StopDecision, StoppingState, scan_stopping
 from proxytask.trainer.contract import TrialTrainingMetrics
 
 if TYPE_CHECKING:
@@ -181,7 +173,7 @@ class SearchController(Controller):
         settings: SearchSettings,
     ) -> SearchController:
         """A new search in ``ctx.controller_dir``."""
-        tracker = new_tracker(ctx, SEARCH_STATE, "--previous-proxy-task-search-dir")
+        tracker = base.new_tracker(ctx, SEARCH_STATE, "--previous-proxy-task-search-dir")
         ctl = cls(ctx, tracker, references, configs, settings, SearchState(proxy_tasks={}))
         ctl.events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
         ctl._persist()
@@ -193,15 +185,20 @@ class SearchController(Controller):
         ctx: ControllerContext,
         references: ReferenceModels,
         configs: Sequence[ProxyTaskConfig],
-        settings: SearchSettings,
+        settings: SearchSettings | None = None,
     ) -> SearchController:
-        """Continue the search saved in ``ctx.controller_dir``; new configs are added."""
-        data, tracker = saved_tracker(
+        """Continue the search saved in ``ctx.controller_dir``; new configs are added.
+
+        ``settings`` None: the saved ones (the defaults when the state has none readable).
+        Finished configs are re-scored under the settings given.
+        """
+        data, tracker = base.saved_tracker(
             ctx, SEARCH_STATE, "--previous-proxy-task-search-dir", "a proxy-task search dir"
         )
         state = SearchState.from_json(data)
         _check_same_args(configs, state)
-        ctl = cls(ctx, tracker, references, configs, settings, state)
+        chosen = settings or state.settings or SearchSettings()
+        ctl = cls(ctx, tracker, references, configs, chosen, state)
         replanned = tracker.recover()
         for key in replanned:
             entry = ctl.tasks.get(tracker.records[key].job.removeprefix("proxy_"))
@@ -210,11 +207,13 @@ class SearchController(Controller):
                 # keeps its curve, sees the stop signal at once and reports its latency
                 tracker.in_place.add(key)
         ctl._rescore_finished()
-        ctl.events.append(
-            ctx.clock.now(), "controller_resumed", controller=cls.kind, restarted=replanned
-        )
-        ctl._persist()
+        ctl._resumed(replanned)
         return ctl
+
+    def _resumed(self, restarted: list[str]) -> None:
+        now = self.ctx.clock.now()
+        self.events.append(now, "controller_resumed", controller=self.kind, restarted=restarted)
+        self._persist()
 
     # ---- the loop -----------------------------------------------------------------------------
 
@@ -845,7 +844,7 @@ class SearchController(Controller):
         done = len(self.done)
         return ProgressSnapshot(
             title=f"proxy-task search — {done}/{len(self.order)} done; " + "; ".join(titles),
-            rows=progress_rows(self.tracker, keys),
+            rows=base.progress_rows(self.tracker, keys),
             elapsed_secs=self.ctx.clock.now() - self.started_at,
         )
 

@@ -55,6 +55,11 @@ def _integer(value: Any) -> int | None:
     return None if value is None else int(value)
 
 
+def _fields_json(value: Any) -> dict[str, Any]:
+    """A flat value's fields by name, in order (its JSON form when the names are the keys)."""
+    return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSettings:
     """Thresholds and limits of one proxy-task search (SPEC defaults)."""
@@ -128,16 +133,7 @@ class TauSummary:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form."""
-        return {
-            "statistic": STATISTIC,
-            "tau": self.tau,
-            "p_value": self.p_value,
-            "n": self.n,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "confidence": self.confidence,
-            "reason": self.reason,
-        }
+        return {"statistic": STATISTIC} | _fields_json(self)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TauSummary:
@@ -199,14 +195,7 @@ class IntervalAtStop:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form."""
-        return {
-            "training_step": self.training_step,
-            "ci_low": self.ci_low,
-            "ci_high": self.ci_high,
-            "probability_above_threshold": self.probability_above_threshold,
-            "confidence": self.confidence,
-            "statistic": STATISTIC,
-        }
+        return _fields_json(self) | {"statistic": STATISTIC}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -491,15 +480,7 @@ class ZeroTrainingComparison:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form."""
-        return {
-            "best_zero_training_score": self.best_zero_training_score,
-            "best_zero_training_tau": self.best_zero_training_tau,
-            "trained_proxy_tau": self.trained_proxy_tau,
-            "trained_proxy_beats_zero_training": self.trained_proxy_beats_zero_training,
-            "clearly_beats": self.clearly_beats,
-            "message": self.message,
-            "statistic": STATISTIC,
-        }
+        return _fields_json(self) | {"statistic": STATISTIC}
 
 
 @dataclasses.dataclass(frozen=True)

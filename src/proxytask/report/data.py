@@ -232,9 +232,12 @@ def variance_figure(
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Model selection: one round's kept and removed trials
-# --------------------------------------------------------------------------------------------
+# ---- Model selection: one round's kept and removed trials ----
+
+
+def _plain_number(value: float, digits: int = 2) -> str:
+    text = f"{value:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -256,11 +259,6 @@ class SelectionFigure:
     x_label: str = "accuracy"
     y_label: str = "latency"
     invalid: tuple[tuple[str, str], ...] = ()
-
-
-def _plain_number(value: float, digits: int = 2) -> str:
-    text = f"{value:.{digits}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _usable_latency(value: float | None) -> float | None:
@@ -336,9 +334,7 @@ def selection_figure(
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Proxy-task search: curves over steps and time, correlation scatters, proxy comparison
-# --------------------------------------------------------------------------------------------
+# ---- Proxy-task search: curves over steps and time, scatters, proxy comparison ----
 
 
 def _optional_number(name: str, value: Any) -> float | None:
@@ -853,9 +849,7 @@ def proxy_comparison_figure(
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Stability of the winner under resampling, and trained proxies beside zero-training scores
-# --------------------------------------------------------------------------------------------
+# ---- Winner stability under resampling; trained proxies beside zero-training scores ----
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1099,9 +1093,10 @@ def tau_comparison_figure(
         details.append(f"whiskers: {level * 100:g} % interval")
     if desired is not None:
         details.append(f"desired correlation {desired:g}")
+    subtitle = " · ".join(details)
     return TauComparisonFigure(
         title="Trained proxy tasks vs zero-training scores: rank correlation with full training",
-        subtitle=" · ".join(details),
+        subtitle=subtitle,
         rows=tuple(ordered),
         desired_correlation=desired,
     )

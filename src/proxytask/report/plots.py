@@ -170,6 +170,17 @@ def _label_points(ax: Any, points: tuple[tuple[str, float, float], ...], color: 
         )
 
 
+def _labelled_scatter(
+    ax: Any, points: tuple[tuple[str, float, float], ...], color: str, **style: Any
+) -> None:
+    """``(label, x, y)`` points as markers (circles unless ``style`` says otherwise), each
+    annotated with its label."""
+    xs = [x for _, x, _ in points]
+    ys = [y for _, _, y in points]
+    ax.scatter(xs, ys, color=color, **{"marker": "o", "s": 36, "zorder": 3, **style})
+    _label_points(ax, points, color)
+
+
 def render_selection_figure(fig: SelectionFigure, path: str) -> None:
     """Draw a :class:`~proxytask.report.data.SelectionFigure` and write it as a PNG to ``path``.
 
@@ -186,28 +197,18 @@ def render_selection_figure(fig: SelectionFigure, path: str) -> None:
     ax = figure.subplots()
     kept_color, removed_color = "tab:blue", "tab:red"
     if fig.kept:
-        ax.scatter(
-            [x for _, x, _ in fig.kept],
-            [y for _, _, y in fig.kept],
-            marker="o",
-            s=36,
-            color=kept_color,
-            label=f"kept ({len(fig.kept)})",
-            zorder=3,
-        )
-        _label_points(ax, fig.kept, kept_color)
+        _labelled_scatter(ax, fig.kept, kept_color, label=f"kept ({len(fig.kept)})")
     if fig.removed:
-        ax.scatter(
-            [x for _, x, _ in fig.removed],
-            [y for _, _, y in fig.removed],
+        _labelled_scatter(
+            ax,
+            fig.removed,
+            removed_color,
+            label=f"removed ({len(fig.removed)})",
             marker="x",
             s=48,
             linewidths=1.6,
-            color=removed_color,
-            label=f"removed ({len(fig.removed)})",
             zorder=4,
         )
-        _label_points(ax, fig.removed, removed_color)
 
     ax.set_xlabel(fig.x_label)
     ax.set_ylabel(fig.y_label)
@@ -260,21 +261,11 @@ def _draw_curve_panel(ax: Any, panel: CurvePanel, stopping_state: str) -> None:
             label=panel.y_label,
         )
     if panel.threshold is not None:
-        ax.axhline(
-            panel.threshold,
-            color=_THRESHOLD_COLOR,
-            linestyle="--",
-            linewidth=1.2,
-            label=panel.threshold_label or f"desired {panel.threshold:g}",
-        )
+        label = panel.threshold_label or f"desired {panel.threshold:g}"
+        ax.axhline(panel.threshold, color=_THRESHOLD_COLOR, ls="--", lw=1.2, label=label)
     if panel.stop_x is not None:
-        ax.axvline(
-            panel.stop_x,
-            color=_STOP_COLOR,
-            linestyle=":",
-            linewidth=1.4,
-            label=f"stop: {stopping_state}" if stopping_state else "stop",
-        )
+        label = f"stop: {stopping_state}" if stopping_state else "stop"
+        ax.axvline(panel.stop_x, color=_STOP_COLOR, ls=":", lw=1.4, label=label)
         if panel.stop_y is not None:
             ax.plot(
                 [panel.stop_x],
@@ -330,15 +321,7 @@ def render_correlation_scatter(fig: CorrelationScatterFigure, path: str) -> None
     figure = Figure(figsize=(8.0, 6.5), layout="constrained")
     ax = figure.subplots()
     if fig.points:
-        ax.scatter(
-            [x for _, x, _ in fig.points],
-            [y for _, _, y in fig.points],
-            marker="o",
-            s=36,
-            color="tab:blue",
-            zorder=3,
-        )
-        _label_points(ax, fig.points, "tab:blue")
+        _labelled_scatter(ax, fig.points, "tab:blue")
     else:
         _no_data(ax, "no model has both values")
     ax.set_xlabel(fig.x_label)
