@@ -90,6 +90,8 @@ class ReferenceModels:
     holdout_accuracies: tuple[float | None, ...] = ()
     # each reference model's zero-training scores (zero_cost.* final metrics), by name
     zero_cost_scores: tuple[Mapping[str, float], ...] = ()
+    # each reference model's full training time in hours (None: not recorded)
+    training_hours: tuple[float | None, ...] = ()
 
     @classmethod
     def load(cls, model_selection_dir: str) -> ReferenceModels:
@@ -118,7 +120,14 @@ class ReferenceModels:
             holdout_trial_ids=tuple(str(m["trial_id"]) for m in holdout),
             holdout_accuracies=tuple(m.get("accuracy") for m in holdout),
             zero_cost_scores=tuple(dict(m.get("zero_cost_scores") or {}) for m in models),
+            training_hours=tuple(m.get("training_hours") for m in models),
         )
+
+    @property
+    def full_training_hours(self) -> float | None:
+        """The mean full training time of a reference model in hours (None: not recorded)."""
+        valid = [h for h in self.training_hours if h]
+        return sum(valid) / len(valid) if valid else None
 
 
 class SearchController(Controller):
@@ -686,7 +695,7 @@ class SearchController(Controller):
             # at the evaluation where the rule held (the point rule interpolates the steps
             # back from it, but no evaluation exists there)
             accuracy_correlation_at_stop=stats.tau_at(stats.deciding_step),
-            full_training_hours_per_model=self._full_training_hours(),
+            full_training_hours_per_model=self.references.full_training_hours,
             stopping_rule=self.settings.stopping_rule,
             confidence=self.settings.reported_confidence,
             interval_at_stop=stats.interval_at(stats.deciding_step),
@@ -696,21 +705,12 @@ class SearchController(Controller):
             winner_stability=self._stability_summary(),
         )
 
-    def _stability_summary(self) -> dict[str, Any] | None:
+    def _stability_summary(self) -> StabilityResult | None:
         if not self.is_finished():
             return None
         if self._stability_result is None:
             self._stability_result = self.stability()
-        result = self._stability_result
-        return None if result is None else result.to_dict()
-
-    def _full_training_hours(self) -> float | None:
-        data = storage.read_json(
-            storage.join(self.references.model_selection_dir, "REFERENCE_MODELS.json")
-        )
-        hours = [m.get("training_hours") for m in (data or {}).get("reference_models", [])]
-        valid = [h for h in hours if h]
-        return sum(valid) / len(valid) if valid else None
+        return self._stability_result
 
     def _write_recommendation(self) -> None:
         self._stability_result = self.stability() if self.is_finished() else None

@@ -22,6 +22,7 @@ from proxytask.controllers.state import TrialRecord, load_state
 from proxytask.core import storage
 from proxytask.core.errors import StorageError, UsageError
 from proxytask.stats.search import StepStats
+from proxytask.stats.stability import StabilityResult
 from proxytask.stats.stopping import STOPPING_RULES, StoppingState
 
 __all__ = [
@@ -504,7 +505,7 @@ class Recommendation:
     holdout: HoldoutCheck | None = None
     zero_training_baselines: Mapping[str, TauSummary] = dataclasses.field(default_factory=dict)
     zero_training_comparison: ZeroTrainingComparison | None = None
-    winner_stability: Mapping[str, Any] | None = None
+    winner_stability: StabilityResult | None = None
 
     @property
     def found(self) -> bool:
@@ -554,7 +555,7 @@ class Recommendation:
             "zero_training_comparison": _json_or_none(self.zero_training_comparison),
             "winner_stability": None
             if self.winner_stability is None
-            else dict(self.winner_stability),
+            else self.winner_stability.to_dict(),
         }
 
 
