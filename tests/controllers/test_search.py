@@ -15,12 +15,14 @@ from proxytask.controllers.search import (
     ReferenceModels,
     SearchController,
     SearchSettings,
+    SearchState,
 )
 from proxytask.controllers.tracker import TrialSettings
 from proxytask.core.clock import SimulatedClock
 from proxytask.core.proxies import load_proxy_task_configs
 from proxytask.executors.command import parse_trainer_command
 from proxytask.executors.replay import ReplayTable
+from proxytask.stats.stopping import StoppingState
 from proxytask.trainer import contract as trainer
 
 ARCHS = [{"width": w, "depth": d} for w in (8, 16, 32, 64) for d in (1, 2)]
@@ -470,3 +472,29 @@ def test_reopening_a_finished_search_with_early_stopping_changes_nothing(tmp_pat
     for name in ("late", "good"):
         for key in ("stopping_state", "final_training_steps", "final_training_time_in_hours"):
             assert after[name]["proxy_task_stats"][key] == before[name]["proxy_task_stats"][key]
+
+
+def test_the_typed_state_reads_back_what_the_search_wrote(tmp_path: Path) -> None:
+    _ctl, cdir = _run(tmp_path, "all_three", early_stop_proxy_task_if_not_best=False)
+    written = json.loads((cdir / SEARCH_STATE).read_text())
+    state = SearchState.load(str(cdir))
+    assert state is not None and SearchState.load(str(tmp_path)) is None
+    assert state.to_json() == {k: v for k, v in written.items() if k != "version"}
+    good = state.proxy_tasks["good"].stats
+    assert good.stopping_state is StoppingState.MET_DESIRED_ACCURACY_CORRELATION
+    assert state.best_proxy_task_name == "good" and state.done == {"good", "bad", "late"}
+    assert state.settings == point_settings(early_stop_proxy_task_if_not_best=False)
+
+
+def test_resume_without_settings_keeps_the_saved_ones(tmp_path: Path) -> None:
+    refs = ReferenceModels.load(str(_model_selection_dir(tmp_path)))
+    clock = SimulatedClock()
+    cdir = tmp_path / "search"
+    settings = point_settings(early_stop_proxy_task_if_not_best=False)
+    SearchController.create(_ctx(cdir, clock), refs, _configs("good_only"), settings).run()
+    before = (cdir / SEARCH_STATE).read_text()
+    again = SearchController.resume(_ctx(cdir, clock), refs, _configs("good_only"))
+    assert again.settings == settings
+    again.run()
+    after = json.loads((cdir / SEARCH_STATE).read_text())
+    assert after["proxy_tasks_map"] == json.loads(before)["proxy_tasks_map"]

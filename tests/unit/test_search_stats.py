@@ -513,3 +513,28 @@ def test_from_dict_rejects_malformed_data() -> None:
     data["median_accuracy_over_step"] = [0.1]
     with pytest.raises(StorageError, match="2 entries"):
         StepStats.from_dict(data)
+
+
+# --------------------------------------------------------------------------------------------
+# The stopping rules behind one interface (proxytask.stats.stopping)
+# --------------------------------------------------------------------------------------------
+
+
+def test_each_rule_answers_alone_and_a_policy_takes_the_earliest_then_the_first_rule() -> None:
+    from proxytask.stats import stopping
+
+    stats = grid_stats((9, 19, 29), (0.2, 0.5, 0.8), hours=(1.0, 2.0, 3.0))
+    settings = stopping.StoppingSettings(0.65, training_time_hrs_limit=3.0)
+    point = stopping.PointCorrelationRule().decide(stats, settings)
+    limit = stopping.TIME_LIMIT.decide(stats, settings)
+    assert point.step_index == limit.step_index == 2
+    assert stopping.DESIRED_ACCURACY.decide(stats, settings) is stopping.NOT_STOPPED
+    both = stopping.decide(stats, settings, (stopping.PointCorrelationRule(), stopping.TIME_LIMIT))
+    assert both.state is StoppingState.MET_DESIRED_ACCURACY_CORRELATION  # same step: first rule
+    other = stopping.decide(stats, settings, (stopping.TIME_LIMIT, stopping.PointCorrelationRule()))
+    assert other.state is StoppingState.EXCEEDED_TRAIN_TIME_LIMIT
+    earlier = stopping.StoppingSettings(0.65, training_time_hrs_limit=2.0)
+    assert stopping.decide(stats, earlier, stopping.STOPPING_RULES["point"]).step_index == 1
+    assert set(stopping.STOPPING_RULES) == {"point", "confident"}
+    with pytest.raises(UsageError, match="stopping rule must be one of point, confident"):
+        stopping.check_rule_name("mean")

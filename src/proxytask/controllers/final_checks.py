@@ -340,7 +340,7 @@ def scaled_baseline_plan(
 ) -> ScaledBaselinePlan:
     """What to measure under the proxy task (``f_values``: the final-checks options,
     ``m_values``: model selection's, ``baseline_architecture``: its resolved baseline)."""
-    from proxytask.controllers.search import _args
+    from proxytask.controllers.search import config_args
 
     if not scaling_args(search, f_values["model_scale_args"]):
         return ScaledBaselinePlan(None)  # the proxy does not scale the model
@@ -360,7 +360,7 @@ def scaled_baseline_plan(
     settings = ScaledBaselineSettings(
         proxy_task_name=best,
         baseline_architecture=baseline_architecture,
-        proxy_trainer_args=_args(search.configs[best]),
+        proxy_trainer_args=config_args(search.configs[best]),
         latency_source=m_values["latency_source"],
         latency_metric_id=m_values["latency_metric_id"] or None,
         latency_timeout_secs=m_values["latency_timeout_secs"],

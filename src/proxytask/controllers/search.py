@@ -13,90 +13,67 @@ with the lowest final training time.
 
 ``SEARCH_CONTROLLER_STATE.json`` (the reference fields, invalid values as null) is saved after
 every change; a resumed controller evaluates only what is unfinished, including configs a
-generator added since, and re-scores finished configs when thresholds changed.
+generator added since, and re-scores finished configs when thresholds changed. The state is
+typed (:mod:`proxytask.controllers.search_state`, which holds the one JSON codec).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from proxytask.controllers.base import (
-    Controller,
-    ControllerContext,
-    fmt_number,
-    new_tracker,
-    progress_rows,
-    saved_tracker,
+from proxytask.controllers import base
+from proxytask.controllers.base import Controller, ControllerContext, fmt_number
+from proxytask.controllers.search_state import (
+    RECOMMENDATION,
+    SEARCH_STATE,
+    HoldoutCheck,
+    ProxyTaskEntry,
+    ProxyTaskStats,
+    Recommendation,
+    SearchSettings,
+    SearchState,
+    TauSummary,
+    ZeroTrainingComparison,
 )
-from proxytask.controllers.state import (
-    TrialRecordState,
-)
+from proxytask.controllers.state import TrialRecordState
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.errors import UsageError
 from proxytask.core.proxies import ProxyTaskConfig
 from proxytask.executors.command import Continuation
 from proxytask.report.progress import ProgressSnapshot
+from proxytask.stats.search import (
+    MIN_PAIRS,
+    MIN_VALID_RATIO,
+    StepStats,
+    best_proxy_task,
+    rank_correlation,
+    step_budget,
+    step_stats,
+    with_uncertainty,
+)
+from proxytask.stats.stopping import StopDecision, StoppingState, scan_stopping
 from proxytask.trainer.contract import TrialTrainingMetrics
 
-__all__ = ["SEARCH_STATE", "ReferenceModels", "SearchController", "SearchSettings"]
+if TYPE_CHECKING:
+    from proxytask.stats.stability import StabilityResult
 
-SEARCH_STATE = layout.SEARCH_STATE
-RECOMMENDATION = layout.SEARCH_RECOMMENDATION
+__all__ = [
+    "RECOMMENDATION",
+    "SEARCH_STATE",
+    "ReferenceModels",
+    "SearchController",
+    "SearchSettings",
+    "SearchState",
+    "config_args",
+]
+
 COMPARISON_PLOT = layout.SEARCH_COMPARISON_PLOT
 TAU_PLOT = layout.SEARCH_TAU_PLOT
 STABILITY_PLOT = layout.SEARCH_STABILITY_PLOT
-
-
-@dataclasses.dataclass(frozen=True)
-class SearchSettings:
-    """Thresholds and limits of one proxy-task search (SPEC defaults)."""
-
-    desired_accuracy_correlation: float | None = 0.65
-    desired_accuracy: float | None = None
-    training_time_hrs_limit: float | None = None
-    desired_latency_correlation: float | None = None
-    early_stop_proxy_task_if_not_best: bool = True
-    max_parallel_proxy_tasks: int = 1
-    stopping_rule: str = "confident"
-    confidence: float = 0.85  # the defaults measured best in bench/stopping_rules.py
-    persistence: int = 2
-
-    def __post_init__(self) -> None:
-        from proxytask.stats.search import STOPPING_RULES
-
-        if self.stopping_rule not in STOPPING_RULES:
-            raise UsageError(
-                f"--stopping-rule must be one of {', '.join(STOPPING_RULES)}, got "
-                f"{self.stopping_rule!r}."
-            )
-        if not 0.5 <= self.confidence < 1.0:
-            raise UsageError(
-                f"--confidence must lie in [0.5, 1), got {self.confidence}. Use e.g. 0.9."
-            )
-        if self.persistence < 1:
-            raise UsageError(f"--persistence must be >= 1, got {self.persistence}.")
-        for name in ("desired_accuracy_correlation", "desired_latency_correlation"):
-            value = getattr(self, name)
-            if value is not None and not -1.0 <= value <= 1.0:
-                raise UsageError(
-                    f"--{name.replace('_', '-')} must be a correlation in [-1, 1], got {value}."
-                )
-        if self.desired_accuracy_correlation is None and self.desired_accuracy is None:
-            raise UsageError(
-                "--desired-accuracy-correlation or --desired-accuracy must be set, got neither. "
-                "A proxy needs a target to stop at (0.65 is the usual correlation)."
-            )
-        if self.training_time_hrs_limit is not None and self.training_time_hrs_limit <= 0:
-            raise UsageError(
-                f"--training-time-hrs-limit must be > 0, got {self.training_time_hrs_limit}."
-            )
-        if self.max_parallel_proxy_tasks < 1:
-            raise UsageError(
-                f"--max-parallel-proxy-tasks must be >= 1, got {self.max_parallel_proxy_tasks}."
-            )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,11 +90,13 @@ class ReferenceModels:
     holdout_accuracies: tuple[float | None, ...] = ()
     # each reference model's zero-training scores (zero_cost.* final metrics), by name
     zero_cost_scores: tuple[Mapping[str, float], ...] = ()
+    # each reference model's full training time in hours (None: not recorded)
+    training_hours: tuple[float | None, ...] = ()
 
     @classmethod
     def load(cls, model_selection_dir: str) -> ReferenceModels:
         """Read ``REFERENCE_MODELS.json``; raise UsageError when the dir has none."""
-        path = storage.join(model_selection_dir, "REFERENCE_MODELS.json")
+        path = storage.join(model_selection_dir, layout.REFERENCE_MODELS)
         data = storage.read_json(path)
         if not isinstance(data, dict) or not data.get("reference_models"):
             raise UsageError(
@@ -141,24 +120,14 @@ class ReferenceModels:
             holdout_trial_ids=tuple(str(m["trial_id"]) for m in holdout),
             holdout_accuracies=tuple(m.get("accuracy") for m in holdout),
             zero_cost_scores=tuple(dict(m.get("zero_cost_scores") or {}) for m in models),
+            training_hours=tuple(m.get("training_hours") for m in models),
         )
 
-
-def _empty_stats() -> dict[str, Any]:
-    return {
-        "training_steps": [],
-        "accuracy_correlation_over_step": [],
-        "accuracy_correlation_p_value_over_step": [],
-        "median_accuracy_over_step": [],
-        "median_training_time_hrs_over_step": [],
-        "num_pairs_over_step": [],
-        "latency_correlation": None,
-        "latency_correlation_p_value": None,
-        "stopping_state": "",
-        "posted_stop_trials_message": False,
-        "final_training_time_in_hours": None,
-        "final_training_steps": None,
-    }
+    @property
+    def full_training_hours(self) -> float | None:
+        """The mean full training time of a reference model in hours (None: not recorded)."""
+        valid = [h for h in self.training_hours if h]
+        return sum(valid) / len(valid) if valid else None
 
 
 class SearchController(Controller):
@@ -180,32 +149,27 @@ class SearchController(Controller):
         references: ReferenceModels,
         configs: Sequence[ProxyTaskConfig],
         settings: SearchSettings,
-        state: Mapping[str, Any],
+        state: SearchState,
     ) -> None:
         super().__init__(ctx, tracker)
         self.references = references
         self.settings = settings
         self.configs = {c.name: c for c in configs}
-        self.proxy_tasks_map: dict[str, dict[str, Any]] = {
-            k: dict(v) for k, v in state.get("proxy_tasks_map", {}).items()
-        }
-        self.order: list[str] = list(state.get("order", []))
+        # frozen entries, replaced (never edited) as the search goes
+        self.tasks: dict[str, ProxyTaskEntry] = dict(state.proxy_tasks)
+        self.order: list[str] = list(state.order)
         for name in self.configs:  # configs a generator added since are evaluated too
             if name not in self.order:
                 self.order.append(name)
-        self.done: set[str] = set(state.get("done", []))
+        self.done: set[str] = set(state.done)
         # the order configs finished in (early stopping only knew those before each one)
-        self.finish_order: list[str] = list(
-            state.get("finish_order") or [n for n in self.order if n in self.done]
-        )
-        self.best_proxy_task_name: str = state.get("best_proxy_task_name", "")
+        self.finish_order: list[str] = list(state.finish_order)
+        self.best_proxy_task_name: str = state.best_proxy_task_name
         # the winner's check on the held-out models, by proxy-task name
-        self.holdout: dict[str, dict[str, Any]] = {
-            k: dict(v) for k, v in state.get("holdout", {}).items()
-        }
+        self.holdout: dict[str, HoldoutCheck] = dict(state.holdout)
         self._dirty: set[str] = set()
-        self._stability_result: Any = None
-        self._zero_training: dict[str, dict[str, Any]] | None = None
+        self._stability_result: StabilityResult | None = None
+        self._zero_training: dict[str, TauSummary] | None = None
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -218,8 +182,8 @@ class SearchController(Controller):
         settings: SearchSettings,
     ) -> SearchController:
         """A new search in ``ctx.controller_dir``."""
-        tracker = new_tracker(ctx, SEARCH_STATE, "--previous-proxy-task-search-dir")
-        ctl = cls(ctx, tracker, references, configs, settings, {})
+        tracker = base.new_tracker(ctx, SEARCH_STATE, "--previous-proxy-task-search-dir")
+        ctl = cls(ctx, tracker, references, configs, settings, SearchState(proxy_tasks={}))
         ctl.events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
         ctl._persist()
         return ctl
@@ -230,35 +194,35 @@ class SearchController(Controller):
         ctx: ControllerContext,
         references: ReferenceModels,
         configs: Sequence[ProxyTaskConfig],
-        settings: SearchSettings,
+        settings: SearchSettings | None = None,
     ) -> SearchController:
-        """Continue the search saved in ``ctx.controller_dir``; new configs are added."""
-        state, tracker = saved_tracker(
+        """Continue the search saved in ``ctx.controller_dir``; new configs are added.
+
+        ``settings`` None: the saved ones (the defaults when the state has none readable).
+        Finished configs are re-scored under the settings given.
+        """
+        data, tracker = base.saved_tracker(
             ctx, SEARCH_STATE, "--previous-proxy-task-search-dir", "a proxy-task search dir"
         )
-        saved_args = state.get("config_args", {})
-        for config in configs:
-            if config.name in saved_args and saved_args[config.name] != _args(config):
-                raise UsageError(
-                    f"proxy-task config {config.name!r} must keep its trainer args on resume, got "
-                    f"{_args(config)} instead of {saved_args[config.name]}. Give the changed "
-                    "config a new name."
-                )
-        ctl = cls(ctx, tracker, references, configs, settings, state)
+        state = SearchState.from_json(data)
+        _check_same_args(configs, state)
+        chosen = settings or state.settings or SearchSettings()
+        ctl = cls(ctx, tracker, references, configs, chosen, state)
         replanned = tracker.recover()
         for key in replanned:
-            name = tracker.records[key].job.removeprefix("proxy_")
-            stats = ctl.proxy_tasks_map.get(name, {}).get("proxy_task_stats", {})
-            if stats.get("posted_stop_trials_message"):
+            entry = ctl.tasks.get(tracker.records[key].job.removeprefix("proxy_"))
+            if entry is not None and entry.stats.posted_stop_trials_message:
                 # told to stop before the crash: start it again in its dir as it is, so it
                 # keeps its curve, sees the stop signal at once and reports its latency
                 tracker.in_place.add(key)
         ctl._rescore_finished()
-        ctl.events.append(
-            ctx.clock.now(), "controller_resumed", controller=cls.kind, restarted=replanned
-        )
-        ctl._persist()
+        ctl._resumed(replanned)
         return ctl
+
+    def _resumed(self, restarted: list[str]) -> None:
+        now = self.ctx.clock.now()
+        self.events.append(now, "controller_resumed", controller=self.kind, restarted=restarted)
+        self._persist()
 
     # ---- the loop -----------------------------------------------------------------------------
 
@@ -274,7 +238,10 @@ class SearchController(Controller):
         return bool(best and self.references.holdout_trial_ids and best not in self.holdout)
 
     def _active(self) -> list[str]:
-        return [n for n in self.order if n in self.proxy_tasks_map and n not in self.done]
+        return [n for n in self.order if n in self.tasks and n not in self.done]
+
+    def _started(self) -> list[str]:
+        return [n for n in self.order if n in self.tasks]
 
     def step(self) -> None:
         """Poll → update statistics → decide stops → start configs → persist."""
@@ -297,40 +264,49 @@ class SearchController(Controller):
 
     def _start_configs(self) -> None:
         while len(self._active()) < self.settings.max_parallel_proxy_tasks:
-            pending = [n for n in self.order if n not in self.proxy_tasks_map]
+            pending = [n for n in self.order if n not in self.tasks]
             if not pending:
                 return
-            name = pending[0]
-            config = self.configs[name]
-            job = f"proxy_{name}"
-            refs = self.references
-            cont = Continuation(refs.job_dir, refs.trial_ids, use_checkpoint=False)
-            args = {**self.ctx.baseline_args, **_args(config)}
-            for number in range(1, len(refs.trial_ids) + 1):
-                self.tracker.plan(
-                    job,
-                    number,
-                    None,
-                    args,
-                    target_pct=0.0,
-                    continuation=cont,
-                    max_training_time_hrs=self.settings.training_time_hrs_limit,
-                )
-            self.proxy_tasks_map[name] = {
-                "proxy_task_stats": _empty_stats(),
-                "proxy_task_name": name,
-                "search_job_name": job,
-                "search_job_link": layout.job_dir(self.ctx.controller_dir, job),
-                "latency_calculator_job_name": "",
-                "latency_calculator_job_link": "",
-            }
-            self.ctx.display.message(
-                f"proxy task {name}: training {len(refs.trial_ids)} reference models with "
-                f"{_args(config)}"
+            self._start_config(pending[0])
+
+    def _start_config(self, name: str) -> None:
+        job = f"proxy_{name}"
+        refs = self.references
+        cont = Continuation(refs.job_dir, refs.trial_ids, use_checkpoint=False)
+        args = {**self.ctx.baseline_args, **config_args(self.configs[name])}
+        for number in range(1, len(refs.trial_ids) + 1):
+            self.tracker.plan(
+                job,
+                number,
+                None,
+                args,
+                target_pct=0.0,
+                continuation=cont,
+                max_training_time_hrs=self.settings.training_time_hrs_limit,
             )
-            self.events.append(self.ctx.clock.now(), "proxy_task_started", proxy_task=name)
+        self.tasks[name] = ProxyTaskEntry(
+            name=name,
+            stats=ProxyTaskStats(),
+            search_job_name=job,
+            search_job_link=layout.job_dir(self.ctx.controller_dir, job),
+        )
+        self.ctx.display.message(
+            f"proxy task {name}: training {len(refs.trial_ids)} reference models with "
+            f"{config_args(self.configs[name])}"
+        )
+        self.events.append(self.ctx.clock.now(), "proxy_task_started", proxy_task=name)
 
     # ---- statistics and decisions -------------------------------------------------------------
+
+    def _stats(self, name: str) -> ProxyTaskStats:
+        return self.tasks[name].stats
+
+    def _set_stats(self, name: str, **changes: Any) -> ProxyTaskStats:
+        """Replace the config's statistics with ``changes`` applied; return the new value."""
+        entry = self.tasks[name]
+        stats = dataclasses.replace(entry.stats, **changes)
+        self.tasks[name] = dataclasses.replace(entry, stats=stats)
+        return stats
 
     def _metrics(self, name: str) -> list[TrialTrainingMetrics | None]:
         return [self.tracker.progress(k).metrics for k in self._keys(name)]
@@ -339,24 +315,19 @@ class SearchController(Controller):
         """The best successful config's final time, among the finished ones other than
         ``excluding``; with ``finished_before``, only those that finished before it did (a
         re-score judges each config by what early stopping knew when it ran)."""
-        from proxytask.stats.search import StoppingState
-
         earlier = set(self.finish_order)
         if finished_before and excluding in self.finish_order:
             earlier = set(self.finish_order[: self.finish_order.index(excluding)])
         times = []
-        for other, entry in self.proxy_tasks_map.items():
-            stats = entry["proxy_task_stats"]
+        for other, entry in self.tasks.items():
             if other == excluding or other not in self.done or other not in earlier:
                 continue
-            state = stats["stopping_state"]
-            if state and StoppingState(state).is_success and stats["final_training_time_in_hours"]:
-                times.append(stats["final_training_time_in_hours"])
+            stats = entry.stats
+            if stats.stopping_state.is_success and stats.final_training_time_in_hours:
+                times.append(stats.final_training_time_in_hours)
         return min(times) if times else None
 
-    def _scan(self, name: str, stats: Any, rescore: bool = False) -> Any:
-        from proxytask.stats.search import scan_stopping
-
+    def _scan(self, name: str, stats: StepStats, rescore: bool = False) -> StopDecision:
         s = self.settings
         return scan_stopping(
             stats,
@@ -373,22 +344,14 @@ class SearchController(Controller):
 
     def _total_steps(self, name: str) -> int | None:
         """The proxy task's step budget, from its trials' reports (None before any)."""
-        totals = []
-        for metrics in self._metrics(name):
-            points = metrics.training_accuracy_over_steps if metrics is not None else ()
-            if points and points[-1].training_step_pct > 0:
-                last = points[-1]
-                totals.append(round((last.training_step + 1) * 100.0 / last.training_step_pct))
-        return max(totals) if totals else None
+        return step_budget(self._metrics(name))
 
     def _budget_end(self, name: str) -> int:
         """The last 0-based step of the proxy task's budget (-1 when unknown)."""
         total = self._total_steps(name)
         return -1 if total is None else total - 1
 
-    def _step_stats(self, name: str) -> Any:
-        from proxytask.stats.search import step_stats
-
+    def _step_stats(self, name: str) -> StepStats:
         s = self.settings
         return step_stats(
             self._metrics(name),
@@ -398,150 +361,144 @@ class SearchController(Controller):
         )
 
     def _update(self, name: str) -> None:
-        from proxytask.stats.search import MIN_PAIRS, MIN_VALID_RATIO, StoppingState
-
         if name not in self._dirty:
             return
         self._dirty.discard(name)
-        entry = self.proxy_tasks_map[name]
         keys = self._keys(name)
         stats = self._step_stats(name)
         ended = self.tracker.all_terminal(keys)
-        record_stats = entry["proxy_task_stats"]
-        record_stats.update(stats.to_dict())
-        posted = record_stats["posted_stop_trials_message"]
-        if not posted:
+        recorded = self._set_stats(name, steps=stats)
+        if not recorded.posted_stop_trials_message:
             decision = self._scan(name, stats)
             failed = [k for k in keys if self.tracker.records[k].state == TrialRecordState.FAILED]
             usable = len(keys) - len(failed)
             if decision.stopped:
-                self._record_decision(record_stats, decision)
+                self._record_decision(name, stats, decision)
                 self._post_stop(name, keys, decision.state.value)
             elif usable < max(MIN_PAIRS, MIN_VALID_RATIO * len(keys)):
-                record_stats["stopping_state"] = StoppingState.EXCESS_TRIAL_FAILURES.value
+                self._set_stats(name, stopping_state=StoppingState.EXCESS_TRIAL_FAILURES)
                 self._post_stop(name, keys, "too many trials failed to compute a correlation")
         if ended:
             self._finish_config(name, stats)
 
-    def _record_decision(self, record_stats: dict[str, Any], decision: Any) -> None:
-        if decision.step_index is not None and record_stats["training_steps"]:
-            record_stats["decided_at_training_step"] = record_stats["training_steps"][
-                decision.step_index
-            ]
-        record_stats["stopping_state"] = decision.state.value
-        record_stats["final_training_steps"] = decision.final_training_steps
-        record_stats["final_training_time_in_hours"] = decision.final_training_time_in_hours
+    def _record_decision(self, name: str, stats: StepStats, decision: StopDecision) -> None:
+        decided = self._stats(name).decided_at_training_step
+        if decision.step_index is not None and stats.training_steps:
+            decided = stats.training_steps[decision.step_index]
+        self._set_stats(
+            name,
+            decided_at_training_step=decided,
+            stopping_state=decision.state,
+            final_training_steps=decision.final_training_steps,
+            final_training_time_in_hours=decision.final_training_time_in_hours,
+        )
 
     def _post_stop(self, name: str, keys: list[str], why: str) -> None:
         for key in keys:
             self.tracker.request_stop(key)
-        self.proxy_tasks_map[name]["proxy_task_stats"]["posted_stop_trials_message"] = True
+        self._set_stats(name, posted_stop_trials_message=True)
         self.ctx.display.message(f"proxy task {name}: stopping its trials ({why})")
         self.events.append(self.ctx.clock.now(), "proxy_task_stop_posted", proxy_task=name, why=why)
 
-    def _finish_config(self, name: str, stats: Any) -> None:
-        from proxytask.stats.search import StoppingState, rank_correlation
-
-        record_stats = self.proxy_tasks_map[name]["proxy_task_stats"]
+    def _finish_config(self, name: str, stats: StepStats) -> None:
         # The statistics are refreshed once more now that every trial has ended (late reports
         # of earlier steps count), up to the step the decision was made at: what trials did
         # after being told to stop depends on timing, not on the proxy.
-        decided_at = record_stats.get("decided_at_training_step")
+        decided_at = self._stats(name).decided_at_training_step
         if decided_at is not None:
             stats = _truncate(stats, decided_at)
-            record_stats.update(stats.to_dict())
-        if record_stats["stopping_state"] != StoppingState.EXCESS_TRIAL_FAILURES.value:
+            self._set_stats(name, steps=stats)
+        if self._stats(name).stopping_state is not StoppingState.EXCESS_TRIAL_FAILURES:
             decision = self._scan(name, stats)
             if decision.stopped:
-                self._record_decision(record_stats, decision)
-            elif not record_stats["stopping_state"]:
-                record_stats["stopping_state"] = StoppingState.RAN_TILL_COMPLETION.value
-        latencies = self.latencies(name)
-        lat = rank_correlation(latencies, list(self.references.latencies))
-        record_stats["latency_correlation"] = lat.tau
-        record_stats["latency_correlation_p_value"] = lat.p_value
-        lat_summary = _tau_summary(
-            latencies, list(self.references.latencies), self.settings.confidence
-        )
-        record_stats["latency_correlation_ci_low"] = lat_summary["ci_low"]
-        record_stats["latency_correlation_ci_high"] = lat_summary["ci_high"]
-        desired = self.settings.desired_latency_correlation
-        state = record_stats["stopping_state"]
-        latency_failed = lat.tau is None or (desired is not None and lat.tau < desired)
-        if desired is not None and state and StoppingState(state).is_success and latency_failed:
-            record_stats["stopping_state"] = StoppingState.FAILED_DESIRED_LATENCY_CORRELATION.value
+                self._record_decision(name, stats, decision)
+            elif not self._stats(name).stopping_state.value:
+                self._set_stats(name, stopping_state=StoppingState.RAN_TILL_COMPLETION)
+        self._check_latency(name)
         self.done.add(name)
         if name not in self.finish_order:
             self.finish_order.append(name)
         self._render(name)
         self._choose_best()
-        final = record_stats["final_training_steps"]
+        final = self._stats(name)
+        where = (
+            f" at step {final.final_training_steps}"
+            if final.final_training_steps is not None
+            else ""
+        )
         self.ctx.display.message(
-            f"proxy task {name}: {record_stats['stopping_state'] or 'no answer'}"
-            + (f" at step {final}" if final is not None else "")
+            f"proxy task {name}: {final.stopping_state.value or 'no answer'}{where}"
         )
         self.events.append(
             self.ctx.clock.now(),
             "proxy_task_done",
             proxy_task=name,
-            state=record_stats["stopping_state"],
+            state=final.stopping_state.value,
         )
+
+    def _check_latency(self, name: str) -> None:
+        """Record the latency correlation; a success that fails its target fails."""
+        latencies = self.latencies(name)
+        lat = rank_correlation(latencies, list(self.references.latencies))
+        summary = _tau_summary(latencies, list(self.references.latencies), self.settings.confidence)
+        stats = self._set_stats(
+            name,
+            latency_correlation=lat.tau,
+            latency_correlation_p_value=lat.p_value,
+            latency_interval=(summary.ci_low, summary.ci_high),
+        )
+        if stats.stopping_state.is_success and self._latency_fails(lat.tau):
+            self._set_stats(name, stopping_state=StoppingState.FAILED_DESIRED_LATENCY_CORRELATION)
+
+    def _latency_fails(self, tau: float | None) -> bool:
+        """True when a latency target is set and ``tau`` misses it (or is unknown)."""
+        desired = self.settings.desired_latency_correlation
+        return desired is not None and (tau is None or tau < desired)
 
     def _rescore_finished(self) -> None:
         """Apply the current thresholds to finished configs, from their recorded statistics."""
-        from proxytask.stats.search import StepStats, with_uncertainty
-
-        s = self.settings
         ordered = [n for n in self.finish_order if n in self.done]
         for name in ordered + sorted(self.done - set(ordered)):  # in the order they finished
-            entry = self.proxy_tasks_map.get(name)
-            if entry is None:
-                continue
-            saved = entry["proxy_task_stats"]
-            stats = with_uncertainty(
-                StepStats.from_dict(saved), s.confidence, s.desired_accuracy_correlation
-            )
-            saved.update(stats.to_dict())
-            if saved["stopping_state"] in ("Excess trial failures",):
-                continue
-            decision = self._scan(name, stats, rescore=True)
-            saved.pop("rescore_note", None)
-            if decision.stopped:
-                self._record_decision(saved, decision)
-            else:
-                saved["stopping_state"] = "Ran till completion"
-                saved["final_training_steps"] = None
-                saved["final_training_time_in_hours"] = None
-                cut = stats.training_steps[-1] if stats.training_steps else None
-                if cut is not None and cut < self._budget_end(name):
-                    saved["rescore_note"] = (
-                        f"the recorded curves end at step {cut}, where the earlier settings "
-                        "stopped the proxy; the new settings need more evidence than that. "
-                        "Train it further in a new search to decide."
-                    )
-                    self.ctx.display.message(f"proxy task {name}: {saved['rescore_note']}")
-            desired = self.settings.desired_latency_correlation
-            lat = saved.get("latency_correlation")
-            latency_failed = lat is None or (desired is not None and lat < desired)
-            if (
-                desired is not None
-                and decision.stopped
-                and decision.state.is_success
-                and latency_failed
-            ):
-                saved["stopping_state"] = "Failed desired latency correlation"
+            if name in self.tasks:
+                self._rescore(name)
         self._choose_best()
 
-    def _choose_best(self) -> None:
-        from proxytask.stats.search import StoppingState, best_proxy_task
-
-        results = {}
-        for name in self.done:
-            stats = self.proxy_tasks_map[name]["proxy_task_stats"]
-            results[name] = (
-                StoppingState(stats["stopping_state"]),
-                stats["final_training_time_in_hours"],
+    def _rescore(self, name: str) -> None:
+        s = self.settings
+        recorded = self._stats(name)
+        stats = with_uncertainty(recorded.step_stats, s.confidence, s.desired_accuracy_correlation)
+        self._set_stats(name, steps=stats)
+        if recorded.stopping_state is StoppingState.EXCESS_TRIAL_FAILURES:
+            return
+        decision = self._scan(name, stats, rescore=True)
+        self._set_stats(name, rescore_note=None)
+        if decision.stopped:
+            self._record_decision(name, stats, decision)
+        else:
+            self._set_stats(
+                name,
+                stopping_state=StoppingState.RAN_TILL_COMPLETION,
+                final_training_steps=None,
+                final_training_time_in_hours=None,
             )
+            cut = stats.training_steps[-1] if stats.training_steps else None
+            if cut is not None and cut < self._budget_end(name):
+                note = (
+                    f"the recorded curves end at step {cut}, where the earlier settings "
+                    "stopped the proxy; the new settings need more evidence than that. "
+                    "Train it further in a new search to decide."
+                )
+                self._set_stats(name, rescore_note=note)
+                self.ctx.display.message(f"proxy task {name}: {note}")
+        latency = self._stats(name).latency_correlation
+        if decision.stopped and decision.state.is_success and self._latency_fails(latency):
+            self._set_stats(name, stopping_state=StoppingState.FAILED_DESIRED_LATENCY_CORRELATION)
+
+    def _choose_best(self) -> None:
+        results = {
+            name: (self._stats(name).stopping_state, self._stats(name).final_training_time_in_hours)
+            for name in self.done
+        }
         self.best_proxy_task_name = best_proxy_task(results) or ""
         if self.is_finished():
             self._write_recommendation()
@@ -552,58 +509,54 @@ class SearchController(Controller):
         from proxytask.report.data import correlation_scatter_figure, search_curves_figure
         from proxytask.report.plots import render_correlation_scatter, render_search_curves
 
-        stats = self.proxy_tasks_map[name]["proxy_task_stats"]
+        stats = self._stats(name)
         prefix = storage.join(self.ctx.controller_dir, f"proxy_task_{name}")
         fig = search_curves_figure(
             name,
-            stats,
+            stats.step_stats,
             desired_correlation=self.settings.desired_accuracy_correlation,
             desired_accuracy=self.settings.desired_accuracy,
-            stop_step=stats["final_training_steps"],
-            stop_time_hrs=stats["final_training_time_in_hours"],
-            stopping_state=stats["stopping_state"],
+            stop_step=stats.final_training_steps,
+            stop_time_hrs=stats.final_training_time_in_hours,
+            stopping_state=stats.stopping_state.value,
         )
         render_search_curves(fig, prefix + "_curves.png")
         labels = [f"{i}" for i in self.references.trial_ids]
         # the evaluation where the stopping rule held (not the interpolated step before it)
-        at_step = _deciding_step(stats)
+        at_step = stats.deciding_step
         proxy_at_stop = self.accuracies_at_step(name, at_step)
         acc = _tau_summary(
             proxy_at_stop, list(self.references.accuracies), self.settings.confidence
         )
-        tau, p_value = acc["tau"], acc["p_value"]
         render_correlation_scatter(
             correlation_scatter_figure(
                 f"{name}: proxy vs full-training accuracy at step {at_step}",
                 list(self.references.accuracies),
                 proxy_at_stop,
                 labels,
-                tau,
-                p_value,
+                acc.tau,
+                acc.p_value,
                 "full-training accuracy",
                 "proxy-task accuracy",
-                _interval_of(acc),
+                acc.interval,
             ),
             prefix + "_accuracy_correlation.png",
         )
-        latencies = self.latencies(name)
+        low, high = stats.latency_interval or (None, None)
+        latency_interval = (
+            None if low is None or high is None else (low, high, self.settings.confidence)
+        )
         render_correlation_scatter(
             correlation_scatter_figure(
                 f"{name}: latency",
                 list(self.references.latencies),
-                latencies,
+                self.latencies(name),
                 labels,
-                stats["latency_correlation"],
-                stats["latency_correlation_p_value"],
+                stats.latency_correlation,
+                stats.latency_correlation_p_value,
                 "full-training latency",
                 "proxy-task latency",
-                _interval_of(
-                    {
-                        "ci_low": stats.get("latency_correlation_ci_low"),
-                        "ci_high": stats.get("latency_correlation_ci_high"),
-                        "confidence": self.settings.confidence,
-                    }
-                ),
+                latency_interval,
             ),
             prefix + "_latency_correlation.png",
         )
@@ -623,12 +576,11 @@ class SearchController(Controller):
         """Train the winner on the held-out models to its steps; then its tau on them."""
         job = f"holdout_{best}"
         refs = self.references
-        stats = self.proxy_tasks_map[best]["proxy_task_stats"]
-        steps = stats["final_training_steps"]
+        steps = self._stats(best).final_training_steps
         keys = [f"{job}/{n}" for n in range(1, len(refs.holdout_trial_ids) + 1)]
         if keys[0] not in self.tracker.records:
             cont = Continuation(refs.job_dir, refs.holdout_trial_ids, use_checkpoint=False)
-            args = {**self.ctx.baseline_args, **_args(self.configs[best])}
+            args = {**self.ctx.baseline_args, **config_args(self.configs[best])}
             for number in range(1, len(keys) + 1):
                 self.tracker.plan(job, number, None, args, target_pct=0.0, continuation=cont)
             self.ctx.display.message(
@@ -645,16 +597,16 @@ class SearchController(Controller):
         if not self.tracker.all_terminal(keys):
             return
         proxy = self._accuracies_of(keys, steps)
-        self.holdout[best] = _tau_summary(
-            proxy, list(refs.holdout_accuracies), self.settings.confidence
-        ) | {
-            "proxy_task_name": best,
-            "final_training_step": steps,
-            "proxy_accuracies": proxy,
-            "full_accuracies": list(refs.holdout_accuracies),
-            "trial_ids": list(refs.holdout_trial_ids),
-        }
-        tau = self.holdout[best]["tau"]
+        check = HoldoutCheck(
+            summary=_tau_summary(proxy, list(refs.holdout_accuracies), self.settings.confidence),
+            proxy_task_name=best,
+            final_training_step=steps,
+            proxy_accuracies=tuple(proxy),
+            full_accuracies=tuple(refs.holdout_accuracies),
+            trial_ids=tuple(refs.holdout_trial_ids),
+        )
+        self.holdout[best] = check
+        tau = check.summary.tau
         self.ctx.display.message(
             f"held-out check of {best}: Kendall tau-b {fmt_number(tau)} on "
             f"{len(keys)} held-out models"
@@ -676,7 +628,7 @@ class SearchController(Controller):
             out.append(get_accuracy_at_pct(metrics, 100.0 * (step + 1) / total))
         return out
 
-    def zero_training_baselines(self) -> dict[str, dict[str, Any]]:
+    def zero_training_baselines(self) -> dict[str, TauSummary]:
         """Each zero-training score's Kendall tau-b against full training, with its interval.
 
         The scores (parameters, FLOPs, synflow, grad_norm, NASWOT, jacob_cov: whatever the
@@ -696,106 +648,69 @@ class SearchController(Controller):
             }
         return self._zero_training
 
-    def _zero_training_verdict(self, best: str) -> dict[str, Any] | None:
-        baselines = {
-            k: v for k, v in self.zero_training_baselines().items() if v["tau"] is not None
-        }
+    def _zero_training_verdict(self, best: str) -> ZeroTrainingComparison | None:
+        baselines = {k: v for k, v in self.zero_training_baselines().items() if v.tau is not None}
         if not baselines:
             return None
-        name, top = max(baselines.items(), key=lambda kv: kv[1]["tau"])
-        best_stats = self.proxy_tasks_map[best]["proxy_task_stats"]
-        trained = _at_step(best_stats, _deciding_step(best_stats))
-        beats = trained is not None and trained > top["tau"]
-        interval = _interval_at(best_stats, _deciding_step(best_stats))
-        trained_low = interval["ci_low"] if interval else None
-        clear = beats and trained_low is not None and top["ci_high"] is not None
-        clear = clear and trained_low > top["ci_high"]
-        message = (
-            f"the trained proxy {best} (Kendall tau-b {fmt_number(trained)}) ranks the reference "
-            f"models better than the best zero-training score, {name} ({fmt_number(top['tau'])})"
-            + (
-                ""
-                if clear
-                else "; their intervals overlap, so with these reference models the advantage "
-                "is not established"
-            )
-            if beats
-            else f"a zero-training score is as good: {name} ranks the reference models with "
-            f"Kendall tau-b {fmt_number(top['tau'])}, the trained proxy {best} with "
-            f"{fmt_number(trained)}. Consider ranking by {name} (no training) instead"
+        name, top = max(baselines.items(), key=lambda kv: kv[1].tau or 0.0)
+        assert top.tau is not None
+        stats = self._stats(best)
+        trained = stats.tau_at(stats.deciding_step)
+        beats = trained is not None and trained > top.tau
+        interval = stats.interval_at(stats.deciding_step)
+        low = interval.ci_low if interval else None
+        clear = beats and low is not None and top.ci_high is not None and low > top.ci_high
+        return ZeroTrainingComparison(
+            best_zero_training_score=name,
+            best_zero_training_tau=top.tau,
+            trained_proxy_tau=trained,
+            trained_proxy_beats_zero_training=beats,
+            clearly_beats=clear,
+            message=_verdict_message(best, trained, name, top.tau, beats, clear),
         )
-        return {
-            "best_zero_training_score": name,
-            "best_zero_training_tau": top["tau"],
-            "trained_proxy_tau": trained,
-            "trained_proxy_beats_zero_training": beats,
-            "clearly_beats": clear,  # its interval lies above the zero-training score's
-            "message": message,
-            "statistic": "Kendall tau-b",
-        }
 
     def recommendation(self) -> dict[str, Any]:
+        """What to set (the JSON form of :meth:`recommended`)."""
+        return self.recommended().to_json()
+
+    def recommended(self) -> Recommendation:
         """What to set: the best proxy task, its args, steps and decay steps, its speed-up."""
         best = self.best_proxy_task_name
         others = {
-            n: self.proxy_tasks_map[n]["proxy_task_stats"]["stopping_state"] or "not finished"
-            for n in self.order
-            if n != best and n in self.proxy_tasks_map
+            n: self._stats(n).stopping_state.value or "not finished"
+            for n in self._started()
+            if n != best
         }
         if not best:
-            return {"best_proxy_task_name": "", "found": False, "others": others}
-        stats = self.proxy_tasks_map[best]["proxy_task_stats"]
-        steps = stats["final_training_steps"]
-        hours = stats["final_training_time_in_hours"]
-        full_hours = self._full_training_hours()
-        return {
-            "found": True,
-            "best_proxy_task_name": best,
-            "trainer_args": {**dict(self.ctx.baseline_args), **_args(self.configs[best])}
+            return Recommendation(best_proxy_task_name="", others=others)
+        stats = self._stats(best)
+        return Recommendation(
+            best_proxy_task_name=best,
+            others=others,
+            trainer_args={**dict(self.ctx.baseline_args), **config_args(self.configs[best])}
             if best in self.configs
             else None,
-            # the step budget: the deciding evaluation's 0-based step + 1
-            "training_steps": None if steps is None else steps + 1,
-            "cosine_decay_steps": None if steps is None else steps + 1,
-            "final_training_step": steps,  # 0-based, as the state's final_training_steps
-            "final_training_time_in_hours": hours,
+            final_training_step=stats.final_training_steps,
+            final_training_time_in_hours=stats.final_training_time_in_hours,
             # at the evaluation where the rule held (the point rule interpolates the steps
             # back from it, but no evaluation exists there)
-            "accuracy_correlation_at_stop": _at_step(stats, _deciding_step(stats)),
-            "full_training_hours_per_model": full_hours,
-            "speedup_vs_full_training": (full_hours / hours) if full_hours and hours else None,
-            "advice": (
-                f"Set the total training steps to {None if steps is None else steps + 1} and the "
-                "cosine-decay steps to the same value; one evaluation at the end is enough for "
-                "the search."
-            ),
-            "others": others,
-            "stopping_rule": self.settings.stopping_rule,
-            "confidence": self.settings.confidence
-            if self.settings.stopping_rule == "confident"
-            else None,
-            "accuracy_correlation_interval_at_stop": _interval_at(stats, _deciding_step(stats)),
-            "holdout": self.holdout.get(best),
-            "zero_training_baselines": self.zero_training_baselines(),
-            "zero_training_comparison": self._zero_training_verdict(best),
-            "winner_stability": self._stability_summary(),
-        }
+            accuracy_correlation_at_stop=stats.tau_at(stats.deciding_step),
+            full_training_hours_per_model=self.references.full_training_hours,
+            stopping_rule=self.settings.stopping_rule,
+            confidence=self.settings.reported_confidence,
+            interval_at_stop=stats.interval_at(stats.deciding_step),
+            holdout=self.holdout.get(best),
+            zero_training_baselines=self.zero_training_baselines(),
+            zero_training_comparison=self._zero_training_verdict(best),
+            winner_stability=self._stability_summary(),
+        )
 
-    def _stability_summary(self) -> dict[str, Any] | None:
+    def _stability_summary(self) -> StabilityResult | None:
         if not self.is_finished():
             return None
         if self._stability_result is None:
             self._stability_result = self.stability()
-        result = self._stability_result
-        return None if result is None else result.to_dict()
-
-    def _full_training_hours(self) -> float | None:
-        data = storage.read_json(
-            storage.join(self.references.model_selection_dir, "REFERENCE_MODELS.json")
-        )
-        hours = [m.get("training_hours") for m in (data or {}).get("reference_models", [])]
-        valid = [h for h in hours if h]
-        return sum(valid) / len(valid) if valid else None
+        return self._stability_result
 
     def _write_recommendation(self) -> None:
         self._stability_result = self.stability() if self.is_finished() else None
@@ -804,24 +719,6 @@ class SearchController(Controller):
         storage.write_json_atomic(
             storage.join(self.ctx.controller_dir, RECOMMENDATION), self.recommendation()
         )
-
-    def _trained_tau(self, name: str) -> tuple[float | None, float | None, float | None]:
-        """A config's Kendall tau-b and interval at its stop (or its last valid step)."""
-        stats = self.proxy_tasks_map[name]["proxy_task_stats"]
-        step = _deciding_step(stats)
-        found: tuple[float | None, float | None, float | None] = (None, None, None)
-        lows = stats.get("accuracy_correlation_ci_low") or []
-        highs = stats.get("accuracy_correlation_ci_high") or []
-        for i, (s, tau) in enumerate(
-            zip(stats["training_steps"], stats["accuracy_correlation_over_step"], strict=False)
-        ):
-            if tau is not None and (step is None or s <= step):
-                low = lows[i] if i < len(lows) else None
-                high = highs[i] if i < len(highs) else None
-                found = (
-                    (tau, low, high) if low is not None and high is not None else (tau, None, None)
-                )
-        return found
 
     def _render_summary(self) -> None:
         """The search-wide figures: time per proxy, tau vs zero-training, winner stability."""
@@ -838,25 +735,23 @@ class SearchController(Controller):
             render_tau_comparison,
         )
 
-        names = [n for n in self.order if n in self.proxy_tasks_map]
+        names = self._started()
         cdir = self.ctx.controller_dir
-        rows = []
-        for name in names:
-            stats = self.proxy_tasks_map[name]["proxy_task_stats"]
-            rows.append(
-                (
-                    name,
-                    stats["final_training_time_in_hours"],
-                    stats["stopping_state"],
-                    name == self.best_proxy_task_name,
-                )
+        rows = [
+            (
+                name,
+                self._stats(name).final_training_time_in_hours,
+                self._stats(name).stopping_state.value,
+                name == self.best_proxy_task_name,
             )
+            for name in names
+        ]
         render_proxy_comparison(proxy_comparison_figure(rows), storage.join(cdir, COMPARISON_PLOT))
         tau_rows: list[tuple[str, str, float | None, float | None, float | None]] = [
-            (name, TRAINED_PROXY, *self._trained_tau(name)) for name in names
+            (name, TRAINED_PROXY, *self._stats(name).trained_tau()) for name in names
         ]
         for name, check in self.zero_training_baselines().items():
-            tau_rows.append((name, ZERO_TRAINING, check["tau"], check["ci_low"], check["ci_high"]))
+            tau_rows.append((name, ZERO_TRAINING, check.tau, check.ci_low, check.ci_high))
         render_tau_comparison(
             tau_comparison_figure(
                 tau_rows,
@@ -869,7 +764,7 @@ class SearchController(Controller):
         if stability is not None:
             render_stability(stability_figure(stability), storage.join(cdir, STABILITY_PLOT))
 
-    def stability(self) -> Any:
+    def stability(self) -> StabilityResult | None:
         """How often each proxy would win if the reference set were resampled (200 draws).
 
         Each config is judged on its own curves as recorded (no early stop against the best),
@@ -880,7 +775,7 @@ class SearchController(Controller):
         s = self.settings
         if s.desired_accuracy_correlation is None:
             return None
-        names = [n for n in self.order if n in self.proxy_tasks_map]
+        names = self._started()
         if not names:
             return None
         scan = {
@@ -896,59 +791,40 @@ class SearchController(Controller):
 
     def summary(self) -> list[str]:
         """The answer in lines for the terminal."""
-        lines = []
-        for name in self.order:
-            stats = self.proxy_tasks_map.get(name, {}).get("proxy_task_stats")
-            if not stats:
-                lines.append(f"  {name}: not started")
-                continue
-            hours = stats["final_training_time_in_hours"]
-            lines.append(
-                f"  {name}: {stats['stopping_state'] or 'running'}"
-                + (
-                    f", {stats['final_training_steps']} steps"
-                    if stats["final_training_steps"]
-                    else ""
-                )
-                + (f", {hours * 3600:.1f} s per model" if hours else "")
-            )
-        rec = self.recommendation()
-        if not rec["found"]:
+        lines = [_summary_line(name, self.tasks.get(name)) for name in self.order]
+        rec = self.recommended()
+        if not rec.found:
             lines.append("no proxy task met the targets; see each one's state above.")
             return lines
-        lines.append(f"best proxy task: {rec['best_proxy_task_name']}  {rec['trainer_args']}")
+        lines.append(f"best proxy task: {rec.best_proxy_task_name}  {rec.trainer_args}")
         lines.append(
-            f"set training steps = {rec['training_steps']}, cosine-decay steps = "
-            f"{rec['cosine_decay_steps']}"
+            f"set training steps = {rec.training_steps}, cosine-decay steps = {rec.training_steps}"
         )
-        if rec["speedup_vs_full_training"]:
-            lines.append(
-                f"cost per trial: {rec['speedup_vs_full_training']:.1f}× cheaper than full training"
-            )
+        if rec.speedup:
+            lines.append(f"cost per trial: {rec.speedup:.1f}× cheaper than full training")
         return lines
 
     # ---- persistence and display --------------------------------------------------------------
 
-    def _state(self) -> dict[str, Any]:
-        return {
-            "proxy_tasks_map": {k: v for k, v in self.proxy_tasks_map.items()},
-            "best_proxy_task_name": self.best_proxy_task_name,
-            "holdout": self.holdout,
-            "zero_training_baselines": self.zero_training_baselines(),
-            "order": list(self.order),
-            "done": sorted(self.done),
-            "finish_order": list(self.finish_order),
-            "config_args": {n: _args(c) for n, c in self.configs.items()},
-            "settings": dataclasses.asdict(self.settings),
-            "reference_trial_ids": list(self.references.trial_ids),
-            "model_selection_dir": self.references.model_selection_dir,
-            "trials": [r.to_dict() for r in self.tracker.records.values()],
-        }
+    def state(self) -> SearchState:
+        """The search's state as it is saved."""
+        return SearchState(
+            proxy_tasks=dict(self.tasks),
+            best_proxy_task_name=self.best_proxy_task_name,
+            holdout=dict(self.holdout),
+            zero_training_baselines=self.zero_training_baselines(),
+            order=tuple(self.order),
+            done=frozenset(self.done),
+            finish_order=tuple(self.finish_order),
+            config_args={n: config_args(c) for n, c in self.configs.items()},
+            settings=self.settings,
+            reference_trial_ids=tuple(self.references.trial_ids),
+            model_selection_dir=self.references.model_selection_dir,
+            trials=tuple(self.tracker.records.values()),
+        )
 
     def _persist(self) -> None:
-        import json
-
-        self.save_if_changed(SEARCH_STATE, json.loads(json.dumps(self._state())))
+        self.save_if_changed(SEARCH_STATE, json.loads(json.dumps(self.state().to_json())))
 
     def snapshot(self) -> ProgressSnapshot:
         """The live display: the active configs' trials, current tau and time vs limit."""
@@ -956,9 +832,9 @@ class SearchController(Controller):
         titles = []
         for name in self._active():
             keys.extend(self._keys(name))
-            stats = self.proxy_tasks_map[name]["proxy_task_stats"]
-            taus = [t for t in stats["accuracy_correlation_over_step"] if t is not None]
-            times = [t for t in stats["median_training_time_hrs_over_step"] if t is not None]
+            steps = self._stats(name).step_stats
+            taus = [t for t in steps.accuracy_correlation_over_step if t is not None]
+            times = [t for t in steps.median_training_time_hrs_over_step if t is not None]
             tau = f"{taus[-1]:.2f}" if taus else "-"
             spent = f"{times[-1] * 3600:.0f} s" if times else "-"
             limit = self.settings.training_time_hrs_limit
@@ -968,12 +844,59 @@ class SearchController(Controller):
         done = len(self.done)
         return ProgressSnapshot(
             title=f"proxy-task search — {done}/{len(self.order)} done; " + "; ".join(titles),
-            rows=progress_rows(self.tracker, keys),
+            rows=base.progress_rows(self.tracker, keys),
             elapsed_secs=self.ctx.clock.now() - self.started_at,
         )
 
 
-def _truncate(stats: Any, last_step: int) -> Any:
+def _check_same_args(configs: Sequence[ProxyTaskConfig], state: SearchState) -> None:
+    """A resumed config must keep the trainer args it was started with."""
+    for config in configs:
+        saved = state.config_args.get(config.name)
+        if saved is not None and dict(saved) != config_args(config):
+            raise UsageError(
+                f"proxy-task config {config.name!r} must keep its trainer args on resume, got "
+                f"{config_args(config)} instead of {dict(saved)}. Give the changed config a "
+                "new name."
+            )
+
+
+def _summary_line(name: str, entry: ProxyTaskEntry | None) -> str:
+    """One config's line of :meth:`SearchController.summary`."""
+    if entry is None:
+        return f"  {name}: not started"
+    stats = entry.stats
+    hours = stats.final_training_time_in_hours
+    return (
+        f"  {name}: {stats.stopping_state.value or 'running'}"
+        + (f", {stats.final_training_steps} steps" if stats.final_training_steps else "")
+        + (f", {hours * 3600:.1f} s per model" if hours else "")
+    )
+
+
+def _verdict_message(
+    best: str, trained: float | None, name: str, top: float, beats: bool, clear: bool
+) -> str:
+    """The zero-training comparison in words."""
+    if not beats:
+        return (
+            f"a zero-training score is as good: {name} ranks the reference models with "
+            f"Kendall tau-b {fmt_number(top)}, the trained proxy {best} with "
+            f"{fmt_number(trained)}. Consider ranking by {name} (no training) instead"
+        )
+    return (
+        f"the trained proxy {best} (Kendall tau-b {fmt_number(trained)}) ranks the reference "
+        f"models better than the best zero-training score, {name} ({fmt_number(top)})"
+        + (
+            ""
+            if clear
+            else "; their intervals overlap, so with these reference models the advantage "
+            "is not established"
+        )
+    )
+
+
+def _truncate(stats: StepStats, last_step: int) -> StepStats:
     """The statistics of the steps up to ``last_step``."""
     keep = sum(1 for s in stats.training_steps if s <= last_step)
     return dataclasses.replace(
@@ -986,33 +909,15 @@ def _truncate(stats: Any, last_step: int) -> Any:
     )
 
 
-def _args(config: ProxyTaskConfig) -> dict[str, str]:
+def config_args(config: ProxyTaskConfig) -> dict[str, str]:
+    """A proxy-task config's trainer args as strings (as the trials get them)."""
     return {str(k): str(v) for k, v in config.trainer_args.items()}
-
-
-def _deciding_step(stats: Mapping[str, Any]) -> int | None:
-    """The evaluation step at which the stopping rule held (the final step when none)."""
-    decided = stats.get("decided_at_training_step")
-    return decided if decided is not None else stats.get("final_training_steps")
-
-
-def _at_step(stats: Mapping[str, Any], step: int | None) -> float | None:
-    if step is None:
-        return None
-    best = None
-    for s, tau in zip(
-        stats["training_steps"], stats["accuracy_correlation_over_step"], strict=False
-    ):
-        if s <= step and tau is not None:
-            best = tau
-    return best
 
 
 def _tau_summary(
     proxy: Sequence[float | None], full: Sequence[float | None], confidence: float
-) -> dict[str, Any]:
+) -> TauSummary:
     """Kendall tau-b of two score lists with its interval (None where it cannot be computed)."""
-    from proxytask.stats.search import rank_correlation
     from proxytask.stats.uncertainty import MIN_MODELS_FOR_INTERVAL, tau_interval
 
     corr = rank_correlation(list(proxy), list(full))
@@ -1020,42 +925,4 @@ def _tau_summary(
     if corr.tau is not None and corr.n >= MIN_MODELS_FOR_INTERVAL:
         interval = tau_interval(corr.tau, corr.n, confidence)
         low, high = interval.low, interval.high
-    return {
-        "statistic": "Kendall tau-b",
-        "tau": corr.tau,
-        "p_value": corr.p_value,
-        "n": corr.n,
-        "ci_low": low,
-        "ci_high": high,
-        "confidence": confidence,
-        "reason": corr.reason,
-    }
-
-
-def _interval_at(stats: Mapping[str, Any], step: int | None) -> dict[str, Any] | None:
-    """The interval and probability recorded at the last step up to ``step``."""
-    if step is None:
-        return None
-    found = None
-    lows = stats.get("accuracy_correlation_ci_low") or []
-    highs = stats.get("accuracy_correlation_ci_high") or []
-    probs = stats.get("accuracy_correlation_prob_above") or []
-    for i, s in enumerate(stats["training_steps"]):
-        if s <= step and i < len(lows) and lows[i] is not None:
-            found = {
-                "training_step": s,
-                "ci_low": lows[i],
-                "ci_high": highs[i],
-                "probability_above_threshold": probs[i] if i < len(probs) else None,
-                "confidence": stats.get("confidence"),
-                "statistic": "Kendall tau-b",
-            }
-    return found
-
-
-def _interval_of(summary: Mapping[str, Any]) -> tuple[float, float, float] | None:
-    """``(low, high, confidence)`` of a :func:`_tau_summary`, or None without an interval."""
-    low, high, level = summary.get("ci_low"), summary.get("ci_high"), summary.get("confidence")
-    if low is None or high is None or level is None:
-        return None
-    return (float(low), float(high), float(level))
+    return TauSummary(corr.tau, corr.p_value, corr.n, low, high, confidence, corr.reason)

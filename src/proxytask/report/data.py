@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxytask.core.errors import UsageError
 from proxytask.stats import variance as stats
+from proxytask.stats.search import StepStats
 from proxytask.stats.selection import SelectionResult, TrialScore
 
 if TYPE_CHECKING:
@@ -231,9 +232,12 @@ def variance_figure(
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Model selection: one round's kept and removed trials
-# --------------------------------------------------------------------------------------------
+# ---- Model selection: one round's kept and removed trials ----
+
+
+def _plain_number(value: float, digits: int = 2) -> str:
+    text = f"{value:.{digits}f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 @dataclasses.dataclass(frozen=True)
@@ -255,11 +259,6 @@ class SelectionFigure:
     x_label: str = "accuracy"
     y_label: str = "latency"
     invalid: tuple[tuple[str, str], ...] = ()
-
-
-def _plain_number(value: float, digits: int = 2) -> str:
-    text = f"{value:.{digits}f}"
-    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _usable_latency(value: float | None) -> float | None:
@@ -335,9 +334,7 @@ def selection_figure(
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Proxy-task search: curves over steps and time, correlation scatters, proxy comparison
-# --------------------------------------------------------------------------------------------
+# ---- Proxy-task search: curves over steps and time, scatters, proxy comparison ----
 
 
 def _optional_number(name: str, value: Any) -> float | None:
@@ -429,9 +426,199 @@ def _format_time(hours: float) -> str:
     return f"{_plain_number(hours * factor)} {unit}"
 
 
+@dataclasses.dataclass(frozen=True)
+class _CurveInput:
+    """A search figure's per-step values, one entry per step (None: invalid there)."""
+
+    steps: tuple[float | None, ...]
+    correlations: tuple[float | None, ...]
+    accuracies: tuple[float | None, ...]
+    hours: tuple[float | None, ...]
+    ci_low: tuple[float | None, ...]
+    ci_high: tuple[float | None, ...]
+    confidence: float | None
+
+    @classmethod
+    def of(cls, stats: StepStats) -> _CurveInput:
+        """The values of a proxy task's step statistics."""
+        n = len(stats)
+        return cls(
+            steps=_optional_numbers("training_steps", stats.training_steps, n),
+            correlations=_optional_numbers("correlations", stats.accuracy_correlation_over_step, n),
+            accuracies=_optional_numbers("accuracies", stats.median_accuracy_over_step, n),
+            hours=_optional_numbers("hours", stats.median_training_time_hrs_over_step, n),
+            ci_low=_optional_numbers("ci_low", stats.accuracy_correlation_ci_low, n),
+            ci_high=_optional_numbers("ci_high", stats.accuracy_correlation_ci_high, n),
+            confidence=_optional_number("confidence", stats.confidence),
+        )
+
+    @classmethod
+    def parse(cls, stats: Mapping[str, Any]) -> _CurveInput:
+        """The values of a ``proxy_task_stats`` mapping, checked one by one (lists may be
+        missing: invalid everywhere)."""
+        if not isinstance(stats, Mapping):
+            raise UsageError(f"stats must be a mapping (proxy_task_stats), got {stats!r}.")
+        if "training_steps" not in stats:
+            raise UsageError("stats must have 'training_steps' (a list of step counts).")
+        raw_steps = stats["training_steps"]
+        if isinstance(raw_steps, (str, bytes)) or not isinstance(raw_steps, Sequence):
+            raise UsageError(f"training_steps must be a list of step counts, got {raw_steps!r}.")
+        n = len(raw_steps)
+
+        def values(key: str) -> tuple[float | None, ...]:
+            return _optional_numbers(key, stats.get(key), n)
+
+        return cls(
+            steps=tuple(
+                _optional_number(f"training_steps[{i}]", v) for i, v in enumerate(raw_steps)
+            ),
+            correlations=values("accuracy_correlation_over_step"),
+            accuracies=values("median_accuracy_over_step"),
+            hours=values("median_training_time_hrs_over_step"),
+            ci_low=values("accuracy_correlation_ci_low"),
+            ci_high=values("accuracy_correlation_ci_high"),
+            confidence=_optional_number("confidence", stats.get("confidence")),
+        )
+
+    def pairs(
+        self, xs: Sequence[float | None], ys: Sequence[float | None], scale: float = 1.0
+    ) -> tuple[tuple[float, float], ...]:
+        """The valid ``(x * scale, y)`` points."""
+        return tuple(
+            (x * scale, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None
+        )
+
+    def band(
+        self, xs: Sequence[float | None], scale: float = 1.0
+    ) -> tuple[tuple[float, float, float], ...]:
+        """The valid ``(x * scale, low, high)`` interval points of the correlation."""
+        return tuple(
+            (x * scale, lo, hi)
+            for x, lo, hi in zip(xs, self.ci_low, self.ci_high, strict=True)
+            if x is not None and lo is not None and hi is not None
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class _Marks:
+    """What a search figure marks: thresholds, the stop and the time unit."""
+
+    desired_correlation: float | None
+    desired_accuracy: float | None
+    stop_step: float | None
+    stop_hours: float | None
+    time_unit: str
+    time_factor: float
+
+
+def _curve_panel(
+    title: str,
+    x_label: str,
+    y_label: str,
+    points: tuple[tuple[float, float], ...],
+    band: tuple[tuple[float, float, float], ...],
+    threshold: tuple[float | None, str],
+    stop_x: float | None,
+    y_limits: tuple[float, float] | None,
+    empty_text: str,
+) -> CurvePanel:
+    value, what = threshold
+    return CurvePanel(
+        title,
+        x_label,
+        y_label,
+        points,
+        band,
+        value,
+        "" if value is None else f"{what} {value:g}",
+        stop_x,
+        _interpolate(points, stop_x),
+        y_limits,
+        empty_text,
+    )
+
+
+def _search_panels(
+    curves: _CurveInput, marks: _Marks
+) -> tuple[CurvePanel, CurvePanel, CurvePanel, CurvePanel]:
+    """Correlation and median accuracy, each over steps and over time."""
+    factor = marks.time_factor
+    stop_t = None if marks.stop_hours is None else marks.stop_hours * factor
+    time_label = f"training time ({marks.time_unit})"
+    tau_label = "Kendall tau-b (proxy vs full)"
+    corr = (marks.desired_correlation, "desired correlation")
+    acc = (marks.desired_accuracy, "desired accuracy")
+    steps, hours = curves.steps, curves.hours
+    return (
+        _curve_panel(
+            "Accuracy correlation vs training steps",
+            "training steps",
+            tau_label,
+            curves.pairs(steps, curves.correlations),
+            curves.band(steps),
+            corr,
+            marks.stop_step,
+            (-1.0, 1.0),
+            "no valid correlation yet",
+        ),
+        _curve_panel(
+            "Accuracy correlation vs training time",
+            time_label,
+            tau_label,
+            curves.pairs(hours, curves.correlations, factor),
+            curves.band(hours, factor),
+            corr,
+            stop_t,
+            (-1.0, 1.0),
+            "no valid correlation with a training time yet",
+        ),
+        _curve_panel(
+            "Median accuracy vs training steps",
+            "training steps",
+            "median accuracy",
+            curves.pairs(steps, curves.accuracies),
+            (),
+            acc,
+            marks.stop_step,
+            None,
+            "no valid accuracy yet",
+        ),
+        _curve_panel(
+            "Median accuracy vs training time",
+            time_label,
+            "median accuracy",
+            curves.pairs(hours, curves.accuracies, factor),
+            (),
+            acc,
+            stop_t,
+            None,
+            "no valid accuracy with a training time yet",
+        ),
+    )
+
+
+def _search_subtitle(curves: _CurveInput, marks: _Marks) -> str:
+    details = []
+    where = []
+    if marks.stop_step is not None:
+        where.append(f"step {_plain_number(marks.stop_step)}")
+    if marks.stop_hours is not None:
+        where.append(_format_time(marks.stop_hours))
+    details.append("stopped at " + ", ".join(where) if where else "not stopped")
+    if marks.desired_correlation is not None:
+        details.append(f"desired correlation {marks.desired_correlation:g}")
+    if marks.desired_accuracy is not None:
+        details.append(f"desired accuracy {marks.desired_accuracy:g}")
+    valid = sum(1 for v in curves.correlations if v is not None)
+    details.append(f"{valid}/{len(curves.steps)} steps with a valid correlation")
+    if curves.confidence is not None and curves.band(curves.steps):
+        details.append(f"band: {curves.confidence * 100:g} % interval of tau")
+    return " · ".join(details)
+
+
 def search_curves_figure(
     proxy_name: str,
-    stats: Mapping[str, Any],
+    stats: StepStats | Mapping[str, Any],
     *,
     desired_correlation: float | None,
     desired_accuracy: float | None,
@@ -439,14 +626,14 @@ def search_curves_figure(
     stop_time_hrs: float | None,
     stopping_state: str,
 ) -> SearchCurvesFigure:
-    """Build a proxy task's search figure from its ``proxy_task_stats``.
+    """Build a proxy task's search figure from its step statistics.
 
-    ``stats`` needs ``training_steps`` and the per-step lists
-    ``accuracy_correlation_over_step``, ``median_accuracy_over_step`` and
-    ``median_training_time_hrs_over_step`` (one value per step; None, NaN or a missing list
-    means invalid there, and such points are dropped). Optional
-    ``accuracy_correlation_ci_low`` / ``accuracy_correlation_ci_high`` lists give a band
-    around the correlation. The stopping point is marked where the curve passes
+    ``stats`` is a :class:`~proxytask.stats.search.StepStats` or its ``proxy_task_stats``
+    mapping: ``training_steps`` and the per-step lists ``accuracy_correlation_over_step``,
+    ``median_accuracy_over_step`` and ``median_training_time_hrs_over_step`` (one value per
+    step; None, NaN or a missing list means invalid there, and such points are dropped).
+    Optional ``accuracy_correlation_ci_low`` / ``accuracy_correlation_ci_high`` lists give a
+    band around the correlation. The stopping point is marked where the curve passes
     ``stop_step`` / ``stop_time_hrs`` (interpolated between valid points).
 
     Example::
@@ -466,144 +653,31 @@ def search_curves_figure(
         >>> fig.title
         'Proxy task data_50: Met desired correlation'
     """
-    if not isinstance(stats, Mapping):
-        raise UsageError(f"stats must be a mapping (proxy_task_stats), got {stats!r}.")
-    if "training_steps" not in stats:
-        raise UsageError("stats must have 'training_steps' (a list of step counts).")
-    raw_steps = stats["training_steps"]
-    if isinstance(raw_steps, (str, bytes)) or not isinstance(raw_steps, Sequence):
-        raise UsageError(f"training_steps must be a list of step counts, got {raw_steps!r}.")
-    n = len(raw_steps)
-    steps = tuple(_optional_number(f"training_steps[{i}]", v) for i, v in enumerate(raw_steps))
-    corr = _optional_numbers(
-        "accuracy_correlation_over_step", stats.get("accuracy_correlation_over_step"), n
-    )
-    acc = _optional_numbers("median_accuracy_over_step", stats.get("median_accuracy_over_step"), n)
-    hours = _optional_numbers(
-        "median_training_time_hrs_over_step", stats.get("median_training_time_hrs_over_step"), n
-    )
-    ci_low = _optional_numbers(
-        "accuracy_correlation_ci_low", stats.get("accuracy_correlation_ci_low"), n
-    )
-    ci_high = _optional_numbers(
-        "accuracy_correlation_ci_high", stats.get("accuracy_correlation_ci_high"), n
-    )
-    d_corr = _optional_number("desired_correlation", desired_correlation)
-    d_acc = _optional_number("desired_accuracy", desired_accuracy)
-    s_step = _optional_number("stop_step", stop_step)
+    curves = _CurveInput.of(stats) if isinstance(stats, StepStats) else _CurveInput.parse(stats)
     s_hrs = _optional_number("stop_time_hrs", stop_time_hrs)
-
-    known_hours = [h for h in hours if h is not None] + ([s_hrs] if s_hrs is not None else [])
-    unit, factor = readable_time_unit(max(known_hours) if known_hours else 0.0)
-
-    def pairs(
-        xs: Sequence[float | None], ys: Sequence[float | None], scale: float = 1.0
-    ) -> tuple[tuple[float, float], ...]:
-        return tuple(
-            (x * scale, y) for x, y in zip(xs, ys, strict=True) if x is not None and y is not None
-        )
-
-    def band(
-        xs: Sequence[float | None], scale: float = 1.0
-    ) -> tuple[tuple[float, float, float], ...]:
-        return tuple(
-            (x * scale, lo, hi)
-            for x, lo, hi in zip(xs, ci_low, ci_high, strict=True)
-            if x is not None and lo is not None and hi is not None
-        )
-
-    stop_t = None if s_hrs is None else s_hrs * factor
-    time_label = f"training time ({unit})"
-    corr_threshold_label = "" if d_corr is None else f"desired correlation {d_corr:g}"
-    acc_threshold_label = "" if d_acc is None else f"desired accuracy {d_acc:g}"
-    corr_step_pts = pairs(steps, corr)
-    corr_time_pts = pairs(hours, corr, factor)
-    acc_step_pts = pairs(steps, acc)
-    acc_time_pts = pairs(hours, acc, factor)
-    panels = (
-        CurvePanel(
-            "Accuracy correlation vs training steps",
-            "training steps",
-            "Kendall tau-b (proxy vs full)",
-            corr_step_pts,
-            band(steps),
-            d_corr,
-            corr_threshold_label,
-            s_step,
-            _interpolate(corr_step_pts, s_step),
-            (-1.0, 1.0),
-            "no valid correlation yet",
-        ),
-        CurvePanel(
-            "Accuracy correlation vs training time",
-            time_label,
-            "Kendall tau-b (proxy vs full)",
-            corr_time_pts,
-            band(hours, factor),
-            d_corr,
-            corr_threshold_label,
-            stop_t,
-            _interpolate(corr_time_pts, stop_t),
-            (-1.0, 1.0),
-            "no valid correlation with a training time yet",
-        ),
-        CurvePanel(
-            "Median accuracy vs training steps",
-            "training steps",
-            "median accuracy",
-            acc_step_pts,
-            (),
-            d_acc,
-            acc_threshold_label,
-            s_step,
-            _interpolate(acc_step_pts, s_step),
-            None,
-            "no valid accuracy yet",
-        ),
-        CurvePanel(
-            "Median accuracy vs training time",
-            time_label,
-            "median accuracy",
-            acc_time_pts,
-            (),
-            d_acc,
-            acc_threshold_label,
-            stop_t,
-            _interpolate(acc_time_pts, stop_t),
-            None,
-            "no valid accuracy with a training time yet",
-        ),
+    known_hours = [h for h in curves.hours if h is not None] + (
+        [s_hrs] if s_hrs is not None else []
     )
-    state = str(stopping_state).strip()
-    details = []
-    if s_step is not None or s_hrs is not None:
-        where = []
-        if s_step is not None:
-            where.append(f"step {_plain_number(s_step)}")
-        if s_hrs is not None:
-            where.append(_format_time(s_hrs))
-        details.append("stopped at " + ", ".join(where))
-    else:
-        details.append("not stopped")
-    if d_corr is not None:
-        details.append(f"desired correlation {d_corr:g}")
-    if d_acc is not None:
-        details.append(f"desired accuracy {d_acc:g}")
-    valid = sum(1 for v in corr if v is not None)
-    details.append(f"{valid}/{n} steps with a valid correlation")
-    confidence = _optional_number("confidence", stats.get("confidence"))
-    if confidence is not None and band(steps):
-        details.append(f"band: {confidence * 100:g} % interval of tau")
-    return SearchCurvesFigure(
-        title=f"Proxy task {proxy_name}: {state or 'running'}",
-        subtitle=" · ".join(details),
-        proxy_name=str(proxy_name),
-        stopping_state=state,
-        panels=panels,
+    unit, factor = readable_time_unit(max(known_hours) if known_hours else 0.0)
+    marks = _Marks(
+        desired_correlation=_optional_number("desired_correlation", desired_correlation),
+        desired_accuracy=_optional_number("desired_accuracy", desired_accuracy),
+        stop_step=_optional_number("stop_step", stop_step),
+        stop_hours=s_hrs,
         time_unit=unit,
         time_factor=factor,
-        desired_correlation=d_corr,
-        desired_accuracy=d_acc,
+    )
+    state = str(stopping_state).strip()
+    return SearchCurvesFigure(
+        title=f"Proxy task {proxy_name}: {state or 'running'}",
+        subtitle=_search_subtitle(curves, marks),
+        proxy_name=str(proxy_name),
+        stopping_state=state,
+        panels=_search_panels(curves, marks),
+        time_unit=unit,
+        time_factor=factor,
+        desired_correlation=marks.desired_correlation,
+        desired_accuracy=marks.desired_accuracy,
         stop_step=None if stop_step is None else int(stop_step),
         stop_time_hrs=s_hrs,
     )
@@ -775,9 +849,7 @@ def proxy_comparison_figure(
     )
 
 
-# --------------------------------------------------------------------------------------------
-# Stability of the winner under resampling, and trained proxies beside zero-training scores
-# --------------------------------------------------------------------------------------------
+# ---- Winner stability under resampling; trained proxies beside zero-training scores ----
 
 
 @dataclasses.dataclass(frozen=True)
@@ -1021,9 +1093,10 @@ def tau_comparison_figure(
         details.append(f"whiskers: {level * 100:g} % interval")
     if desired is not None:
         details.append(f"desired correlation {desired:g}")
+    subtitle = " · ".join(details)
     return TauComparisonFigure(
         title="Trained proxy tasks vs zero-training scores: rank correlation with full training",
-        subtitle=" · ".join(details),
+        subtitle=subtitle,
         rows=tuple(ordered),
         desired_correlation=desired,
     )

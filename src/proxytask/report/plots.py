@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -18,6 +19,7 @@ from proxytask.report.data import (
     SelectionFigure,
     StabilityFigure,
     TauComparisonFigure,
+    TauRow,
     VarianceFigure,
 )
 
@@ -50,6 +52,53 @@ def figure_png_bytes(figure: Figure, dpi: int = 110) -> bytes:
 
 def _no_data(ax: Any, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, color="0.4")
+
+
+def _save(figure: Figure, title: str, subtitle: str, width: int | None, path: str) -> None:
+    """Title the figure (the subtitle wrapped at ``width``; None: as is) and write the PNG."""
+    text = subtitle if width is None else textwrap.fill(subtitle, width)
+    figure.suptitle(f"{title}\n{text}" if text else title, fontsize=11)
+    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+
+
+def _curve(ax: Any, xs: Sequence[float], ys: Sequence[float], color: str, label: str) -> None:
+    ax.plot(xs, ys, marker="o", markersize=3.5, linewidth=1.1, color=color, label=label)
+
+
+def _finish_axes(
+    ax: Any, title: str, x_label: str, drawn: bool, empty_text: str, y_label: str = "accuracy"
+) -> None:
+    """Label an accuracy panel, start x at 0, and show its legend or say it is empty."""
+    ax.set_title(title)
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
+    ax.set_xlim(left=0.0)
+    ax.grid(True, alpha=0.3)
+    if drawn:
+        ax.legend(loc="lower right", fontsize="small")
+    else:
+        _no_data(ax, empty_text)
+
+
+def _bar_labels(ax: Any, names: Sequence[str], marked: Sequence[bool], color: str) -> None:
+    """One y tick label per bar, top to bottom; the marked ones bold in ``color``."""
+    ax.set_yticks(list(range(len(names))))
+    ax.set_yticklabels(list(names))
+    for label, is_marked in zip(ax.get_yticklabels(), marked, strict=True):
+        if is_marked:
+            label.set_fontweight("bold")
+            label.set_color(color)
+    ax.invert_yaxis()
+
+
+def _highlighted_bar(ax: Any, y: int, value: float, color: str, marked: bool) -> None:
+    ax.barh(
+        y,
+        value,
+        color=color,
+        edgecolor="black" if marked else color,
+        linewidth=1.5 if marked else 0.5,
+    )
 
 
 def render_variance_figure(fig: VarianceFigure, path: str) -> None:
@@ -85,52 +134,28 @@ def render_variance_figure(fig: VarianceFigure, path: str) -> None:
     for series, color in zip(fig.series, colors, strict=True):
         if not series.pcts:
             continue
-        ax_pct.plot(
-            series.pcts,
-            series.accuracies,
-            marker="o",
-            markersize=3.5,
-            linewidth=1.1,
-            color=color,
-            label=series.label,
-        )
+        _curve(ax_pct, series.pcts, series.accuracies, color, series.label)
         drawn_pct = True
         if series.has_time:
             times = [h * fig.time_factor for h in series.training_hours]
-            ax_time.plot(
-                times,
-                series.accuracies,
-                marker="o",
-                markersize=3.5,
-                linewidth=1.1,
-                color=color,
-                label=series.label,
-            )
+            _curve(ax_time, times, series.accuracies, color, series.label)
             drawn_time = True
 
-    ax_pct.set_title("Accuracy vs training progress")
-    ax_pct.set_xlabel("training progress (%)")
-    ax_pct.set_ylabel("accuracy")
-    ax_pct.set_xlim(left=0.0)
-    ax_pct.grid(True, alpha=0.3)
-    if drawn_pct:
-        ax_pct.legend(loc="lower right", fontsize="small")
-    else:
-        _no_data(ax_pct, "no evaluations recorded")
-
-    ax_time.set_title("Accuracy vs training time")
-    ax_time.set_xlabel(f"training time ({fig.time_unit})")
-    ax_time.set_ylabel("accuracy")
-    ax_time.set_xlim(left=0.0)
-    ax_time.grid(True, alpha=0.3)
-    if drawn_time:
-        ax_time.legend(loc="lower right", fontsize="small")
-    else:
-        _no_data(ax_time, "training time not recorded")
-
-    subtitle = textwrap.fill(fig.subtitle, _SUBTITLE_WIDTH)
-    figure.suptitle(f"{fig.title}\n{subtitle}" if subtitle else fig.title, fontsize=11)
-    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+    _finish_axes(
+        ax_pct,
+        "Accuracy vs training progress",
+        "training progress (%)",
+        drawn_pct,
+        "no evaluations recorded",
+    )
+    _finish_axes(
+        ax_time,
+        "Accuracy vs training time",
+        f"training time ({fig.time_unit})",
+        drawn_time,
+        "training time not recorded",
+    )
+    _save(figure, fig.title, fig.subtitle, _SUBTITLE_WIDTH, path)
 
 
 def _label_points(ax: Any, points: tuple[tuple[str, float, float], ...], color: str) -> None:
@@ -143,6 +168,17 @@ def _label_points(ax: Any, points: tuple[tuple[str, float, float], ...], color: 
             fontsize=7,
             color=color,
         )
+
+
+def _labelled_scatter(
+    ax: Any, points: tuple[tuple[str, float, float], ...], color: str, **style: Any
+) -> None:
+    """``(label, x, y)`` points as markers (circles unless ``style`` says otherwise), each
+    annotated with its label."""
+    xs = [x for _, x, _ in points]
+    ys = [y for _, _, y in points]
+    ax.scatter(xs, ys, color=color, **{"marker": "o", "s": 36, "zorder": 3, **style})
+    _label_points(ax, points, color)
 
 
 def render_selection_figure(fig: SelectionFigure, path: str) -> None:
@@ -161,28 +197,18 @@ def render_selection_figure(fig: SelectionFigure, path: str) -> None:
     ax = figure.subplots()
     kept_color, removed_color = "tab:blue", "tab:red"
     if fig.kept:
-        ax.scatter(
-            [x for _, x, _ in fig.kept],
-            [y for _, _, y in fig.kept],
-            marker="o",
-            s=36,
-            color=kept_color,
-            label=f"kept ({len(fig.kept)})",
-            zorder=3,
-        )
-        _label_points(ax, fig.kept, kept_color)
+        _labelled_scatter(ax, fig.kept, kept_color, label=f"kept ({len(fig.kept)})")
     if fig.removed:
-        ax.scatter(
-            [x for _, x, _ in fig.removed],
-            [y for _, _, y in fig.removed],
+        _labelled_scatter(
+            ax,
+            fig.removed,
+            removed_color,
+            label=f"removed ({len(fig.removed)})",
             marker="x",
             s=48,
             linewidths=1.6,
-            color=removed_color,
-            label=f"removed ({len(fig.removed)})",
             zorder=4,
         )
-        _label_points(ax, fig.removed, removed_color)
 
     ax.set_xlabel(fig.x_label)
     ax.set_ylabel(fig.y_label)
@@ -203,9 +229,7 @@ def render_selection_figure(fig: SelectionFigure, path: str) -> None:
     else:
         _no_data(ax, "no valid trials this round")
 
-    subtitle = textwrap.fill(fig.subtitle, _SELECTION_SUBTITLE_WIDTH)
-    figure.suptitle(f"{fig.title}\n{subtitle}" if subtitle else fig.title, fontsize=11)
-    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+    _save(figure, fig.title, fig.subtitle, _SELECTION_SUBTITLE_WIDTH, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -237,21 +261,11 @@ def _draw_curve_panel(ax: Any, panel: CurvePanel, stopping_state: str) -> None:
             label=panel.y_label,
         )
     if panel.threshold is not None:
-        ax.axhline(
-            panel.threshold,
-            color=_THRESHOLD_COLOR,
-            linestyle="--",
-            linewidth=1.2,
-            label=panel.threshold_label or f"desired {panel.threshold:g}",
-        )
+        label = panel.threshold_label or f"desired {panel.threshold:g}"
+        ax.axhline(panel.threshold, color=_THRESHOLD_COLOR, ls="--", lw=1.2, label=label)
     if panel.stop_x is not None:
-        ax.axvline(
-            panel.stop_x,
-            color=_STOP_COLOR,
-            linestyle=":",
-            linewidth=1.4,
-            label=f"stop: {stopping_state}" if stopping_state else "stop",
-        )
+        label = f"stop: {stopping_state}" if stopping_state else "stop"
+        ax.axvline(panel.stop_x, color=_STOP_COLOR, ls=":", lw=1.4, label=label)
         if panel.stop_y is not None:
             ax.plot(
                 [panel.stop_x],
@@ -291,9 +305,7 @@ def render_search_curves(fig: SearchCurvesFigure, path: str) -> None:
     axes = figure.subplots(2, 2)
     for ax, panel in zip(axes.flat, fig.panels, strict=True):
         _draw_curve_panel(ax, panel, fig.stopping_state)
-    subtitle = textwrap.fill(fig.subtitle, _SUBTITLE_WIDTH)
-    figure.suptitle(f"{fig.title}\n{subtitle}" if subtitle else fig.title, fontsize=11)
-    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+    _save(figure, fig.title, fig.subtitle, _SUBTITLE_WIDTH, path)
 
 
 def render_correlation_scatter(fig: CorrelationScatterFigure, path: str) -> None:
@@ -309,23 +321,13 @@ def render_correlation_scatter(fig: CorrelationScatterFigure, path: str) -> None
     figure = Figure(figsize=(8.0, 6.5), layout="constrained")
     ax = figure.subplots()
     if fig.points:
-        ax.scatter(
-            [x for _, x, _ in fig.points],
-            [y for _, _, y in fig.points],
-            marker="o",
-            s=36,
-            color="tab:blue",
-            zorder=3,
-        )
-        _label_points(ax, fig.points, "tab:blue")
+        _labelled_scatter(ax, fig.points, "tab:blue")
     else:
         _no_data(ax, "no model has both values")
     ax.set_xlabel(fig.x_label)
     ax.set_ylabel(fig.y_label)
     ax.grid(True, alpha=0.3)
-    subtitle = textwrap.fill(fig.subtitle, _SELECTION_SUBTITLE_WIDTH)
-    figure.suptitle(f"{fig.title}\n{subtitle}" if subtitle else fig.title, fontsize=11)
-    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+    _save(figure, fig.title, fig.subtitle, _SELECTION_SUBTITLE_WIDTH, path)
 
 
 def render_proxy_comparison(fig: ProxyComparisonFigure, path: str) -> None:
@@ -358,14 +360,7 @@ def render_proxy_comparison(fig: ProxyComparisonFigure, path: str) -> None:
                 color="0.3",
             )
             continue
-        color = "tab:green" if bar.is_best else "tab:blue"
-        ax.barh(
-            y,
-            bar.value,
-            color=color,
-            edgecolor="black" if bar.is_best else color,
-            linewidth=1.5 if bar.is_best else 0.5,
-        )
+        _highlighted_bar(ax, y, bar.value, "tab:green" if bar.is_best else "tab:blue", bar.is_best)
         text = f"{bar.value:.3g} {fig.time_unit} · {bar.state}" + (" · best" if bar.is_best else "")
         ax.text(
             bar.value,
@@ -376,20 +371,13 @@ def render_proxy_comparison(fig: ProxyComparisonFigure, path: str) -> None:
             fontweight="bold" if bar.is_best else "normal",
         )
     if fig.bars:
-        ax.set_yticks(ys)
-        ax.set_yticklabels(names)
-        for label, bar in zip(ax.get_yticklabels(), fig.bars, strict=True):
-            if bar.is_best:
-                label.set_fontweight("bold")
-                label.set_color("tab:green")
-        ax.invert_yaxis()
+        _bar_labels(ax, names, [b.is_best for b in fig.bars], "tab:green")
         ax.set_xlim(0.0, empty_width * 1.6)
     else:
         _no_data(ax, "no proxy tasks yet")
     ax.set_xlabel(f"final training time ({fig.time_unit})")
     ax.grid(True, axis="x", alpha=0.3)
-    figure.suptitle(f"{fig.title}\n{fig.subtitle}", fontsize=11)
-    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+    _save(figure, fig.title, fig.subtitle, None, path)
 
 
 # --------------------------------------------------------------------------------------------
@@ -425,35 +413,22 @@ def render_stability(fig: StabilityFigure, path: str) -> None:
             ax.barh(y, value, color="0.85", hatch="//", edgecolor="0.5", linewidth=0.8)
         else:
             color = _WINNER_COLOR if bar.is_observed_winner else "tab:blue"
-            ax.barh(
-                y,
-                value,
-                color=color,
-                edgecolor="black" if bar.is_observed_winner else color,
-                linewidth=1.5 if bar.is_observed_winner else 0.5,
-            )
+            _highlighted_bar(ax, y, value, color, bar.is_observed_winner)
         text = f" {value:.1f} % ({bar.wins}/{fig.draws})"
         if bar.is_observed_winner:
             text += " · observed winner"
         weight = "bold" if bar.is_observed_winner else "normal"
         ax.text(value, y, text, va="center", fontsize=8, fontweight=weight)
     if fig.bars:
-        ax.set_yticks(ys)
-        ax.set_yticklabels(["no winner" if b.is_no_winner else b.name for b in fig.bars])
-        for label, bar in zip(ax.get_yticklabels(), fig.bars, strict=True):
-            if bar.is_observed_winner:
-                label.set_fontweight("bold")
-                label.set_color(_WINNER_COLOR)
-        ax.invert_yaxis()
+        names = ["no winner" if b.is_no_winner else b.name for b in fig.bars]
+        _bar_labels(ax, names, [b.is_observed_winner for b in fig.bars], _WINNER_COLOR)
     else:
         _no_data(ax, "no proxy configs")
     ax.set_xlim(0.0, 130.0)  # room for the annotations past 100 %
     ax.set_xticks([0, 20, 40, 60, 80, 100])
     ax.set_xlabel(fig.x_label)
     ax.grid(True, axis="x", alpha=0.3)
-    subtitle = textwrap.fill(fig.subtitle, _SELECTION_SUBTITLE_WIDTH)
-    figure.suptitle(f"{fig.title}\n{subtitle}", fontsize=11)
-    storage.write_bytes_atomic(path, figure_png_bytes(figure))
+    _save(figure, fig.title, fig.subtitle, _SELECTION_SUBTITLE_WIDTH, path)
 
 
 def render_tau_comparison(fig: TauComparisonFigure, path: str) -> None:
@@ -472,40 +447,9 @@ def render_tau_comparison(fig: TauComparisonFigure, path: str) -> None:
     height = max(3.0, 1.8 + 0.45 * len(fig.rows))
     figure = Figure(figsize=(10.0, height), layout="constrained")
     ax = figure.subplots()
-    ys = list(range(len(fig.rows)))
     drawn_kinds: set[str] = set()
-    for y, row in zip(ys, fig.rows, strict=True):
-        color, marker = _KIND_STYLE.get(row.kind, ("0.3", "o"))
-        if row.tau is None:
-            ax.text(0.0, y, "n/a", ha="center", va="center", fontsize=8, color="0.4")
-            continue
-        error = None
-        if row.ci_low is not None and row.ci_high is not None:
-            error = [[max(0.0, row.tau - row.ci_low)], [max(0.0, row.ci_high - row.tau)]]
-        ax.errorbar(
-            [row.tau],
-            [y],
-            xerr=error,
-            fmt=marker,
-            color=color,
-            markersize=7,
-            capsize=4,
-            linewidth=1.4,
-            label=row.kind if row.kind not in drawn_kinds else None,
-            zorder=3,
-        )
-        drawn_kinds.add(row.kind)
-        if row.is_best_of_kind:
-            ax.plot(
-                [row.tau],
-                [y - 0.32],
-                marker="*",
-                markersize=11,
-                color=color,
-                markeredgecolor="black",
-                linestyle="none",
-                zorder=4,
-            )
+    for y, row in enumerate(fig.rows):
+        _draw_tau_row(ax, y, row, drawn_kinds)
     if any(r.is_best_of_kind for r in fig.rows):
         ax.plot(
             [],
@@ -530,8 +474,49 @@ def render_tau_comparison(fig: TauComparisonFigure, path: str) -> None:
             linewidth=1.2,
             label=f"desired correlation {fig.desired_correlation:g}",
         )
+    _tau_axes(ax, fig)
+    _save(figure, fig.title, fig.subtitle, _SELECTION_SUBTITLE_WIDTH, path)
+
+
+def _draw_tau_row(ax: Any, y: int, row: TauRow, drawn_kinds: set[str]) -> None:
+    """One score: its tau with whiskers (a star when best of its kind), or "n/a"."""
+    color, marker = _KIND_STYLE.get(row.kind, ("0.3", "o"))
+    if row.tau is None:
+        ax.text(0.0, y, "n/a", ha="center", va="center", fontsize=8, color="0.4")
+        return
+    error = None
+    if row.ci_low is not None and row.ci_high is not None:
+        error = [[max(0.0, row.tau - row.ci_low)], [max(0.0, row.ci_high - row.tau)]]
+    ax.errorbar(
+        [row.tau],
+        [y],
+        xerr=error,
+        fmt=marker,
+        color=color,
+        markersize=7,
+        capsize=4,
+        linewidth=1.4,
+        label=row.kind if row.kind not in drawn_kinds else None,
+        zorder=3,
+    )
+    drawn_kinds.add(row.kind)
+    if row.is_best_of_kind:
+        ax.plot(
+            [row.tau],
+            [y - 0.32],
+            marker="*",
+            markersize=11,
+            color=color,
+            markeredgecolor="black",
+            linestyle="none",
+            zorder=4,
+        )
+
+
+def _tau_axes(ax: Any, fig: TauComparisonFigure) -> None:
+    """The row labels (best bold, n/a grey), the tau axis and the legend outside it."""
     if fig.rows:
-        ax.set_yticks(ys)
+        ax.set_yticks(list(range(len(fig.rows))))
         ax.set_yticklabels([f"{r.name}  ({r.label})" for r in fig.rows])
         for label, row in zip(ax.get_yticklabels(), fig.rows, strict=True):
             if row.is_best_of_kind:
@@ -554,6 +539,3 @@ def render_tau_comparison(fig: TauComparisonFigure, path: str) -> None:
             bbox_to_anchor=(1.01, 1.0),
             fontsize="small",
         )
-    subtitle = textwrap.fill(fig.subtitle, _SELECTION_SUBTITLE_WIDTH)
-    figure.suptitle(f"{fig.title}\n{subtitle}", fontsize=11)
-    storage.write_bytes_atomic(path, figure_png_bytes(figure))

@@ -1,4 +1,6 @@
-"""Proxy-task search statistics: correlation over the step grid, and when to stop a proxy task.
+"""Proxy-task search statistics: correlation over the step grid, and the best proxy task.
+
+The stopping rules live in :mod:`proxytask.stats.stopping` (re-exported here).
 
 Pure functions (SPEC §4): trials' learning curves and the reference models' full-training
 accuracies in, frozen results out. A value that cannot be computed is None with a reason, never
@@ -16,7 +18,6 @@ Fixes over the reference:
 from __future__ import annotations
 
 import dataclasses
-import enum
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 from scipy import stats as _scipy_stats
 
 from proxytask.core.errors import StorageError, UsageError
+from proxytask.stats.stopping import STOPPING_RULES, StopDecision, StoppingState, scan_stopping
 from proxytask.trainer.contract import TrialTrainingMetrics, get_accuracy_at_pct
 
 __all__ = [
@@ -31,13 +33,21 @@ __all__ = [
     "MIN_VALID_RATIO",
     "STOPPING_RULES",
     "Correlation",
+    "CurveTable",
     "StepStats",
     "StopDecision",
     "StoppingState",
+    "accuracy_at_step",
     "best_proxy_task",
+    "check_pair_rules",
+    "curve_table",
+    "hours_per_step",
+    "median_at_step",
     "rank_correlation",
     "scan_stopping",
+    "step_budget",
     "step_stats",
+    "trial_total_steps",
     "with_uncertainty",
 ]
 
@@ -53,36 +63,6 @@ _UNCERTAINTY_FIELDS = (
     "accuracy_correlation_prob_above",
 )
 _SCALAR_FIELDS = frozenset({"confidence", "desired_accuracy_correlation", "statistic"})
-
-#: The stopping rules of :func:`scan_stopping`.
-STOPPING_RULES = ("point", "confident")
-#: The confident rule's futility stop judges a proxy only after this fraction of its limit.
-FUTILITY_MIN_FRACTION = 0.3
-
-
-class StoppingState(str, enum.Enum):
-    """Why a proxy task stopped; the values are the reference tools' strings, exactly."""
-
-    MET_DESIRED_ACCURACY_CORRELATION = "Met desired correlation"
-    MET_DESIRED_ACCURACY = "Met desired accuracy"
-    EXCEEDED_TRAIN_TIME_LIMIT = "Exceeded training time limit"
-    EXCEEDED_BEST_TRAIN_TIME = "Exceeded best training time"
-    INVALID_STOPPING_STATE = ""
-    FAILED_DESIRED_LATENCY_CORRELATION = "Failed desired latency correlation"
-    JOB_FAILED = "Proxy task job failed"
-    RAN_TILL_COMPLETION = "Ran till completion"
-    EXCESS_TRIAL_FAILURES = "Excess trial failures"
-    # proxytask's own (the confident rule's futility stop); not a reference state
-    UNLIKELY_TO_MEET_CORRELATION = "Unlikely to meet desired correlation"
-
-    @property
-    def is_success(self) -> bool:
-        """True for the two states in which the proxy task met its goal."""
-        return self in (
-            StoppingState.MET_DESIRED_ACCURACY_CORRELATION,
-            StoppingState.MET_DESIRED_ACCURACY,
-        )
-
 
 # --------------------------------------------------------------------------------------------
 # Rank correlation
@@ -120,7 +100,7 @@ def _finite(value: object) -> float | None:
     return number if math.isfinite(number) else None
 
 
-def _check_rules(min_pairs: int, min_valid_ratio: float) -> None:
+def check_pair_rules(min_pairs: int, min_valid_ratio: float) -> None:
     if isinstance(min_pairs, bool) or not isinstance(min_pairs, int) or min_pairs < 2:
         raise UsageError(f"min_pairs must be an integer >= 2, got {min_pairs!r}.")
     if not 0.0 <= float(min_valid_ratio) <= 1.0:
@@ -173,7 +153,7 @@ def rank_correlation(
             f"proxy and full scores must have the same length, got {len(proxy)} and "
             f"{len(full)}. Pass one score per reference model, None where missing."
         )
-    _check_rules(min_pairs, min_valid_ratio)
+    check_pair_rules(min_pairs, min_valid_ratio)
     n_total = len(full)
     pairs = _valid_pairs(proxy, full)
     n = len(pairs)
@@ -289,7 +269,9 @@ class StepStats:
             ) from exc
 
 
-def _trial_total_steps(metrics: TrialTrainingMetrics, total_steps: int | None) -> int | None:
+def trial_total_steps(metrics: TrialTrainingMetrics, total_steps: int | None) -> int | None:
+    """The trial's step budget: ``total_steps`` when given, else derived from its last point
+    (None when that point has no pct)."""
     if total_steps is not None:
         return total_steps
     last = metrics.training_accuracy_over_steps[-1]
@@ -299,7 +281,7 @@ def _trial_total_steps(metrics: TrialTrainingMetrics, total_steps: int | None) -
     return max(1, round((last.training_step + 1) * 100.0 / last.training_step_pct))
 
 
-def _accuracy_at_step(
+def accuracy_at_step(
     metrics: TrialTrainingMetrics | None, step: int, total: int | None
 ) -> float | None:
     """The trial's accuracy after 0-based ``step``; None beyond its last evaluation."""
@@ -314,13 +296,99 @@ def _accuracy_at_step(
     return _finite(get_accuracy_at_pct(metrics, 100.0 * (step + 1) / total))
 
 
-def _hours_per_step(metrics: TrialTrainingMetrics | None) -> float | None:
+def hours_per_step(metrics: TrialTrainingMetrics | None) -> float | None:
+    """The trial's training hours per step (None when unknown)."""
     if metrics is None:
         return None
     tt = metrics.training_time
     if tt.total_training_steps <= 0:
         return None
     return _finite(tt.total_training_time_in_secs / tt.total_training_steps / _SECS_PER_HOUR)
+
+
+@dataclasses.dataclass(frozen=True)
+class CurveTable:
+    """One proxy task's trials on the union of their steps: what step statistics read.
+
+    ``steps`` is the grid (0-based end steps, sorted); ``recorded[i][g]`` whether trial ``i``
+    has a point at ``steps[g]``; ``accuracies[i][g]`` its accuracy there as
+    :func:`accuracy_at_step` reads it (None: no value); ``hours_per_step[i]`` its training
+    hours per step (None: unknown).
+    """
+
+    steps: tuple[int, ...]
+    recorded: tuple[tuple[bool, ...], ...]
+    accuracies: tuple[tuple[float | None, ...], ...]
+    hours_per_step: tuple[float | None, ...]
+
+
+def curve_table(
+    trials: Sequence[TrialTrainingMetrics | None], total_steps: int | None = None
+) -> CurveTable:
+    """Each trial's accuracy at each step any trial reached (see :func:`step_stats`)."""
+    grid = sorted(
+        {p.training_step for t in trials if t is not None for p in t.training_accuracy_over_steps}
+    )
+    recorded: list[tuple[bool, ...]] = []
+    accuracies: list[tuple[float | None, ...]] = []
+    for trial in trials:
+        if trial is None or not trial.training_accuracy_over_steps:
+            recorded.append((False,) * len(grid))
+            accuracies.append((None,) * len(grid))
+            continue
+        own = {p.training_step for p in trial.training_accuracy_over_steps}
+        recorded.append(tuple(step in own for step in grid))
+        total = trial_total_steps(trial, total_steps)
+        accuracies.append(tuple(accuracy_at_step(trial, step, total) for step in grid))
+    return CurveTable(
+        steps=tuple(grid),
+        recorded=tuple(recorded),
+        accuracies=tuple(accuracies),
+        hours_per_step=tuple(hours_per_step(t) for t in trials),
+    )
+
+
+def median_at_step(
+    step: int, accuracies: Sequence[float | None], per_step: Sequence[float | None]
+) -> tuple[float, float | None]:
+    """The median accuracy of the valid models at ``step`` and the median trial's hours.
+
+    ``accuracies[i]`` is model ``i``'s accuracy (None: not a valid pair; at least one must be
+    valid), ``per_step[i]`` its trial's hours per step. The median is
+    ``sorted(valid)[n // 2]`` (an actual value); ties go to the lower index, so the median
+    trial is deterministic. Its hours are its hours per step times ``step + 1``.
+    """
+    ranked = sorted((acc, i) for i, acc in enumerate(accuracies) if acc is not None)
+    median, index = ranked[len(ranked) // 2]
+    rate = per_step[index]
+    return median, None if rate is None else rate * (step + 1)
+
+
+def step_budget(trials: Sequence[TrialTrainingMetrics | None]) -> int | None:
+    """A config's step budget as its trials report it: the largest total (None before any)."""
+    totals = []
+    for metrics in trials:
+        points = metrics.training_accuracy_over_steps if metrics is not None else ()
+        if points and points[-1].training_step_pct > 0:
+            last = points[-1]
+            totals.append(round((last.training_step + 1) * 100.0 / last.training_step_pct))
+    return max(totals) if totals else None
+
+
+def _check_step_inputs(
+    trials: Sequence[TrialTrainingMetrics | None],
+    full_accuracies: Sequence[float | None],
+    total_steps: int | None,
+) -> None:
+    if len(trials) != len(full_accuracies):
+        raise UsageError(
+            f"trials and full_accuracies must have the same length, got {len(trials)} and "
+            f"{len(full_accuracies)}. Pass one entry per reference model, None where missing."
+        )
+    if total_steps is not None and (
+        isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1
+    ):
+        raise UsageError(f"total_steps must be an integer >= 1 or None, got {total_steps!r}.")
 
 
 def step_stats(
@@ -342,9 +410,8 @@ def step_stats(
     (0 %, 0.0) point), where ``total`` is ``total_steps`` or, when None, the trial's own total
     derived from its points; it is None past the trial's last evaluation (no extrapolation).
 
-    The medians are computed at steps where the pair rules hold (enough valid pairs): the
-    median accuracy is ``sorted(accuracies)[n // 2]`` over the valid pairs (an actual value),
-    and the median training time is that trial's seconds per step times ``s + 1``, in hours.
+    The medians are computed at steps where the pair rules hold (enough valid pairs): see
+    :func:`median_at_step`.
 
     With ``confidence``, each valid tau also gets its two-sided interval at that level and,
     with ``desired_accuracy_correlation`` too, the probability that the true tau exceeds it
@@ -355,61 +422,33 @@ def step_stats(
         stats = step_stats([read_trial_training_metrics(d) for d in dirs], full_scores)
         stats.accuracy_correlation_over_step[-1]
     """
-    if len(trials) != len(full_accuracies):
-        raise UsageError(
-            f"trials and full_accuracies must have the same length, got {len(trials)} and "
-            f"{len(full_accuracies)}. Pass one entry per reference model, None where missing."
-        )
-    if total_steps is not None and (
-        isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 1
-    ):
-        raise UsageError(f"total_steps must be an integer >= 1 or None, got {total_steps!r}.")
-    _check_rules(min_pairs, min_valid_ratio)
-
-    totals = [
-        None
-        if t is None or not t.training_accuracy_over_steps
-        else _trial_total_steps(t, total_steps)
-        for t in trials
-    ]
-    grid = sorted(
-        {p.training_step for t in trials if t is not None for p in t.training_accuracy_over_steps}
-    )
-    hours_per_step = [_hours_per_step(t) for t in trials]
-
-    taus: list[float | None] = []
-    p_values: list[float | None] = []
-    counts: list[int] = []
-    median_accs: list[float | None] = []
-    median_hours: list[float | None] = []
-    for step in grid:
-        accs = [_accuracy_at_step(t, step, total) for t, total in zip(trials, totals, strict=True)]
+    _check_step_inputs(trials, full_accuracies, total_steps)
+    check_pair_rules(min_pairs, min_valid_ratio)
+    table = curve_table(trials, total_steps)
+    correlations: list[Correlation] = []
+    medians: list[tuple[float | None, float | None]] = []
+    for g, step in enumerate(table.steps):
+        accs = [row[g] for row in table.accuracies]
         corr = rank_correlation(
             accs, full_accuracies, min_pairs=min_pairs, min_valid_ratio=min_valid_ratio
         )
-        taus.append(corr.tau)
-        p_values.append(corr.p_value)
-        counts.append(corr.n)
-        pairs = _valid_pairs(accs, full_accuracies)
-        if _pair_rule_reason(len(pairs), len(full_accuracies), min_pairs, min_valid_ratio):
-            median_accs.append(None)
-            median_hours.append(None)
+        correlations.append(corr)
+        valid = {i for i, _, _ in _valid_pairs(accs, full_accuracies)}
+        if _pair_rule_reason(len(valid), len(full_accuracies), min_pairs, min_valid_ratio):
+            medians.append((None, None))
             continue
-        # Ties go to the lower model index, so the median trial is deterministic.
-        ranked = sorted((acc, i) for i, acc, _ in pairs)
-        median_acc, median_index = ranked[len(ranked) // 2]
-        median_accs.append(median_acc)
-        per_step = hours_per_step[median_index]
-        median_hours.append(None if per_step is None else per_step * (step + 1))
-
+        masked = [acc if i in valid else None for i, acc in enumerate(accs)]
+        medians.append(median_at_step(step, masked, table.hours_per_step))
+    taus = [c.tau for c in correlations]
+    counts = [c.n for c in correlations]
     lows, highs, probs = _uncertainty(taus, counts, confidence, desired_accuracy_correlation)
     return StepStats(
-        training_steps=tuple(grid),
+        training_steps=table.steps,
         accuracy_correlation_over_step=tuple(taus),
-        accuracy_correlation_p_value_over_step=tuple(p_values),
+        accuracy_correlation_p_value_over_step=tuple(c.p_value for c in correlations),
         num_pairs_over_step=tuple(counts),
-        median_accuracy_over_step=tuple(median_accs),
-        median_training_time_hrs_over_step=tuple(median_hours),
+        median_accuracy_over_step=tuple(m for m, _ in medians),
+        median_training_time_hrs_over_step=tuple(h for _, h in medians),
         accuracy_correlation_ci_low=lows,
         accuracy_correlation_ci_high=highs,
         accuracy_correlation_prob_above=probs,
@@ -463,222 +502,6 @@ def _uncertainty(
         highs.append(interval.high)
         probs.append(None if threshold is None else probability_above(tau, n, threshold))
     return tuple(lows), tuple(highs), tuple(probs)
-
-
-# --------------------------------------------------------------------------------------------
-# Stopping
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass(frozen=True)
-class StopDecision:
-    """Whether and where a proxy task stops.
-
-    ``state`` is ``INVALID_STOPPING_STATE`` when no rule fired yet; ``step_index`` indexes the
-    step grid at the crossing; the final values are interpolated for the two success states.
-    """
-
-    state: StoppingState
-    step_index: int | None
-    final_training_steps: int | None
-    final_training_time_in_hours: float | None
-
-    @property
-    def stopped(self) -> bool:
-        """True when a stopping rule fired."""
-        return self.state is not StoppingState.INVALID_STOPPING_STATE
-
-
-def _at_least(value: float | None, threshold: float | None) -> bool:
-    return value is not None and threshold is not None and value >= threshold
-
-
-def _interpolated_stop(
-    stats: StepStats,
-    state: StoppingState,
-    values: Sequence[float | None],
-    x1: int,
-    target: float,
-) -> StopDecision:
-    times = stats.median_training_time_hrs_over_step
-    steps = stats.training_steps
-    # The nearest earlier step with a valid value and time; invalid neighbours are skipped.
-    x0 = next(
-        (i for i in range(x1 - 1, -1, -1) if values[i] is not None and times[i] is not None),
-        None,
-    )
-    y1, t1 = values[x1], times[x1]
-    if x0 is None or t1 is None or y1 is None:
-        return StopDecision(state, x1, steps[x1], t1)
-    y0, t0 = values[x0], times[x0]
-    assert y0 is not None and t0 is not None
-    frac = 1.0 if y1 == y0 else (target - y0) / (y1 - y0)
-    frac = min(1.0, max(0.0, frac))
-    final_steps = int(steps[x0] + frac * (steps[x1] - steps[x0]))
-    final_hours = t0 + frac * (t1 - t0)
-    return StopDecision(state, x1, final_steps, final_hours)
-
-
-def _check_rule(rule: str, confidence: float, persistence: int) -> None:
-    if rule not in STOPPING_RULES:
-        raise UsageError(
-            f"the stopping rule must be one of {', '.join(STOPPING_RULES)}, got {rule!r}."
-        )
-    if isinstance(confidence, bool) or not 0.5 <= float(confidence) < 1.0:
-        raise UsageError(f"the confidence must lie in [0.5, 1), got {confidence!r}. Use e.g. 0.9.")
-    if isinstance(persistence, bool) or not isinstance(persistence, int) or persistence < 1:
-        raise UsageError(f"the persistence must be an integer >= 1, got {persistence!r}.")
-
-
-def _limit_step(
-    stats: StepStats, i: int, total_steps: int | None, training_time_hrs_limit: float | None
-) -> float | None:
-    """The last step a proxy may reach: its budget, or where its time hits the limit."""
-    ends = []
-    if total_steps is not None:
-        ends.append(float(total_steps - 1))
-    hours = stats.median_training_time_hrs_over_step[i]
-    if training_time_hrs_limit is not None and hours:
-        ends.append((stats.training_steps[i] + 1) * training_time_hrs_limit / hours - 1)
-    return min(ends) if ends else None
-
-
-def _projected_tau(stats: StepStats, i: int, first: int, previous: int, end: float) -> float:
-    """An optimistic tau at step ``end``: the steeper of the recent and the overall rise
-    (never a fall) continued linearly.
-
-    Correlation curves rise and then flatten, so a straight line from either slope is
-    optimistic: a proxy is abandoned only when even this projection stays confidently below
-    the threshold.
-    """
-    taus, steps = stats.accuracy_correlation_over_step, stats.training_steps
-    tau = taus[i]
-    assert tau is not None
-
-    def slope(j: int) -> float:
-        before = taus[j]
-        assert before is not None
-        span = steps[i] - steps[j]
-        return max(0.0, (tau - before) / span) if span > 0 else 0.0
-
-    rise = max(slope(first), slope(previous))
-    return min(1.0, tau + rise * max(0.0, end - steps[i]))
-
-
-def scan_stopping(
-    stats: StepStats,
-    *,
-    desired_accuracy_correlation: float | None,
-    desired_accuracy: float | None = None,
-    training_time_hrs_limit: float | None = None,
-    best_training_time_hrs: float | None = None,
-    early_stop_if_not_best: bool = False,
-    rule: str = "point",
-    confidence: float = 0.85,
-    persistence: int = 2,
-    total_steps: int | None = None,
-) -> StopDecision:
-    """Find the first step at which a proxy task should stop, and its final steps and hours.
-
-    At each step in order, the first rule that holds decides: (1) the correlation rule;
-    (2) median accuracy ≥ ``desired_accuracy``; (3) median training time ≥
-    ``training_time_hrs_limit``; (4) with ``early_stop_if_not_best``, median training time ≥
-    ``best_training_time_hrs``; (5) with ``rule="confident"``, the futility rule. A None
-    threshold or value skips its rule.
-
-    The correlation rule (1) depends on ``rule``:
-
-    - ``"point"`` (the reference tools'): the first step whose Kendall tau-b ≥
-      ``desired_accuracy_correlation``. The final steps and hours are interpolated at the
-      crossing between the nearest earlier step whose value and time are valid and the
-      crossing step; with no such step, the crossing step's own values are used.
-    - ``"confident"``: the probability that the *true* tau exceeds the threshold
-      (:func:`proxytask.stats.uncertainty.probability_above`, from each step's tau and number of
-      pairs) is ≥ ``confidence`` at ``persistence`` consecutive valid steps. The proxy stops
-      at the last of them, with that step's steps and hours (no interpolation: the evidence
-      is for the scores at that step).
-
-    The futility rule (5): once the proxy has spent at least ``FUTILITY_MIN_FRACTION`` of
-    its limit (its ``total_steps`` budget, or the step where its training time reaches
-    ``training_time_hrs_limit``) and has at least 3 steps of evidence, at ``persistence``
-    consecutive valid steps even an optimistic projection of tau to the limit (the steeper of
-    the recent and the overall rise, continued linearly) has a probability ≤
-    ``1 − confidence`` of a true tau above the threshold. The proxy is abandoned as
-    ``UNLIKELY_TO_MEET_CORRELATION`` at that step. Without a known limit the rule is off.
-    (The simulation benchmark in ``bench/`` showed that judging earlier abandons proxies
-    that are still rising.)
-
-    For (2) the final values are interpolated as in the point rule; for (3), (4) and (5) they
-    are the stopping step's. With no stop the state is ``INVALID_STOPPING_STATE``.
-
-    Example::
-
-        decision = scan_stopping(stats, desired_accuracy_correlation=0.65,
-                                 training_time_hrs_limit=2.0, rule="confident")
-        if decision.stopped: ...
-    """
-    from proxytask.stats.uncertainty import MIN_MODELS_FOR_INTERVAL, probability_above
-
-    _check_rule(rule, confidence, persistence)
-    corrs = stats.accuracy_correlation_over_step
-    accs = stats.median_accuracy_over_step
-    times = stats.median_training_time_hrs_over_step
-    threshold = desired_accuracy_correlation
-    best = best_training_time_hrs if early_stop_if_not_best else None
-    confident = rule == "confident"
-    passes = fails = 0
-    seen: list[int] = []  # the steps with evidence so far, for the projection
-    for i in range(len(stats.training_steps)):
-        tau, n = corrs[i], stats.num_pairs_over_step[i]
-        evidence = confident and threshold is not None and tau is not None
-        evidence = evidence and n >= MIN_MODELS_FOR_INTERVAL
-        if not confident and threshold is not None and _at_least(tau, threshold):
-            return _interpolated_stop(
-                stats, StoppingState.MET_DESIRED_ACCURACY_CORRELATION, corrs, i, threshold
-            )
-        if evidence:
-            assert tau is not None and threshold is not None
-            passes = passes + 1 if probability_above(tau, n, threshold) >= confidence else 0
-            if passes >= persistence:
-                return StopDecision(
-                    StoppingState.MET_DESIRED_ACCURACY_CORRELATION,
-                    i,
-                    stats.training_steps[i],
-                    times[i],
-                )
-        if desired_accuracy is not None and _at_least(accs[i], desired_accuracy):
-            return _interpolated_stop(
-                stats, StoppingState.MET_DESIRED_ACCURACY, accs, i, desired_accuracy
-            )
-        if _at_least(times[i], training_time_hrs_limit):
-            return StopDecision(
-                StoppingState.EXCEEDED_TRAIN_TIME_LIMIT, i, stats.training_steps[i], times[i]
-            )
-        if _at_least(times[i], best):
-            return StopDecision(
-                StoppingState.EXCEEDED_BEST_TRAIN_TIME, i, stats.training_steps[i], times[i]
-            )
-        if evidence:
-            assert threshold is not None
-            end = _limit_step(stats, i, total_steps, training_time_hrs_limit)
-            judged = end is not None and len(seen) >= 2
-            if (
-                judged
-                and end is not None
-                and (stats.training_steps[i] + 1 >= FUTILITY_MIN_FRACTION * (end + 1))
-            ):
-                projected = _projected_tau(stats, i, seen[0], seen[-1], end)
-                hopeless = probability_above(projected, n, threshold) <= 1.0 - confidence
-                fails = fails + 1 if hopeless else 0
-                if fails >= persistence:
-                    return StopDecision(
-                        StoppingState.UNLIKELY_TO_MEET_CORRELATION,
-                        i,
-                        stats.training_steps[i],
-                        times[i],
-                    )
-            seen.append(i)
-    return StopDecision(StoppingState.INVALID_STOPPING_STATE, None, None, None)
 
 
 def best_proxy_task(results: Mapping[str, tuple[StoppingState, float | None]]) -> str | None:

@@ -22,11 +22,14 @@ models perfectly ranks every resample perfectly too (see :mod:`proxytask.stats.u
 frequency says the choice does not hinge on which of these models were drawn, not that it would
 survive a new set of models.
 
-**Speed.** The step statistics of a resample equal :func:`proxytask.stats.search.step_stats` on
-the resampled lists (same grid, pair rules, Kendall tau-b, medians and the median trial's time)
-but are computed from a per-config table of each trial's accuracy at each grid step, built once,
-with tau-b counted over all pairs in numpy; :func:`proxytask.stats.search.scan_stopping` itself
-then decides. The p-values are not computed (None): the stopping rules do not read them.
+**Speed.** A draw recomputes every config's statistics at every step, 200 times per search,
+so the Kendall tau-b of a resample is counted over all pairs in numpy (the same floats as
+scipy's) instead of one scipy call per step. Everything else is step_stats' own code: the
+grid and each trial's accuracy on it come once per config from
+:func:`proxytask.stats.search.curve_table`, the medians from
+:func:`proxytask.stats.search.median_at_step`, and
+:func:`proxytask.stats.search.scan_stopping` decides. The p-values are not computed (None):
+the stopping rules do not read them.
 """
 
 from __future__ import annotations
@@ -49,19 +52,11 @@ from proxytask.stats.search import (
     StopDecision,
     StoppingState,
     best_proxy_task,
+    check_pair_rules,
+    curve_table,
+    median_at_step,
     scan_stopping,
-)
-from proxytask.stats.search import (
-    _accuracy_at_step as accuracy_at_step,
-)
-from proxytask.stats.search import (
-    _check_rules as check_pair_rules,
-)
-from proxytask.stats.search import (
-    _hours_per_step as hours_per_step,
-)
-from proxytask.stats.search import (
-    _trial_total_steps as trial_total_steps,
+    step_budget,
 )
 from proxytask.trainer.contract import TrialTrainingMetrics
 
@@ -230,27 +225,17 @@ def _check_scan(scan: Mapping[str, Any]) -> dict[str, Any]:
 
 def _table(trials: Sequence[TrialTrainingMetrics | None]) -> _Table:
     """Each trial's accuracy at each step of the config's full grid, as step_stats reads it."""
-    grid = sorted(
-        {p.training_step for t in trials if t is not None for p in t.training_accuracy_over_steps}
-    )
-    recorded = np.zeros((len(trials), len(grid)), dtype=bool)
-    accuracy = np.full((len(trials), len(grid)), np.nan)
-    column = {step: g for g, step in enumerate(grid)}
-    for i, trial in enumerate(trials):
-        if trial is None or not trial.training_accuracy_over_steps:
-            continue
-        for point in trial.training_accuracy_over_steps:
-            recorded[i, column[point.training_step]] = True
-        total = trial_total_steps(trial, None)
-        for g, step in enumerate(grid):
-            value = accuracy_at_step(trial, step, total)
-            if value is not None:
-                accuracy[i, g] = value
+    table = curve_table(trials)
+    steps = len(table.steps)
+    recorded = np.asarray(table.recorded, dtype=bool).reshape(len(trials), steps)
+    accuracy = np.asarray(
+        [[np.nan if a is None else a for a in row] for row in table.accuracies], dtype=np.float64
+    ).reshape(len(trials), steps)
     return _Table(
-        steps=np.asarray(grid, dtype=np.int64).reshape(len(grid)),
+        steps=np.asarray(table.steps, dtype=np.int64).reshape(steps),
         recorded=recorded,
         accuracy=accuracy,
-        hours_per_step=tuple(hours_per_step(t) for t in trials),
+        hours_per_step=table.hours_per_step,
     )
 
 
@@ -293,12 +278,11 @@ def _medians(
             accs.append(None)
             hours.append(None)
             continue
-        # Ties go to the lower position in the resampled list, as in step_stats.
-        ranked = sorted((float(x[i, g]), i) for i in np.flatnonzero(valid[:, g]).tolist())
-        acc, position = ranked[len(ranked) // 2]
+        # Positions in the resampled list, as step_stats would see them.
+        column = [float(v) if ok else None for v, ok in zip(x[:, g], valid[:, g], strict=True)]
+        acc, hrs = median_at_step(int(steps[g]), column, per_step)
         accs.append(acc)
-        rate = per_step[position]
-        hours.append(None if rate is None else rate * (int(steps[g]) + 1))
+        hours.append(hrs)
     return accs, hours
 
 
@@ -336,17 +320,6 @@ def _rule(scan_args: Mapping[str, Any]) -> str:
     """The stopping rule the scan uses: the one given, or scan_stopping's default."""
     default = inspect.signature(scan_stopping).parameters["rule"].default
     return str(scan_args.get("rule", default))
-
-
-def _budget(trials: Sequence[TrialTrainingMetrics | None]) -> int | None:
-    """A config's step budget as the search reads it: the largest total its trials report."""
-    totals = []
-    for trial in trials:
-        points = trial.training_accuracy_over_steps if trial is not None else ()
-        if points and points[-1].training_step_pct > 0:
-            last = points[-1]
-            totals.append(round((last.training_step + 1) * 100.0 / last.training_step_pct))
-    return max(totals) if totals else None
 
 
 def _winner(
@@ -424,7 +397,9 @@ def winner_frequencies(
     n = len(full)
     trials = _check_curves(curves, n)
     scan_args = _check_scan(scan)
-    scans = {name: {"total_steps": _budget(config), **scan_args} for name, config in trials.items()}
+    scans = {
+        name: {"total_steps": step_budget(config), **scan_args} for name, config in trials.items()
+    }
     tables = {name: _table(config) for name, config in trials.items()}
 
     everyone = np.arange(n, dtype=np.int64)

@@ -56,19 +56,6 @@ FHP_VARIANCE = 0.437
 MIN_MODELS_FOR_INTERVAL = 5
 
 
-@dataclasses.dataclass(frozen=True)
-class TauInterval:
-    """A two-sided interval for a Kendall tau-b at a confidence level, and how it was made."""
-
-    tau: float
-    low: float
-    high: float
-    confidence: float
-    n: int
-    method: str  # "fieller_hartley_pearson" or "bootstrap_percentile"
-    statistic: str = KENDALL_TAU_B
-
-
 def _check_confidence(confidence: float) -> float:
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)):
         raise UsageError(f"confidence must be a number in (0, 1), got {confidence!r}.")
@@ -94,6 +81,19 @@ def _check_n(n: int) -> int:
             f"interval on Kendall tau, got {n!r}. Train more reference models."
         )
     return n
+
+
+@dataclasses.dataclass(frozen=True)
+class TauInterval:
+    """A two-sided interval for a Kendall tau-b at a confidence level, and how it was made."""
+
+    tau: float
+    low: float
+    high: float
+    confidence: float
+    n: int
+    method: str  # "fieller_hartley_pearson" or "bootstrap_percentile"
+    statistic: str = KENDALL_TAU_B
 
 
 def tau_standard_error(n: int) -> float:
