@@ -565,41 +565,29 @@ def _keep_first_values(
     return values
 
 
-# How often a controller polls its trials at most: real processes are cheap to poll, the
-# replay executor's simulated clock jumps straight to its next event anyway.
-_POLL_INTERVAL_SECS = {"local": 1.0, "ray": 1.0, "replay": 30.0}
-
-
 def _context(values: dict[str, Any], kind: str, previous: str | None) -> ControllerContext:
     """Build the executor, clock and controller dir of a controller command."""
     from proxytask.controllers.base import ControllerContext, write_controller_info
     from proxytask.controllers.tracker import TrialSettings
     from proxytask.executors.base import Resources
-    from proxytask.executors.command import (
-        check_local_command,
-        parse_trainer_args,
-        parse_trainer_command,
-    )
-    from proxytask.executors.factory import make_executor
+    from proxytask.executors.command import parse_trainer_args, parse_trainer_command
+    from proxytask.executors.factory import executor_class
     from proxytask.report.progress import ProgressDisplay
 
     trainer = parse_trainer_command(values["trainer"])
-    if values["executor"] == "local":
-        check_local_command(trainer.argv[0])
+    executor_class(values["executor"]).check_trainer(trainer)
     baseline_args = parse_trainer_args(values["trainer_args"])
     job_name = layout.check_job_name(values["job_name"])
-    executor, clock = make_executor(values)
+    executor, clock = executor_class(values["executor"]).from_options(values)
     if previous is None:
         cdir = layout.controller_dir(values["root_output_dir"], kind, job_name, clock.now())
     else:
         cdir = previous
-    check_output_dir = getattr(executor, "check_output_dir", None)
-    if check_output_dir is not None:  # a remote executor: refuse a path its nodes cannot see
-        try:
-            check_output_dir(cdir)
-        except UsageError:
-            executor.close()
-            raise
+    try:  # e.g. a path the nodes of a remote executor cannot see
+        executor.check_output_dir(cdir)
+    except UsageError:
+        executor.close()
+        raise
     storage.makedirs(cdir)
     write_controller_info(cdir, kind, values)
     settings = TrialSettings(
@@ -617,7 +605,7 @@ def _context(values: dict[str, Any], kind: str, previous: str | None) -> Control
         baseline_args=baseline_args,
         options=values,
         display=ProgressDisplay(live=values.get("live")),
-        poll_interval_secs=_POLL_INTERVAL_SECS.get(values["executor"], 1.0),
+        poll_interval_secs=executor.poll_interval_secs,
     )
 
 
@@ -984,7 +972,8 @@ def _final_checks(
 def cmd_run(path: str, force: bool, live: bool | None) -> int:
     """``proxytask run CONFIG``: the whole workflow, resumable, in one dir."""
     from proxytask.controllers import workflow as wf
-    from proxytask.executors.command import check_local_command, parse_trainer_command
+    from proxytask.executors.command import parse_trainer_command
+    from proxytask.executors.factory import executor_class
 
     stage_options = {
         "variance": VARIANCE_OPTIONS,
@@ -1001,8 +990,7 @@ def cmd_run(path: str, force: bool, live: bool | None) -> int:
     f_values = wf.stage_values(cfg, "final_checks", FINAL_CHECKS_OPTIONS, **common)
     # every stage's input is checked before anything is written
     trainer = parse_trainer_command(v_values["trainer"])
-    if v_values["executor"] == "local":
-        check_local_command(trainer.argv[0])
+    executor_class(v_values["executor"]).check_trainer(trainer)
     _variance_inputs(v_values)
     _selection_inputs(m_values)
     _search_inputs(s_values)
