@@ -326,16 +326,6 @@ class BookkeepingExecutor(Executor, Generic[EntryT]):
 
     # ---- the books ---------------------------------------------------------------------------
 
-    @property
-    def max_parallel_trials(self) -> int:
-        """How many trials may run at once."""
-        return self._max_parallel
-
-    @property
-    def clock(self) -> Clock:
-        """The clock this executor dates statuses and decides deadlines with."""
-        return self._clock
-
     def launch(self, spec: TrialSpec) -> None:
         """Start the trial now, or queue it (PENDING) until a slot frees.
 
@@ -402,6 +392,16 @@ class BookkeepingExecutor(Executor, Generic[EntryT]):
     def known_trials(self) -> list[str]:
         """Ids of every trial launched here, in launch order."""
         return list(self._trials)
+
+    @property
+    def max_parallel_trials(self) -> int:
+        """How many trials may run at once."""
+        return self._max_parallel
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this executor dates statuses and decides deadlines with."""
+        return self._clock
 
     def close(self) -> None:
         """Stop every trial (queued ones never start) and release the executor; idempotent.

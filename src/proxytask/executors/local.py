@@ -211,8 +211,6 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
                 clock.sleep(5)
     """
 
-    poll_interval_secs = 1.0
-
     def __init__(
         self,
         max_parallel_trials: int = 1,

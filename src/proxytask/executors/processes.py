@@ -218,6 +218,7 @@ def exit_outcome(
     return ProcessOutcome(TrialState.FAILED, cause, failure_message(code, cause, stderr_tail), code)
 
 
+@dataclasses.dataclass(eq=False)
 class TrialProcess:
     """One started trial process: its stop and time-limit timeline, and how it ended.
 
@@ -231,26 +232,17 @@ class TrialProcess:
         outcome = proc.check(clock.now())  # None while it runs
     """
 
-    def __init__(
-        self,
-        proc: subprocess.Popen[bytes],
-        log_dir: str,
-        *,
-        started: float,
-        timeout_secs: float | None,
-        grace_secs: float,
-        name: str = "",
-    ) -> None:
-        self.proc = proc
-        self.log_dir = log_dir
-        self.started = started
-        self.timeout_secs = timeout_secs
-        self.grace_secs = grace_secs
-        self.name = name
-        self.stop_requested = False
-        self.timed_out = False
-        self.kill_at: float | None = None  # SIGKILL the group at this time
-        self.killed = False
+    proc: subprocess.Popen[bytes]
+    log_dir: str
+    _: dataclasses.KW_ONLY
+    started: float
+    timeout_secs: float | None
+    grace_secs: float
+    name: str = ""
+    stop_requested: bool = False
+    timed_out: bool = False
+    kill_at: float | None = None  # SIGKILL the group at this time
+    killed: bool = False
 
     @property
     def pid(self) -> int:

@@ -512,9 +512,8 @@ class RayExecutor(BookkeepingExecutor[_RayTrial]):
             executor.launch(spec)
             while not executor.status(spec.trial_id).state.is_terminal:
                 time.sleep(1)
+            print(executor.placement(spec.trial_id))  # its node and process group
     """
-
-    poll_interval_secs = 1.0
 
     def __init__(
         self,

@@ -81,6 +81,7 @@ from proxytask.executors.base import (
     TrialState,
 )
 from proxytask.executors.causes import classify_exit, describe_exit, failure_message
+from proxytask.executors.command import render_flag
 from proxytask.trainer import contract as pt
 
 __all__ = [
@@ -222,21 +223,13 @@ def _flag_key(key: str) -> str:
     return key.lstrip("-").replace("-", "_")
 
 
-def _render_flag(value: Any) -> str:
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
 def _flag_equal(expected: Any, actual: str) -> bool:
-    if _render_flag(expected) == actual:
+    if render_flag(expected) == actual:
         return True
     if isinstance(expected, bool):
         return actual.strip().lower() == str(expected).lower()
     try:
-        return float(_render_flag(expected)) == float(actual)
+        return float(render_flag(expected)) == float(actual)
     except ValueError:
         return False
 
@@ -437,12 +430,11 @@ class ReplayTable:
         if path.lower().endswith(".csv"):
             return cls.from_csv(text, source=path)
         try:
-            data = json.loads(text)
+            return cls.from_dict(json.loads(text), source=path)
         except json.JSONDecodeError as exc:
             raise UsageError(
                 f"replay table {path!r} must be valid JSON (or a .csv file), got an error: {exc}."
             ) from exc
-        return cls.from_dict(data, source=path)
 
     def save(self, path: str) -> None:
         """Write the table as JSON, atomically."""
@@ -506,6 +498,11 @@ class FaultKind(enum.Enum):
     OOM = "oom"
     HANG = "hang"
     SLOW_START = "slow_start"
+
+    @property
+    def after_eval(self) -> bool:
+        """True when the fault shows at the cycle's evaluation (nan), not during training."""
+        return self is FaultKind.NAN
 
 
 @dataclasses.dataclass(frozen=True)
@@ -841,10 +838,9 @@ class ReplayExecutor(BookkeepingExecutor[_ReplayTrial]):
         elif fault.kind is FaultKind.HANG:
             trial.hanging = True
             trial.message = f"replaying curve {curve.curve_id!r}: hanging after step {trial.step}"
-        elif fault.kind is FaultKind.NAN:
-            self._push(when + point.cycle_secs + self._eval_secs, trial, fault.kind.value, point)
         else:
-            self._push(when + point.cycle_secs, trial, fault.kind.value, point)
+            after = point.cycle_secs + (self._eval_secs if fault.kind.after_eval else 0.0)
+            self._push(when + after, trial, fault.kind.value, point)
 
     def _report(self, trial: _ReplayTrial, when: float, point: CurvePoint) -> None:
         total = trial.curve.total_steps
