@@ -9,7 +9,7 @@ import pytest
 
 from proxytask.core import layout
 from proxytask.core.errors import UsageError
-from proxytask.executors.base import FailureCause, TrainerSpec, TrialState, TrialStatus
+from proxytask.executors.base import Executor, FailureCause, TrainerSpec, TrialState, TrialStatus
 from proxytask.executors.causes import failure_message, with_reported_cause
 from proxytask.executors.factory import EXECUTOR_NAMES, executor_class
 from proxytask.executors.local import LocalExecutor
@@ -19,11 +19,20 @@ from proxytask.trainer import contract as trainer
 
 
 def test_the_registry_names_every_executor_and_refuses_others() -> None:
-    assert EXECUTOR_NAMES == ("local", "replay", "ray")
+    assert EXECUTOR_NAMES[:3] == ("local", "replay", "ray")  # local first: the default
+    for name in EXECUTOR_NAMES:
+        assert issubclass(executor_class(name), Executor)
     assert executor_class("local") is LocalExecutor
     assert executor_class("replay") is ReplayExecutor
-    with pytest.raises(UsageError, match="--executor must be local, replay or ray, got 'k8s'"):
+    assert _executor_choices() == EXECUTOR_NAMES
+    with pytest.raises(UsageError, match=r"--executor must be local, replay.* or \w+, got .k8s."):
         executor_class("k8s")
+
+
+def _executor_choices() -> tuple[str, ...] | None:
+    from proxytask.core.options import TRIAL_OPTIONS
+
+    return next(o.choices for o in TRIAL_OPTIONS if o.name == "executor")
 
 
 def test_the_cli_asks_the_class_instead_of_testing_names() -> None:
