@@ -252,7 +252,7 @@ EntryT = TypeVar("EntryT", bound=TrialEntry)
 _NOT_STARTED = "stopped before it started"
 
 
-def check_max_parallel(value: object) -> int:
+def _check_max_parallel(value: object) -> int:
     """``max_parallel_trials`` as an int >= 1, or UsageError."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UsageError(
@@ -284,7 +284,7 @@ class BookkeepingExecutor(Executor, Generic[EntryT]):
     """
 
     def __init__(self, max_parallel_trials: int, clock: Clock) -> None:
-        self._max_parallel = check_max_parallel(max_parallel_trials)
+        self._max_parallel = _check_max_parallel(max_parallel_trials)
         self._clock = clock
         self._trials: dict[str, EntryT] = {}
         self._queue: list[str] = []
@@ -314,7 +314,7 @@ class BookkeepingExecutor(Executor, Generic[EntryT]):
         """Learn what happened to started trials since the last call; never block."""
 
     def _release(self, entry: EntryT) -> None:
-        """Give back what an ended trial held (called once, from :meth:`_end`)."""
+        """Give back what an ended trial held (called by :meth:`_end`; idempotent)."""
 
     @abc.abstractmethod
     def _shutdown(self) -> None:
