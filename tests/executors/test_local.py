@@ -358,7 +358,7 @@ def test_timeouts_use_the_injected_clock(
 
 
 def _run_launcher(child_code: str, close_pipe: bool = False) -> int:
-    from proxytask.executors import local
+    from proxytask.executors import processes
 
     read_fd, write_fd = os.pipe()
     try:
@@ -368,7 +368,7 @@ def _run_launcher(child_code: str, close_pipe: bool = False) -> int:
                 "-I",
                 "-S",
                 "-c",
-                local._LAUNCHER,
+                processes.LAUNCHER,
                 str(read_fd),
                 "0.2",
                 sys.executable,

@@ -37,7 +37,7 @@ from proxytask.core.errors import ExecutorError, UsageError
 from proxytask.core.space import load_search_space
 from proxytask.executors.base import FailureCause, Resources, TrialState, TrialStatus
 from proxytask.executors.command import parse_trainer_args, parse_trainer_command
-from proxytask.executors.factory import make_executor
+from proxytask.executors.factory import EXECUTOR_NAMES, make_executor
 from proxytask.executors.ray import (
     RayExecutor,
     RayPlacement,
@@ -131,8 +131,9 @@ def test_lost_messages_name_the_node_and_the_reason() -> None:
 def test_options_and_factory_know_the_ray_executor() -> None:
     with pytest.raises(UsageError, match="--ray-on-resume must be one of reattach, restart"):
         RayExecutor(address="local", on_resume="skip")
-    with pytest.raises(UsageError, match="local, replay or ray"):
+    with pytest.raises(UsageError, match="--executor must be local, replay") as info:
         make_executor({"executor": "kubernetes", "max_parallel_trials": 1})
+    assert f"{', '.join(EXECUTOR_NAMES[:-1])} or {EXECUTOR_NAMES[-1]}, got" in str(info.value)
     with pytest.raises(SystemExit) as exit_:
         cli.main(["trial", "--executor", "ray", "--ray-on-resume", "sometimes"])
     assert exit_.value.code == 2

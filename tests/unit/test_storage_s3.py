@@ -21,7 +21,7 @@ import pytest
 
 from proxytask.controllers import latency
 from proxytask.core import layout, storage
-from proxytask.core.errors import StorageError, UsageError
+from proxytask.core.errors import StorageError
 from proxytask.executors.monitor import TrialMonitor
 from proxytask.trainer import contract as trainer
 from tests.s3_server import ROOT, S3Server
@@ -340,19 +340,3 @@ def test_url_protocol_and_is_shared() -> None:
     assert storage.is_shared("abfs://c/x")
     assert not storage.is_shared("/runs") and not storage.is_shared("file:///runs")
     assert not storage.is_shared("memory://x")
-
-
-def test_check_shared_path() -> None:
-    storage.check_shared_path("/runs", "local")
-    storage.check_shared_path("/runs", "replay")
-    storage.check_shared_path("s3://bucket/runs", "ray")
-    storage.check_shared_path("gs://bucket/runs", "ray")
-    with pytest.raises(UsageError) as info:
-        storage.check_shared_path("/runs", "ray")
-    message = str(info.value)
-    assert message.startswith("--root-output-dir must be shared storage")
-    assert "'/runs'" in message and "s3://bucket/prefix" in message
-    with pytest.raises(UsageError, match=r"trial dir of trial 3 must .*\(memory://, which lives"):
-        storage.check_shared_path("memory://x", "ray", what="trial dir of trial 3")
-    with pytest.raises(UsageError, match="this machine's disk"):
-        storage.check_shared_path("file:///runs", "ray")

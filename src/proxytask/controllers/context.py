@@ -46,41 +46,29 @@ __all__ = [
 #: The exit codes of every command: the answer reached, the run failed, bad usage or input.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
-# How often a controller polls its trials at most: real processes are cheap to poll, the
-# replay executor's simulated clock jumps straight to its next event anyway.
-_POLL_INTERVAL_SECS = {"local": 1.0, "ray": 1.0, "replay": 30.0}
-
-
 def build_context(values: dict[str, Any], kind: str, previous: str | None) -> ControllerContext:
     """Build the executor, clock and controller dir of a controller command."""
     from proxytask.controllers.base import ControllerContext, write_controller_info
     from proxytask.controllers.tracker import TrialSettings
     from proxytask.executors.base import Resources
-    from proxytask.executors.command import (
-        check_local_command,
-        parse_trainer_args,
-        parse_trainer_command,
-    )
-    from proxytask.executors.factory import make_executor
+    from proxytask.executors.command import parse_trainer_args, parse_trainer_command
+    from proxytask.executors.factory import executor_class
     from proxytask.report.progress import ProgressDisplay
 
     trainer = parse_trainer_command(values["trainer"])
-    if values["executor"] == "local":
-        check_local_command(trainer.argv[0])
+    executor_class(values["executor"]).check_trainer(trainer)
     baseline_args = parse_trainer_args(values["trainer_args"])
     job_name = layout.check_job_name(values["job_name"])
-    executor, clock = make_executor(values)
+    executor, clock = executor_class(values["executor"]).from_options(values)
     if previous is None:
         cdir = layout.controller_dir(values["root_output_dir"], kind, job_name, clock.now())
     else:
         cdir = previous
-    check_output_dir = getattr(executor, "check_output_dir", None)
-    if check_output_dir is not None:  # a remote executor: refuse a path its nodes cannot see
-        try:
-            check_output_dir(cdir)
-        except UsageError:
-            executor.close()
-            raise
+    try:  # e.g. a path the nodes of a remote executor cannot see
+        executor.check_output_dir(cdir)
+    except UsageError:
+        executor.close()
+        raise
     storage.makedirs(cdir)
     write_controller_info(cdir, kind, values)
     settings = TrialSettings(
@@ -98,7 +86,7 @@ def build_context(values: dict[str, Any], kind: str, previous: str | None) -> Co
         baseline_args=baseline_args,
         options=values,
         display=ProgressDisplay(live=values.get("live")),
-        poll_interval_secs=_POLL_INTERVAL_SECS.get(values["executor"], 1.0),
+        poll_interval_secs=executor.poll_interval_secs,
     )
 
 

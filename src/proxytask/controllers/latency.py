@@ -603,14 +603,7 @@ class LatencyWorker:
 def _check_program(program: str) -> None:
     from proxytask.executors.command import check_local_command
 
-    try:
-        check_local_command(program)
-    except UsageError:  # its wording names --trainer
-        raise UsageError(
-            f"--latency-command must start with a program that exists on this machine, got "
-            f"{program!r}, which is not on PATH nor an executable file. Use e.g. "
-            "'python bench/latency.py' or an absolute path."
-        ) from None
+    check_local_command(program, option="--latency-command", example="'python bench/latency.py'")
 
 
 def _parse_command(command: Any) -> tuple[str, ...]:

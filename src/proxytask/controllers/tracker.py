@@ -240,7 +240,7 @@ class TrialTracker:
             self._last_beat = now
         ended = []
         for key in running:
-            status = statuses[key]
+            status = self.monitor.explain(statuses[key])  # adds the trainer's recorded cause
             record = self.records[key]
             if not status.state.is_terminal:
                 self._stop_if_silent(record, now)

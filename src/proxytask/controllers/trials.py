@@ -115,7 +115,7 @@ class TrialBatch:
         """How each trial ended so far, in launch order."""
         result = []
         for tid, spec in self._specs.items():
-            status = self._statuses.get(tid) or self.executor.status(tid)
+            status = self.monitor.explain(self._statuses.get(tid) or self.executor.status(tid))
             result.append(
                 TrialOutcome(
                     trial_id=tid,

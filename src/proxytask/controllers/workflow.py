@@ -280,7 +280,8 @@ def resolve_workflow(path: str, live: bool | None) -> tuple[str, WorkflowValues]
     Returns the workflow dir and each stage's options. Raises UsageError/ConfigError.
     """
     from proxytask.controllers.context import search_inputs, selection_inputs, variance_inputs
-    from proxytask.executors.command import check_local_command, parse_trainer_command
+    from proxytask.executors.command import parse_trainer_command
+    from proxytask.executors.factory import executor_class
 
     stage_options = {
         "variance": VARIANCE_OPTIONS,
@@ -305,8 +306,7 @@ def resolve_workflow(path: str, live: bool | None) -> tuple[str, WorkflowValues]
     )
     # every stage's input is checked before anything is written
     trainer = parse_trainer_command(values.variance["trainer"])
-    if values.variance["executor"] == "local":
-        check_local_command(trainer.argv[0])
+    executor_class(values.variance["executor"]).check_trainer(trainer)
     variance_inputs(values.variance)
     selection_inputs(values.model_selection)
     search_inputs(values.search)

@@ -23,6 +23,7 @@ import yaml
 
 from proxytask.core import layout, storage
 from proxytask.core.errors import ConfigError, UsageError
+from proxytask.executors.factory import EXECUTOR_NAMES
 
 __all__ = [
     "FINAL_CHECKS_OPTIONS",
@@ -213,7 +214,7 @@ TRIAL_OPTIONS: tuple[Option, ...] = (
     Option(
         "trainer-args", string_list, [], "baseline trainer arguments as KEY=VALUE", "K=V", many=True
     ),
-    Option("executor", text, "local", "where trials run", choices=("local", "replay", "ray")),
+    Option("executor", text, "local", "where trials run", choices=EXECUTOR_NAMES),
     Option(
         "replay-table", text, None, "with --executor replay: the recorded curves (JSON/CSV)", "FILE"
     ),

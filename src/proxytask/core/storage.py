@@ -45,8 +45,6 @@ from fsspec.implementations.local import LocalFileSystem
 from proxytask.core.errors import StorageError, UsageError
 
 __all__ = [
-    "REMOTE_EXECUTORS",
-    "check_shared_path",
     "copy_file",
     "create_exclusive",
     "exists",
@@ -104,10 +102,6 @@ def _is_object_store(fs: Any) -> bool:
     return any(p in _OBJECT_STORE_PROTOCOLS for p in protocols)
 
 
-#: Executors whose trials may run on other machines than the controller. Their trial dirs and
-#: controller dir must be on storage every machine reaches (see :func:`check_shared_path`).
-REMOTE_EXECUTORS = frozenset({"ray"})
-
 # Protocols whose files only this machine (or only this process) can see.
 _MACHINE_LOCAL_PROTOCOLS = frozenset({"file", "local"})
 _PROCESS_LOCAL_PROTOCOLS = frozenset({"memory"})
@@ -142,35 +136,6 @@ def is_shared(url: str) -> bool:
     """
     protocol = url_protocol(url)
     return protocol not in _MACHINE_LOCAL_PROTOCOLS | _PROCESS_LOCAL_PROTOCOLS
-
-
-def check_shared_path(url: str, executor: str, *, what: str = "--root-output-dir") -> None:
-    """Raise UsageError when trials of ``executor`` could not reach ``url``.
-
-    ``executor`` is the executor's name (``--executor``); only those in
-    :data:`REMOTE_EXECUTORS` (trials on other machines) need shared storage, so any path is
-    fine for the others. ``what`` names the path in the message (an option, or "trial dir
-    of trial 3"). Pure: nothing is contacted; whether the bucket exists and the credentials
-    work shows at the first write.
-
-    Example::
-
-        check_shared_path(options["root_output_dir"], options["executor"])
-    """
-    if executor not in REMOTE_EXECUTORS or is_shared(url):
-        return
-    if url_protocol(url) in _PROCESS_LOCAL_PROTOCOLS:
-        where = "memory://, which lives inside this one process"
-    else:
-        where = "a path on this machine's disk"
-    raise UsageError(
-        f"{what} must be shared storage that every node of the {executor} executor can "
-        f"reach, got {url!r} ({where}). Its trials run on other machines and would write "
-        "their files where the controller never sees them. Use an fsspec URL such as "
-        "s3://bucket/prefix or gs://bucket/prefix, with the bucket's credentials set the "
-        "filesystem's usual way on every node (for s3: AWS_ACCESS_KEY_ID/"
-        "AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role)."
-    )
 
 
 _CREDENTIAL_ERRORS = frozenset(

@@ -4,6 +4,11 @@ Executors only start and stop trials and say how a trial process ended. They nev
 metrics: :class:`proxytask.executors.monitor.TrialMonitor` reads every trial's files for every
 executor.
 
+:class:`BookkeepingExecutor` is the skeleton every executor here builds on: it keeps the books
+(queue, slot limit, trial table, statuses) and asks its subclass only to start, stop and poll
+trials. Adding an executor: one module with such a subclass, one line in
+:data:`proxytask.executors.factory.EXECUTORS`, one contract-test subclass.
+
 A trial is described by a :class:`TrialSpec`: the trainer (a command today; a Python function
 run in a warm worker later — :class:`TrainerSpec` has room for it), the trial's own arguments,
 its environment, and its resources. Controllers build specs with
@@ -15,17 +20,28 @@ from __future__ import annotations
 import abc
 import dataclasses
 import enum
+import logging
 from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from proxytask.core.errors import ExecutorError, UsageError
+
+if TYPE_CHECKING:
+    from proxytask.core.clock import Clock
 
 __all__ = [
+    "BookkeepingExecutor",
     "Executor",
     "FailureCause",
     "Resources",
     "TrainerSpec",
+    "TrialEntry",
     "TrialSpec",
     "TrialState",
     "TrialStatus",
 ]
+
+logger = logging.getLogger(__name__)
 
 
 class TrialState(enum.Enum):
@@ -130,7 +146,32 @@ class Executor(abc.ABC):
     - ``free_slots`` is how many more trials would start at once now.
     - ``close`` stops every trial still running and releases resources; idempotent. After it,
       no trial process of this executor is alive.
+
+    What the command line asks of an executor class, so that it never tests executor names:
+    :meth:`from_options` builds one, :attr:`poll_interval_secs` paces its controllers,
+    :meth:`check_trainer` refuses a trainer it could never run before anything is written,
+    and :meth:`check_output_dir` a controller dir its trials could not reach.
     """
+
+    #: How often a controller polls this executor's trials at most, in seconds of its clock.
+    poll_interval_secs: ClassVar[float] = 1.0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> tuple[Executor, Clock]:
+        """Build the executor named by ``--executor`` from resolved options, with its clock.
+
+        The controller must use that clock (a replay executor brings a simulated one).
+        """
+        raise NotImplementedError(f"{cls.__name__} cannot be built from command-line options")
+
+    @classmethod
+    def check_trainer(cls, trainer: TrainerSpec) -> None:
+        """Raise UsageError when this executor could never run ``trainer`` (default: fine)."""
+        return None
+
+    def check_output_dir(self, url: str) -> None:
+        """Raise UsageError when trials could not write under ``url`` (default: fine)."""
+        return None
 
     @abc.abstractmethod
     def launch(self, spec: TrialSpec) -> None:
@@ -173,3 +214,256 @@ class Executor(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# --------------------------------------------------------------------------------------------
+# The skeleton: the books every executor keeps, and the few hooks it fills in
+# --------------------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class TrialEntry:
+    """One line of an executor's books; an executor subclasses it to hold its handle."""
+
+    spec: TrialSpec
+    state: TrialState = TrialState.PENDING
+    started_at: float | None = None
+    ended_at: float | None = None
+    exit_code: int | None = None
+    cause: FailureCause | None = None
+    message: str = ""
+    stop_requested: bool = False
+
+    def status(self) -> TrialStatus:
+        """The public view of this line."""
+        return TrialStatus(
+            trial_id=self.spec.trial_id,
+            state=self.state,
+            exit_code=self.exit_code,
+            cause=self.cause,
+            message=self.message,
+            started_at=self.started_at,
+            ended_at=self.ended_at,
+        )
+
+
+EntryT = TypeVar("EntryT", bound=TrialEntry)
+
+_NOT_STARTED = "stopped before it started"
+
+
+def _check_max_parallel(value: object) -> int:
+    """``max_parallel_trials`` as an int >= 1, or UsageError."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UsageError(
+            f"max_parallel_trials must be an integer >= 1, got {value!r}. "
+            "Pass e.g. --max-parallel-trials 2."
+        )
+    return value
+
+
+class BookkeepingExecutor(Executor, Generic[EntryT]):
+    """An executor that keeps its books here and runs trials through a few hooks.
+
+    The books: the trial table (launch order), the queue of launched trials waiting for a
+    slot (strict launch order), the slot limit ``max_parallel_trials``, ``closed``. Every
+    public method first syncs (:meth:`_poll`, then fills free slots from the queue), so
+    statuses never block and a freed slot is taken on the next call.
+
+    A subclass fills in:
+
+    - :meth:`_admit` — check a spec and make its :class:`TrialEntry` (raise to refuse it);
+    - :meth:`_start` — start a dequeued trial (False: not now, it stays at the queue's head);
+    - :meth:`_signal_stop` — stop a started trial (polite signal, grace, then forced);
+    - :meth:`_poll` — learn what happened since, ending trials through :meth:`_end`;
+    - :meth:`_release` — give back what an ended trial held (default: nothing);
+    - :meth:`_shutdown` — on ``close``: stop started trials and release the executor.
+
+    Times come from the injected ``clock``. A trial counts against the limit from its start
+    until it ends; queued trials count in :meth:`free_slots` too.
+    """
+
+    def __init__(self, max_parallel_trials: int, clock: Clock) -> None:
+        self._max_parallel = _check_max_parallel(max_parallel_trials)
+        self._clock = clock
+        self._trials: dict[str, EntryT] = {}
+        self._queue: list[str] = []
+        self._closed = False
+        self._shut = False
+
+    # ---- the hooks ---------------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def _admit(self, spec: TrialSpec) -> EntryT:
+        """Check ``spec`` and return its entry; raise ExecutorError/UsageError to refuse it."""
+
+    @abc.abstractmethod
+    def _start(self, entry: EntryT, at: float) -> bool:
+        """Start a trial leaving the queue at time ``at``; False when it cannot start yet.
+
+        On success call :meth:`_mark_running` (or leave it PENDING until the trial shows up);
+        when starting fails for good, :meth:`_end` it and return True.
+        """
+
+    @abc.abstractmethod
+    def _signal_stop(self, entry: EntryT, grace_secs: float) -> None:
+        """Stop a started trial: polite signal now, forced after ``grace_secs``."""
+
+    @abc.abstractmethod
+    def _poll(self) -> None:
+        """Learn what happened to started trials since the last call; never block."""
+
+    def _release(self, entry: EntryT) -> None:
+        """Give back what an ended trial held (called by :meth:`_end`; idempotent)."""
+
+    @abc.abstractmethod
+    def _shutdown(self) -> None:
+        """Stop every started trial and release the executor (``close``, queue emptied)."""
+
+    def _can_close(self) -> bool:
+        """False when ``close`` must leave the trials alone (e.g. in a forked child)."""
+        return True
+
+    # ---- the books ---------------------------------------------------------------------------
+
+    def launch(self, spec: TrialSpec) -> None:
+        """Start the trial now, or queue it (PENDING) until a slot frees.
+
+        Raises ExecutorError for a closed executor or a duplicate id, and whatever the
+        executor's checks of the spec raise.
+        """
+        self._sync()
+        if self._closed:
+            raise ExecutorError(
+                f"executor must be open to launch trials, got a closed one for "
+                f"{spec.trial_id!r}. Create a new {type(self).__name__}."
+            )
+        if spec.trial_id in self._trials:
+            raise ExecutorError(
+                f"trial ids must be unique per executor, got {spec.trial_id!r} a second time. "
+                "Use a new trial id (controllers number trials deterministically)."
+            )
+        self._trials[spec.trial_id] = self._admit(spec)
+        self._queue.append(spec.trial_id)
+        self._fill_slots(self._clock.now())
+
+    def status(self, trial_id: str) -> TrialStatus:
+        """The trial's status after one sync."""
+        entry = self._get(trial_id)
+        self._sync()
+        return entry.status()
+
+    def statuses(self, trial_ids: list[str] | None = None) -> Mapping[str, TrialStatus]:
+        """Statuses of several trials (all by default), from one sync."""
+        ids = self.known_trials() if trial_ids is None else trial_ids
+        entries = [self._get(tid) for tid in ids]
+        self._sync()
+        return {e.spec.trial_id: e.status() for e in entries}
+
+    def stop(self, trial_id: str, grace_secs: float = 10.0) -> None:
+        """Stop the trial: a queued one ends STOPPED at once, a started one is signalled.
+
+        Returns at once; an ended trial is left as it is.
+        """
+        entry = self._get(trial_id)
+        self._sync()
+        if entry.state.is_terminal:
+            return
+        if trial_id in self._queue:
+            self._queue.remove(trial_id)
+            self._end(entry, TrialState.STOPPED, None, None, _NOT_STARTED)
+        elif not entry.stop_requested:
+            entry.stop_requested = True
+            self._signal_stop(entry, max(0.0, float(grace_secs)))
+        self._fill_slots(self._clock.now())
+
+    def free_slots(self) -> int:
+        """Trials that would start at once now: the limit minus started and queued trials.
+
+        Capacity the executor finds only at start (GPUs, cluster room) is not counted: such
+        a trial waits PENDING.
+        """
+        self._sync()
+        if self._closed:
+            return 0
+        busy = sum(1 for e in self._trials.values() if not e.state.is_terminal)
+        return max(0, self._max_parallel - busy)
+
+    def known_trials(self) -> list[str]:
+        """Ids of every trial launched here, in launch order."""
+        return list(self._trials)
+
+    @property
+    def max_parallel_trials(self) -> int:
+        """How many trials may run at once."""
+        return self._max_parallel
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this executor dates statuses and decides deadlines with."""
+        return self._clock
+
+    def close(self) -> None:
+        """Stop every trial (queued ones never start) and release the executor; idempotent.
+
+        Afterwards ``status`` still answers.
+        """
+        if self._shut or not self._can_close():
+            return
+        self._closed = True
+        self._sync()
+        for tid in self._queue:
+            self._end(self._trials[tid], TrialState.STOPPED, None, None, _NOT_STARTED)
+        self._queue.clear()
+        self._shutdown()
+        self._shut = True
+
+    # ---- for the subclasses ------------------------------------------------------------------
+
+    def _get(self, trial_id: str) -> EntryT:
+        try:
+            return self._trials[trial_id]
+        except KeyError:
+            raise KeyError(
+                f"trial id must be one launched by this executor, got {trial_id!r}"
+            ) from None
+
+    def _sync(self) -> None:
+        self._poll()
+        self._fill_slots(self._clock.now())
+
+    def _fill_slots(self, at: float) -> None:
+        """Start queued trials, in launch order, while slots are free (at time ``at``)."""
+        if self._closed:
+            return
+        while self._queue:
+            busy = sum(1 for e in self._trials.values() if not e.state.is_terminal)
+            if busy - len(self._queue) >= self._max_parallel:
+                return
+            if not self._start(self._trials[self._queue[0]], at):
+                return  # strict launch order: the head waits
+            self._queue.pop(0)
+
+    def _mark_running(self, entry: EntryT, at: float, message: str) -> None:
+        entry.state = TrialState.RUNNING
+        entry.started_at = at
+        entry.message = message
+
+    def _end(
+        self,
+        entry: EntryT,
+        state: TrialState,
+        code: int | None,
+        cause: FailureCause | None,
+        message: str,
+        *,
+        at: float | None = None,
+    ) -> None:
+        """Record how a trial ended (at ``at``, default now) and release what it held."""
+        entry.state = state
+        entry.exit_code = code
+        entry.cause = cause
+        entry.message = message
+        entry.ended_at = self._clock.now() if at is None else at
+        logger.info("trial %s ended %s: %s", entry.spec.trial_id, state.value, message)
+        self._release(entry)

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import signal
 
-from proxytask.executors.base import FailureCause
+from proxytask.executors.base import FailureCause, TrialState, TrialStatus
 
-__all__ = ["ADVICE", "classify_exit", "describe_exit", "failure_message"]
+__all__ = [
+    "ADVICE",
+    "classify_exit",
+    "describe_exit",
+    "failure_message",
+    "reported_cause",
+    "with_reported_cause",
+]
 
 _OOM = re.compile(
     r"(CUDA out of memory|OutOfMemoryError|out of memory|MemoryError|"
@@ -79,7 +87,49 @@ def describe_exit(code: int) -> str:
 def failure_message(code: int, cause: FailureCause, stderr_tail: str = "") -> str:
     """The status message of a failed trial: how it ended, why, the advice, the last error."""
     last = next((ln.strip() for ln in reversed(stderr_tail.splitlines()) if ln.strip()), "")
-    message = f"{describe_exit(code)}: {cause.value}; {ADVICE[cause]}"
+    message = _failure_head(code, cause)
     if last:
         message += f". Last stderr line: {last[:300]}"
     return message
+
+
+def _failure_head(code: int, cause: FailureCause | None) -> str:
+    if cause is None:
+        return describe_exit(code)
+    return f"{describe_exit(code)}: {cause.value}; {ADVICE[cause]}"
+
+
+def reported_cause(record: object) -> FailureCause | None:
+    """The cause in a ``TRIAL_FAILURE.json`` record, or None when it names none we know."""
+    cause = record.get("cause") if isinstance(record, dict) else None
+    try:
+        return FailureCause(cause) if isinstance(cause, str) else None
+    except ValueError:
+        return None
+
+
+def with_reported_cause(status: TrialStatus, reported: FailureCause | None) -> TrialStatus:
+    """``status`` once the trainer's own record (``TRIAL_FAILURE.json``) says ``reported``.
+
+    A trial that exited by itself (0 or not) failed of the cause its trainer recorded; a
+    trial stopped by the controller, timed out, or with no exit code (lost, never started)
+    keeps the executor's verdict. The message keeps its last stderr line.
+
+    Example::
+
+        with_reported_cause(crashed, FailureCause.OOM).cause  # FailureCause.OOM
+    """
+    code = status.exit_code
+    exited = status.state in (TrialState.SUCCEEDED, TrialState.FAILED)
+    if reported is None or code is None or not exited or status.cause is FailureCause.TIMEOUT:
+        return status
+    if status.cause is reported:
+        return status
+    head = _failure_head(code, status.cause)
+    rest = status.message[len(head) :] if status.message.startswith(head) else ""
+    return dataclasses.replace(
+        status,
+        state=TrialState.FAILED,
+        cause=reported,
+        message=_failure_head(code, reported) + rest,
+    )

@@ -21,6 +21,7 @@ __all__ = [
     "format_trainer_args",
     "parse_trainer_args",
     "parse_trainer_command",
+    "render_flag",
 ]
 
 
@@ -44,16 +45,21 @@ def parse_trainer_command(command: str | Sequence[str]) -> TrainerSpec:
     return TrainerSpec(argv=tuple(argv))
 
 
-def check_local_command(program: str) -> str:
-    """Return the path of ``program`` on this machine, or raise UsageError naming it."""
+def check_local_command(
+    program: str,
+    *,
+    option: str = "--trainer",
+    example: str = "'python path/to/trainer.py'",
+) -> str:
+    """Return the path of ``program`` on this machine, or raise UsageError naming ``option``."""
     found = shutil.which(program)
     if found is None and os.sep in program and os.access(program, os.X_OK):
         found = program
     if found is None:
         raise UsageError(
-            f"--trainer must start with a program that exists on this machine, got "
+            f"{option} must start with a program that exists on this machine, got "
             f"{program!r}, which is not on PATH nor an executable file. Use e.g. "
-            "'python path/to/trainer.py' or an absolute path."
+            f"{example} or an absolute path."
         )
     return found
 
@@ -73,7 +79,8 @@ def parse_trainer_args(pairs: Sequence[str]) -> dict[str, str]:
     return result
 
 
-def _flag_value(value: Any) -> str:
+def render_flag(value: Any) -> str:
+    """A trainer-argument value as it appears after ``--key=``: ``True``, compact JSON, text."""
     if isinstance(value, bool):
         return "True" if value else "False"
     if isinstance(value, (dict, list)):
@@ -89,7 +96,7 @@ def format_trainer_args(args: Mapping[str, Any]) -> tuple[str, ...]:
             raise UsageError(
                 f"trainer argument names must be plain words like 'batch_size', got {key!r}."
             )
-        out.append(f"--{key}={_flag_value(value)}")
+        out.append(f"--{key}={render_flag(value)}")
     return tuple(out)
 
 

@@ -1,21 +1,10 @@
 """The local executor: one subprocess per trial on this machine, with GPU slots and cleanup.
 
-Each trial runs in its own process group and session, started through a tiny launcher (a
-stdlib-only Python snippet run with ``python -I -S -c``) that
-
-- starts the trainer (argv list, no shell) as its child, with ``PR_SET_PDEATHSIG=SIGKILL`` so
-  the trainer dies if the launcher is killed on its own;
-- watches a pipe whose write end only the controller holds: when the controller dies for any
-  reason (normal exit, exception, SIGTERM, even SIGKILL) the kernel closes that end, the
-  launcher sees EOF, sends SIGTERM to its whole process group (trainer and grandchildren),
-  waits the grace period, then SIGKILLs the group, itself included; it also notices being
-  re-parented (a controller that forked children keeping the pipe open);
-- passes the trainer's exit status through unchanged (exit code, or death by the same
-  signal), so the controller sees what a direct child would show.
-
-On top of that, the controller closes every live executor at interpreter exit (``atexit``,
-which covers KeyboardInterrupt) and on SIGTERM (a handler installed only where SIGTERM has
-its default action, chaining to any previous Python handler).
+Each trial runs under the launcher of :mod:`proxytask.executors.processes`, in its own process
+group and session, so the trainer and everything it started die with the controller however
+the controller ends. On top of that, the controller closes every live executor at interpreter
+exit (``atexit``, which covers KeyboardInterrupt) and on SIGTERM (a handler installed only
+where SIGTERM has its default action, chaining to any previous Python handler).
 """
 
 from __future__ import annotations
@@ -27,7 +16,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -39,93 +27,22 @@ from proxytask.core import layout, storage
 from proxytask.core.clock import Clock, SystemClock
 from proxytask.core.errors import ExecutorError, StorageError, UsageError
 from proxytask.executors.base import (
+    BookkeepingExecutor,
     Executor,
     FailureCause,
     TrainerSpec,
+    TrialEntry,
     TrialSpec,
     TrialState,
-    TrialStatus,
 )
-from proxytask.executors.causes import classify_exit, describe_exit, failure_message
+from proxytask.executors.command import check_local_command
+from proxytask.executors.processes import TrialProcess, check_command_trainer, spawn_trial
 
-__all__ = [
-    "LocalExecutor",
-    "assign_gpus",
-    "check_gpu_request",
-    "detect_gpus",
-    "exit_outcome",
-    "launcher_argv",
-    "read_reported_cause",
-    "read_stderr_tail",
-    "signal_group",
-    "spawn_trial",
-]
+__all__ = ["LocalExecutor", "assign_gpus", "check_gpu_request", "detect_gpus"]
 
 logger = logging.getLogger(__name__)
 
 _EPS = 1e-9
-_STDERR_TAIL_BYTES = 8192
-
-# The launcher ("reaper") run as `python -I -S -c _LAUNCHER <fd> <grace> <argv...>`.
-# Stdlib only and tiny: it starts in ~20 ms. Keep it free of proxytask imports.
-_LAUNCHER = r"""
-import os, select, signal, subprocess, sys
-fd = int(sys.argv[1]); grace = float(sys.argv[2]); argv = sys.argv[3:]
-me = os.getpid(); parent = os.getppid()
-def _ignore(signum, frame):
-    pass  # the group signal reaches the trainer too; its exit status is what counts
-signal.signal(signal.SIGTERM, _ignore)  # a Python handler (not SIG_IGN): reset on exec
-try:
-    import ctypes
-    _prctl = ctypes.CDLL(None, use_errno=True).prctl
-except Exception:
-    _prctl = None
-def _child_setup():
-    if _prctl is not None:
-        _prctl(1, signal.SIGKILL, 0, 0, 0)  # PR_SET_PDEATHSIG: die with this launcher
-    if os.getppid() != me:
-        os._exit(137)
-try:
-    child = subprocess.Popen(argv, preexec_fn=_child_setup, close_fds=True)
-except OSError as exc:
-    sys.stderr.write("proxytask: cannot start the trainer %r: %s\n" % (argv[0], exc))
-    sys.stderr.flush()
-    os._exit(127)
-try:
-    pidfd = os.pidfd_open(child.pid)
-except (AttributeError, OSError):
-    pidfd = None
-orphaned = False
-while child.poll() is None:
-    watch = [fd] if pidfd is None else [fd, pidfd]
-    ready = select.select(watch, [], [], 1.0 if pidfd is not None else 0.2)[0]
-    if fd in ready:
-        try:
-            data = os.read(fd, 64)
-        except OSError:
-            data = b""
-        if not data:
-            orphaned = True
-    if orphaned or os.getppid() != parent:
-        try:
-            os.killpg(0, signal.SIGTERM)
-        except OSError:
-            pass
-        try:
-            child.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            pass
-        os.killpg(0, signal.SIGKILL)  # the trainer's leftovers and this launcher
-code = child.returncode
-if code < 0:
-    try:
-        signal.signal(-code, signal.SIG_DFL)
-        os.kill(me, -code)
-    except (OSError, ValueError):
-        pass
-    os._exit(128 - code)
-os._exit(code)
-"""
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,120 +133,6 @@ def assign_gpus(
 
 
 # --------------------------------------------------------------------------------------------
-# One trial process: start it under the launcher, signal it, say how it ended. Shared with the
-# Ray executor, whose runner actor starts the same launcher on a cluster node.
-# --------------------------------------------------------------------------------------------
-
-
-def launcher_argv(control_fd: int, grace_secs: float, argv: Sequence[str]) -> list[str]:
-    """The command that runs ``argv`` under the launcher (see the module docstring).
-
-    ``control_fd`` is the read end of a pipe whose write end only the owner holds: when the
-    owner dies, the launcher stops the trial (SIGTERM, ``grace_secs``, SIGKILL).
-    """
-    return [
-        sys.executable or "python3",
-        "-I",
-        "-S",
-        "-c",
-        _LAUNCHER,
-        str(control_fd),
-        repr(float(grace_secs)),
-        *argv,
-    ]
-
-
-def spawn_trial(
-    argv: Sequence[str],
-    env: Mapping[str, str],
-    log_dir: str,
-    control_fd: int,
-    grace_secs: float,
-    cwd: str | None = None,
-) -> subprocess.Popen[bytes]:
-    """Start ``argv`` under the launcher in a new session, logs appended in ``log_dir``.
-
-    The launcher's pid is the trial's process-group id (see :func:`signal_group`); its exit
-    status is the trainer's. ``env`` is the whole environment; ``cwd`` the working dir (None:
-    this process's). Raises OSError when the launcher cannot start.
-    """
-    out = open(os.path.join(log_dir, layout.STDOUT_LOG), "ab")  # noqa: SIM115
-    err = open(os.path.join(log_dir, layout.STDERR_LOG), "ab")  # noqa: SIM115
-    try:
-        return subprocess.Popen(
-            launcher_argv(control_fd, grace_secs, argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            env=dict(env),
-            start_new_session=True,
-            pass_fds=(control_fd,),
-            cwd=cwd,
-        )
-    finally:
-        out.close()
-        err.close()
-
-
-def signal_group(pgid: int, sig: int) -> None:
-    """Send ``sig`` to a trial's process group; a group that is gone is fine."""
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def read_stderr_tail(path: str, limit: int = _STDERR_TAIL_BYTES) -> str:
-    """The last ``limit`` bytes of a local log file as text ("" when unreadable)."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, os.SEEK_END)
-            size = handle.tell()
-            handle.seek(max(0, size - limit))
-            return handle.read().decode("utf-8", errors="replace")
-    except OSError:
-        return ""
-
-
-def read_reported_cause(trial_dir: str, signature: tuple[Any, ...] | None) -> str | None:
-    """The cause the trainer recorded in ``TRIAL_FAILURE.json`` during this run, if any.
-
-    ``signature`` is :func:`proxytask.core.storage.file_signature` of that file taken before the
-    trial started: an unchanged file is left over from an earlier run and does not count.
-    """
-    path = layout.trial_file(trial_dir, layout.TRIAL_FAILURE)
-    if storage.file_signature(path) == signature:
-        return None  # absent, or left over from an earlier run in this dir
-    try:
-        data = storage.read_json(path)
-    except StorageError:
-        return None
-    cause = data.get("cause") if isinstance(data, dict) else None
-    return cause if isinstance(cause, str) else None
-
-
-def exit_outcome(
-    code: int,
-    *,
-    stop_requested: bool,
-    timed_out: bool,
-    stderr_tail: str = "",
-    reported_cause: str | None = None,
-) -> tuple[TrialState, FailureCause | None, str]:
-    """How a trial process that exited with ``code`` ended: state, cause and message.
-
-    A trial stopped on request is STOPPED whatever its code; otherwise exit 0 is SUCCEEDED
-    and anything else FAILED with the cause :func:`classify_exit` finds.
-    """
-    if stop_requested:
-        return TrialState.STOPPED, None, f"stopped by the controller ({describe_exit(code)})"
-    cause = classify_exit(code, stderr_tail, reported_cause, timed_out)
-    if cause is None:
-        return TrialState.SUCCEEDED, None, "exited with code 0"
-    return TrialState.FAILED, cause, failure_message(code, cause, stderr_tail)
-
-
-# --------------------------------------------------------------------------------------------
 # Process-exit safety net shared by every LocalExecutor of this process
 # --------------------------------------------------------------------------------------------
 
@@ -371,31 +174,14 @@ def _install_process_hooks(handle_signals: bool) -> None:
     signal.signal(signal.SIGTERM, _on_sigterm)
 
 
-# --------------------------------------------------------------------------------------------
-# The executor
-# --------------------------------------------------------------------------------------------
-
-
-@dataclasses.dataclass
-class _Trial:
-    spec: TrialSpec
-    local_dir: str
-    failure_signature: tuple[Any, ...] | None
-    state: TrialState = TrialState.PENDING
-    proc: subprocess.Popen[bytes] | None = None
+@dataclasses.dataclass(kw_only=True)
+class _LocalTrial(TrialEntry):
+    local_dir: str  # where the logs go: the trial dir, or a scratch dir for a remote one
+    process: TrialProcess | None = None
     gpus: tuple[str, ...] = ()
-    started_at: float | None = None
-    ended_at: float | None = None
-    exit_code: int | None = None
-    cause: FailureCause | None = None
-    message: str = ""
-    stop_requested: bool = False
-    timed_out: bool = False
-    kill_deadline: float | None = None  # SIGKILL the group at this clock time
-    killed: bool = False
 
 
-class LocalExecutor(Executor):
+class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
     """Runs each trial as a subprocess of this machine, ``max_parallel_trials`` at a time.
 
     - The trainer starts as ``spec.argv`` (a list, no shell) in its own process group, with
@@ -434,70 +220,49 @@ class LocalExecutor(Executor):
         *,
         handle_signals: bool = True,
     ) -> None:
-        if (
-            isinstance(max_parallel_trials, bool)
-            or not isinstance(max_parallel_trials, int)
-            or (max_parallel_trials < 1)
-        ):
-            raise UsageError(
-                f"max_parallel_trials must be an integer >= 1, got {max_parallel_trials!r}. "
-                "Pass e.g. --max-parallel-trials 2."
-            )
+        super().__init__(max_parallel_trials, clock if clock is not None else SystemClock())
         if not grace_secs >= 0:
             raise UsageError(f"grace_secs must be >= 0, got {grace_secs!r}. Use e.g. 10.")
-        self._max_parallel = max_parallel_trials
         self._gpus: tuple[str, ...] = tuple(detect_gpus() if gpus is None else gpus)
         if len(set(self._gpus)) != len(self._gpus) or any(not g for g in self._gpus):
             raise UsageError(
                 f"gpus must be distinct non-empty ids, got {list(self._gpus)!r}. "
                 "Pass e.g. ['0', '1']."
             )
-        self._clock: Clock = clock if clock is not None else SystemClock()
         self._grace = float(grace_secs)
-        self._trials: dict[str, _Trial] = {}
-        self._queue: list[str] = []
         self._gpu_used: dict[str, float] = dict.fromkeys(self._gpus, 0.0)
         self._pipe: tuple[int, int] | None = None
-        self._closed = False
         self._owner_pid = os.getpid()
         _install_process_hooks(handle_signals)
         _LIVE.add(self)
 
-    # ----------------------------------------------------------------------------------------
-    # Public API
-    # ----------------------------------------------------------------------------------------
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> tuple[Executor, Clock]:
+        """``--executor local``: trials as subprocesses here, on the system clock."""
+        clock = SystemClock()
+        return cls(max_parallel_trials=int(options["max_parallel_trials"]), clock=clock), clock
+
+    @classmethod
+    def check_trainer(cls, trainer: TrainerSpec) -> None:
+        """The trainer command must start with a program that exists on this machine."""
+        check_local_command(trainer.argv[0])
 
     @property
     def gpus(self) -> tuple[str, ...]:
         """The GPU ids this executor hands out."""
         return self._gpus
 
-    @property
-    def max_parallel_trials(self) -> int:
-        """How many trials may run at once."""
-        return self._max_parallel
+    def pid(self, trial_id: str) -> int | None:
+        """The process-group id of a started trial (its launcher's pid); None if queued."""
+        process = self._get(trial_id).process
+        return None if process is None else process.pid
 
-    def launch(self, spec: TrialSpec) -> None:
-        """Start the trial now, or queue it (PENDING) until a slot and its GPUs are free.
+    # ---- the hooks ---------------------------------------------------------------------------
 
-        Raises ExecutorError for a duplicate id, a closed executor, an impossible GPU request
-        or a trainer that is not an executable command; UsageError for a remote trial dir.
-        """
-        if self._closed:
-            raise ExecutorError(
-                f"executor must be open to launch trials, got a closed one for "
-                f"{spec.trial_id!r}. Create a new LocalExecutor."
-            )
-        if spec.trial_id in self._trials:
-            raise ExecutorError(
-                f"trial ids must be unique per executor, got {spec.trial_id!r} a second time. "
-                "Use a new trial id (controllers number trials deterministically)."
-            )
-        if not isinstance(spec.trainer, TrainerSpec) or not spec.trainer.argv:
-            raise ExecutorError(
-                f"the local executor must get a command trainer, got {spec.trainer!r} for "
-                f"{spec.trial_id!r}."
-            )
+    def _admit(self, spec: TrialSpec) -> _LocalTrial:
+        """Refuse a non-command trainer, a trial dir out of reach, an impossible GPU request
+        or a missing program; make the dir the logs go to."""
+        check_command_trainer(spec, "local")
         if not storage.is_local(spec.trial_dir) and not storage.is_shared(spec.trial_dir):
             raise UsageError(
                 f"trial dirs of the local executor must be on the local disk or on storage the "
@@ -506,7 +271,7 @@ class LocalExecutor(Executor):
                 "Use a local --root-output-dir or a shared one."
             )
         check_gpu_request(spec.resources.gpus, self._gpus)
-        self._check_executable(spec)
+        _check_executable(spec)
         if storage.is_local(spec.trial_dir):
             local_dir = storage.to_local_path(spec.trial_dir)
         else:  # a trial dir on shared storage: the logs gather here and are uploaded at the end
@@ -518,103 +283,79 @@ class LocalExecutor(Executor):
                 f"trial dir {local_dir!r} must be a folder this user can create, got {exc}. "
                 "Check --root-output-dir and its permissions."
             ) from exc
-        failure = storage.file_signature(layout.trial_file(spec.trial_dir, layout.TRIAL_FAILURE))
-        self._poll()
-        self._trials[spec.trial_id] = _Trial(
-            spec=spec, local_dir=local_dir, failure_signature=failure
+        return _LocalTrial(spec=spec, local_dir=local_dir)
+
+    def _start(self, entry: _LocalTrial, at: float) -> bool:
+        gpus = assign_gpus(entry.spec.resources.gpus, self._gpus, self._gpu_used)
+        if gpus is None:
+            return False  # its GPUs are busy
+        spec = entry.spec
+        env = {**os.environ, **spec.env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
+        try:
+            proc = spawn_trial(spec.argv, env, entry.local_dir, self._control_fd(), self._grace)
+        except OSError as exc:
+            message = f"could not start the trial: {exc}"
+            self._end(entry, TrialState.FAILED, None, FailureCause.CRASH, message)
+            return True
+        entry.process = TrialProcess(
+            proc,
+            entry.local_dir,
+            started=at,
+            timeout_secs=spec.timeout_secs,
+            grace_secs=self._grace,
+            name=spec.trial_id,
         )
-        self._queue.append(spec.trial_id)
-        self._start_pending()
+        entry.gpus = gpus
+        for gpu in gpus:
+            self._gpu_used[gpu] += _share(entry)
+        on_gpus = f" on GPU {','.join(gpus)}" if gpus else ""
+        self._mark_running(entry, at, f"running as pid {proc.pid}{on_gpus}")
+        logger.info("started trial %s (pid %d)", spec.trial_id, proc.pid)
+        return True
 
-    def status(self, trial_id: str) -> TrialStatus:
-        """The trial's status; reaps ended trials, escalates kills, starts queued trials."""
-        trial = self._get(trial_id)
-        self._poll()
-        return self._status_of(trial)
+    def _signal_stop(self, entry: _LocalTrial, grace_secs: float) -> None:
+        """SIGTERM the trial's process group now; a later call SIGKILLs it after the grace."""
+        assert entry.process is not None
+        entry.process.stop(self._clock.now(), grace_secs)
 
-    def statuses(self, trial_ids: list[str] | None = None) -> Mapping[str, TrialStatus]:
-        """Statuses of several trials (all by default), from one poll."""
-        self._poll()
-        ids = self.known_trials() if trial_ids is None else trial_ids
-        return {tid: self._status_of(self._get(tid)) for tid in ids}
+    def _poll(self) -> None:
+        now = self._clock.now()
+        for entry in self._trials.values():
+            if entry.process is None or entry.state.is_terminal:
+                continue
+            outcome = entry.process.check(now)
+            if outcome is not None:
+                self._end(entry, outcome.state, outcome.exit_code, outcome.cause, outcome.message)
 
-    def stop(self, trial_id: str, grace_secs: float = 10.0) -> None:
-        """SIGTERM the trial's process group now; SIGKILL it after ``grace_secs``.
+    def _release(self, entry: _LocalTrial) -> None:
+        for gpu in entry.gpus:
+            self._gpu_used[gpu] = max(0.0, self._gpu_used[gpu] - _share(entry))
+        entry.gpus = ()
+        if not storage.is_local(entry.spec.trial_dir):
+            _upload_logs(entry)
 
-        Returns at once: the SIGKILL is sent by a later call (``status``, ``stop``,
-        ``free_slots``, ``close``) once the grace has passed. A queued trial ends STOPPED
-        without starting; an ended trial is left as it is.
-        """
-        trial = self._get(trial_id)
-        self._poll()
-        if trial.state.is_terminal:
-            return
-        if trial.state is TrialState.PENDING:
-            self._queue.remove(trial_id)
-            self._end(trial, TrialState.STOPPED, None, None, "stopped before it started")
-            self._start_pending()
-            return
-        if not trial.stop_requested:
-            trial.stop_requested = True
-            self._terminate(trial, max(0.0, float(grace_secs)))
-        self._poll()
+    def _can_close(self) -> bool:
+        return os.getpid() == self._owner_pid  # a forked child must not kill its parent's trials
 
-    def free_slots(self) -> int:
-        """Trials that would start at once now: the limit minus running and queued trials.
-
-        GPU capacity is not counted: a trial whose GPUs are busy waits PENDING.
-        """
-        self._poll()
-        if self._closed:
-            return 0
-        busy = sum(1 for t in self._trials.values() if not t.state.is_terminal)
-        return max(0, self._max_parallel - busy)
-
-    def known_trials(self) -> list[str]:
-        """Ids of every trial launched here, in launch order."""
-        return list(self._trials)
-
-    def pid(self, trial_id: str) -> int | None:
-        """The process-group id of a started trial (its launcher's pid); None if queued."""
-        trial = self._get(trial_id)
-        return None if trial.proc is None else trial.proc.pid
-
-    def close(self) -> None:
-        """Stop every trial (queued ones never start), wait up to the grace, SIGKILL the rest.
-
-        Idempotent. Afterwards no trial process of this executor is alive and ``status``
-        still answers.
-        """
-        if os.getpid() != self._owner_pid:
-            return  # a forked child must not kill its parent's trials
-        self._closed = True
-        self._poll()
-        for tid in list(self._queue):
-            self._end(
-                self._trials[tid], TrialState.STOPPED, None, None, "stopped before it started"
-            )
-        self._queue.clear()
+    def _shutdown(self) -> None:
+        """Stop every started trial, wait up to the grace (real time), SIGKILL the rest."""
         running = [
-            t for t in self._trials.values() if t.proc is not None and not t.state.is_terminal
+            e.process
+            for e in self._trials.values()
+            if e.process is not None and not e.state.is_terminal
         ]
-        for trial in running:
-            if not trial.stop_requested and not trial.timed_out:
-                trial.stop_requested = True
-                self._terminate(trial, self._grace)
+        now = self._clock.now()
+        for process in running:
+            if not process.stop_requested and not process.timed_out:
+                process.stop(now, self._grace)
+        # real time: the processes need it whatever the clock says
         deadline = time.monotonic() + self._grace
-        for trial in running:
-            assert trial.proc is not None
-            try:
-                trial.proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                self._kill(trial)
-            try:
-                trial.proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:  # pragma: no cover - a process in D state
+        for process in running:
+            if not process.wait(deadline - time.monotonic()):
+                process.kill()
+            if not process.wait(30):  # pragma: no cover - a process in D state
                 logger.error(
-                    "trial %s (pid %d) did not die after SIGKILL",
-                    trial.spec.trial_id,
-                    trial.proc.pid,
+                    "trial %s (pid %d) did not die after SIGKILL", process.name, process.pid
                 )
         self._poll()
         if self._pipe is not None:
@@ -626,186 +367,43 @@ class LocalExecutor(Executor):
             self._pipe = None
         _LIVE.discard(self)
 
-    # ----------------------------------------------------------------------------------------
-    # Internals
-    # ----------------------------------------------------------------------------------------
-
-    def _get(self, trial_id: str) -> _Trial:
-        try:
-            return self._trials[trial_id]
-        except KeyError:
-            raise KeyError(
-                f"trial id must be one launched by this executor, got {trial_id!r}"
-            ) from None
-
-    def _check_executable(self, spec: TrialSpec) -> None:
-        program = spec.trainer.argv[0]
-        path = {**os.environ, **spec.env}.get("PATH", os.defpath)
-        if os.sep in program:
-            found = os.path.isfile(program) and os.access(program, os.X_OK)
-        else:
-            found = shutil.which(program, path=path) is not None
-        if not found:
-            raise ExecutorError(
-                f"the trainer command must start with an executable, got {program!r} (not "
-                f"found or not executable) for {spec.trial_id!r}. Check --trainer, e.g. "
-                "'python train.py'."
-            )
-
     def _control_fd(self) -> int:
         if self._pipe is None:
             self._pipe = os.pipe()  # both ends close-on-exec; only launchers get the read end
         return self._pipe[0]
 
-    def _poll(self) -> None:
-        now = self._clock.now()
-        for trial in self._trials.values():
-            if trial.proc is None or trial.state.is_terminal:
-                continue
-            code = trial.proc.poll()
-            if code is not None:
-                self._finish(trial, code)
-                continue
-            timeout = trial.spec.timeout_secs
-            if (
-                timeout is not None
-                and not trial.timed_out
-                and not trial.stop_requested
-                and trial.started_at is not None
-                and now - trial.started_at >= timeout
-            ):
-                trial.timed_out = True
-                logger.warning(
-                    "trial %s ran past its %g s limit; stopping it", trial.spec.trial_id, timeout
-                )
-                self._terminate(trial, self._grace)
-            if trial.kill_deadline is not None and now >= trial.kill_deadline and not trial.killed:
-                self._kill(trial)
-        self._start_pending()
 
-    def _start_pending(self) -> None:
-        if self._closed:
-            return
-        while self._queue:
-            running = sum(1 for t in self._trials.values() if t.state is TrialState.RUNNING)
-            if running >= self._max_parallel:
-                return
-            trial = self._trials[self._queue[0]]
-            gpus = assign_gpus(trial.spec.resources.gpus, self._gpus, self._gpu_used)
-            if gpus is None:
-                return  # strict launch order: the head waits for its GPUs
-            self._queue.pop(0)
-            try:
-                self._start(trial, gpus)
-            except OSError as exc:
-                self._end(
-                    trial,
-                    TrialState.FAILED,
-                    None,
-                    FailureCause.CRASH,
-                    f"could not start the trial: {exc}",
-                )
+def _share(entry: _LocalTrial) -> float:
+    request = entry.spec.resources.gpus
+    return request if request < 1 - _EPS else 1.0
 
-    def _share(self, trial: _Trial) -> float:
-        request = trial.spec.resources.gpus
-        return request if request < 1 - _EPS else 1.0
 
-    def _start(self, trial: _Trial, gpus: tuple[str, ...]) -> None:
-        spec = trial.spec
-        env = {**os.environ, **spec.env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
-        trial.proc = spawn_trial(spec.argv, env, trial.local_dir, self._control_fd(), self._grace)
-        trial.gpus = gpus
-        for gpu in gpus:
-            self._gpu_used[gpu] += self._share(trial)
-        trial.state = TrialState.RUNNING
-        trial.started_at = self._clock.now()
-        trial.message = f"running as pid {trial.proc.pid}" + (
-            f" on GPU {','.join(gpus)}" if gpus else ""
+def _check_executable(spec: TrialSpec) -> None:
+    program = spec.trainer.argv[0]
+    path = {**os.environ, **spec.env}.get("PATH", os.defpath)
+    if os.sep in program:
+        found = os.path.isfile(program) and os.access(program, os.X_OK)
+    else:
+        found = shutil.which(program, path=path) is not None
+    if not found:
+        raise ExecutorError(
+            f"the trainer command must start with an executable, got {program!r} (not "
+            f"found or not executable) for {spec.trial_id!r}. Check --trainer, e.g. "
+            "'python train.py'."
         )
-        logger.info("started trial %s (pid %d)", spec.trial_id, trial.proc.pid)
 
-    def _signal_group(self, trial: _Trial, sig: int) -> None:
-        if trial.proc is not None:
-            signal_group(trial.proc.pid, sig)
 
-    def _terminate(self, trial: _Trial, grace: float) -> None:
-        assert trial.proc is not None
-        if trial.proc.poll() is not None:
-            return
-        self._signal_group(trial, signal.SIGTERM)
-        deadline = self._clock.now() + grace
-        if trial.kill_deadline is None or deadline < trial.kill_deadline:
-            trial.kill_deadline = deadline
-
-    def _kill(self, trial: _Trial) -> None:
-        trial.killed = True
-        self._signal_group(trial, signal.SIGKILL)
-
-    def _finish(self, trial: _Trial, code: int) -> None:
-        assert trial.proc is not None
-        # the trainer is gone; SIGKILL whatever it left in its process group
-        self._signal_group(trial, signal.SIGKILL)
-        tail = "" if trial.stop_requested else self._stderr_tail(trial)
-        reported = None if trial.stop_requested else self._read_reported_cause(trial)
-        state, cause, message = exit_outcome(
-            code,
-            stop_requested=trial.stop_requested,
-            timed_out=trial.timed_out,
-            stderr_tail=tail,
-            reported_cause=reported,
-        )
-        self._end(trial, state, code, cause, message)
-
-    def _read_reported_cause(self, trial: _Trial) -> str | None:
-        return read_reported_cause(trial.spec.trial_dir, trial.failure_signature)
-
-    def _stderr_tail(self, trial: _Trial) -> str:
-        return read_stderr_tail(os.path.join(trial.local_dir, layout.STDERR_LOG))
-
-    def _end(
-        self,
-        trial: _Trial,
-        state: TrialState,
-        code: int | None,
-        cause: FailureCause | None,
-        message: str,
-    ) -> None:
-        for gpu in trial.gpus:
-            self._gpu_used[gpu] = max(0.0, self._gpu_used[gpu] - self._share(trial))
-        trial.gpus = ()
-        trial.state = state
-        trial.exit_code = code
-        trial.cause = cause
-        trial.message = message
-        trial.ended_at = self._clock.now()
-        logger.info("trial %s ended %s: %s", trial.spec.trial_id, state.value, message)
-        if not storage.is_local(trial.spec.trial_dir):
-            self._upload_logs(trial)
-
-    def _upload_logs(self, trial: _Trial) -> None:
-        """Copy a remote trial's logs from the local scratch dir into its trial dir."""
-        for name in (layout.STDOUT_LOG, layout.STDERR_LOG):
-            path = os.path.join(trial.local_dir, name)
-            try:
-                with open(path, "rb") as handle:
-                    data = handle.read()
-            except OSError:
-                continue  # it never started
-            try:
-                storage.write_bytes_atomic(layout.trial_file(trial.spec.trial_dir, name), data)
-            except StorageError as exc:
-                logger.warning(
-                    "could not upload %s of trial %s: %s", name, trial.spec.trial_id, exc
-                )
-        shutil.rmtree(trial.local_dir, ignore_errors=True)
-
-    def _status_of(self, trial: _Trial) -> TrialStatus:
-        return TrialStatus(
-            trial_id=trial.spec.trial_id,
-            state=trial.state,
-            exit_code=trial.exit_code,
-            cause=trial.cause,
-            message=trial.message,
-            started_at=trial.started_at,
-            ended_at=trial.ended_at,
-        )
+def _upload_logs(entry: _LocalTrial) -> None:
+    """Copy a remote trial's logs from the local scratch dir into its trial dir."""
+    for name in (layout.STDOUT_LOG, layout.STDERR_LOG):
+        path = os.path.join(entry.local_dir, name)
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:
+            continue  # it never started
+        try:
+            storage.write_bytes_atomic(layout.trial_file(entry.spec.trial_dir, name), data)
+        except StorageError as exc:
+            logger.warning("could not upload %s of trial %s: %s", name, entry.spec.trial_id, exc)
+    shutil.rmtree(entry.local_dir, ignore_errors=True)

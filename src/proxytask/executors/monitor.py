@@ -1,5 +1,8 @@
 """The one read path for trial progress: every executor's trials are read through here.
 
+Executors never read trial files: :meth:`TrialMonitor.explain` adds the failure cause a trainer
+recorded (``TRIAL_FAILURE.json``) to the status its executor gives.
+
 It re-reads a trial's files only when their change marker (size and mtime locally, ETag or
 mtime on object stores) moved, so polling hundreds of trials costs one ``stat`` each.
 """
@@ -13,11 +16,15 @@ from typing import Any
 
 from proxytask.core import layout, storage
 from proxytask.core.errors import StorageError
+from proxytask.executors.base import FailureCause, TrialStatus
+from proxytask.executors.causes import reported_cause, with_reported_cause
 from proxytask.trainer.contract import TrialTrainingMetrics
 
 __all__ = ["TrialMonitor", "TrialProgress"]
 
 logger = logging.getLogger(__name__)
+
+_UNREADABLE = "unreadable "
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,9 +52,11 @@ class TrialProgress:
 @dataclasses.dataclass
 class _Watched:
     trial_dir: str
+    baseline_failure_sig: Any  # the failure file when watching began: older ones do not count
     metrics_sig: Any = None
     failure_sig: Any = None
     progress: TrialProgress | None = None
+    reported: FailureCause | None = None  # a cause recorded since watching began
 
 
 class TrialMonitor:
@@ -65,9 +74,15 @@ class TrialMonitor:
         self._watched: dict[str, _Watched] = {}
 
     def watch(self, trial_id: str, trial_dir: str) -> None:
-        """Start following a trial (idempotent)."""
+        """Start following a trial (idempotent).
+
+        A ``TRIAL_FAILURE.json`` already there is left over from an earlier run: it is shown
+        in :attr:`TrialProgress.reported_failure` but :meth:`explain` ignores it until it
+        changes.
+        """
         if trial_id not in self._watched:
-            self._watched[trial_id] = _Watched(trial_dir)
+            baseline = storage.file_signature(layout.trial_file(trial_dir, layout.TRIAL_FAILURE))
+            self._watched[trial_id] = _Watched(trial_dir, baseline)
 
     def unwatch(self, trial_id: str) -> None:
         """Stop following a trial."""
@@ -94,6 +109,7 @@ class TrialMonitor:
             failure = w.progress.reported_failure if w.progress else None
             if fsig != w.failure_sig or w.progress is None:
                 failure = self._read_failure(failure_path)
+                w.reported = None if fsig == w.baseline_failure_sig else _cause(failure)
             w.metrics_sig, w.failure_sig = msig, fsig
             w.progress = TrialProgress(tid, w.trial_dir, metrics, failure)
             changed[tid] = w.progress
@@ -106,6 +122,20 @@ class TrialMonitor:
             self.poll([trial_id])
         assert w.progress is not None
         return w.progress
+
+    def explain(self, status: TrialStatus) -> TrialStatus:
+        """``status`` with the failure cause its trainer recorded while watched, if any.
+
+        The executor judges a trial from how its process ended; a trainer that recorded why
+        it failed (``TRIAL_FAILURE.json``, e.g. ``nan`` or ``oom``) is believed over that
+        (see :func:`~proxytask.executors.causes.with_reported_cause`). Unwatched or still
+        running trials come back unchanged.
+        """
+        w = self._watched.get(status.trial_id)
+        if w is None or not status.state.is_terminal:
+            return status
+        self.poll([status.trial_id])
+        return with_reported_cause(status, w.reported)
 
     @staticmethod
     def _read_metrics(
@@ -129,5 +159,11 @@ class TrialMonitor:
         try:
             data = storage.read_json(path)
         except StorageError:
-            return {"cause": "crash", "message": f"unreadable {path}"}
+            return {"cause": "crash", "message": f"{_UNREADABLE}{path}"}
         return data if isinstance(data, dict) else None
+
+
+def _cause(failure: Mapping[str, Any] | None) -> FailureCause | None:
+    if failure is None or failure.get("message", "").startswith(_UNREADABLE):
+        return None  # only a record that could be read says why
+    return reported_cause(dict(failure))

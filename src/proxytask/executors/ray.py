@@ -4,13 +4,14 @@ A trial becomes one *runner*: a detached, named Ray actor (namespace ``proxytask
 the trial dir) holding ``num_cpus``/``num_gpus`` from the trial's resources, placed anywhere in
 the cluster. The runner starts the trainer exactly as the local executor does — the same argv
 and environment (plus ``CUDA_VISIBLE_DEVICES`` for the GPUs Ray gave it), under the same
-launcher (:func:`proxytask.executors.local.spawn_trial`), so the trainer and its children die
+launcher (:func:`proxytask.executors.processes.spawn_trial`), so the trainer and its children die
 when the runner's worker process dies, however it dies — and keeps its exit status.
 
 - The runner watches its trainer by itself: the time limit (``spec.timeout_secs``) and the
   SIGKILL after a stop's grace are enforced on the node, also while no controller is alive.
-  It judges the exit with :func:`proxytask.executors.local.exit_outcome` (stderr tail and the
-  trainer's ``TRIAL_FAILURE.json``), exactly as the local executor does.
+  It judges the exit with :class:`proxytask.executors.processes.TrialProcess` (exit code and
+  stderr tail), exactly as the local executor does; the monitor adds any cause the trainer
+  recorded in its files.
 - Logs: ``stdout.log`` and ``stderr.log`` in the trial dir; for a trial dir on shared storage
   (an fsspec URL) they are written in a scratch dir on the node and uploaded through
   :mod:`proxytask.core.storage` every 30 s and at the end.
@@ -39,7 +40,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import signal
 import socket
 import sys
 import tempfile
@@ -49,22 +49,22 @@ from collections.abc import Mapping
 from typing import Any
 
 from proxytask.core import layout, storage
+from proxytask.core.clock import Clock, SystemClock
 from proxytask.core.errors import ExecutorError, StorageError, UsageError
 from proxytask.executors.base import (
+    BookkeepingExecutor,
     Executor,
     FailureCause,
     Resources,
-    TrainerSpec,
+    TrialEntry,
     TrialSpec,
     TrialState,
-    TrialStatus,
 )
 from proxytask.executors.causes import ADVICE
-from proxytask.executors.local import (
-    exit_outcome,
-    read_reported_cause,
-    read_stderr_tail,
-    signal_group,
+from proxytask.executors.processes import (
+    ProcessOutcome,
+    TrialProcess,
+    check_command_trainer,
     spawn_trial,
 )
 
@@ -317,16 +317,11 @@ class TrialRunner:
     ``message``, ``started_at``/``ended_at`` in epoch seconds, ``pid`` of the trial's process
     group, ``worker_pid``, ``node_id``, ``node_ip``). A thread enforces the time limit and the
     stop's SIGKILL, and removes this actor when nobody polled it for ``linger_secs`` after the
-    trainer ended.
+    trainer ended. It keeps time by this node's clocks: the controller's clock cannot travel.
     """
 
     def __init__(
-        self,
-        spec: TrialSpec,
-        grace_secs: float,
-        linger_secs: float,
-        failure_signature: tuple[Any, ...] | None,
-        cwd: str | None = None,
+        self, spec: TrialSpec, grace_secs: float, linger_secs: float, cwd: str | None = None
     ) -> None:
         import ray
 
@@ -334,7 +329,6 @@ class TrialRunner:
         self._spec = spec
         self._grace = float(grace_secs)
         self._linger = float(linger_secs)
-        self._signature = failure_signature
         self._remote_dir = not storage.is_local(spec.trial_dir)
         if self._remote_dir:
             self._log_dir = tempfile.mkdtemp(prefix="proxytask-trial-logs-")
@@ -344,37 +338,35 @@ class TrialRunner:
         self._node_id = str(ray.get_runtime_context().get_node_id())
         self._node_ip = str(ray.util.get_node_ip_address())  # type: ignore[no-untyped-call]
         self._read_fd, self._write_fd = os.pipe()  # the launcher stops the trial on EOF
-        self._proc: Any = None
-        self._outcome: tuple[TrialState, FailureCause | None, str] | None = None
-        self._exit_code: int | None = None
-        self._stop_requested = False
-        self._timed_out = False
-        self._kill_at: float | None = None
+        self._process: TrialProcess | None = None
+        self._outcome: ProcessOutcome | None = None
         self._started_at = time.time()
-        self._started = time.monotonic()
         self._ended_at: float | None = None
-        self._last_poll = time.monotonic()
-        self._last_upload = time.monotonic()
-        gpus = ",".join(str(g) for g in ray.get_gpu_ids())
+        self._last_poll = self._last_upload = time.monotonic()
+        self._start(cwd, ",".join(str(g) for g in ray.get_gpu_ids()))
+        threading.Thread(target=self._watch, name="proxytask-runner", daemon=True).start()
+
+    def _start(self, cwd: str | None, gpus: str) -> None:
+        spec = self._spec
         env = {**os.environ, **spec.env, "CUDA_VISIBLE_DEVICES": gpus}
         # relative paths in the trainer command mean what they meant to the controller,
         # where its working dir exists on this node (one machine, or a shared file system)
         workdir = cwd if cwd and os.path.isdir(cwd) else None
         try:
             os.makedirs(self._log_dir, exist_ok=True)
-            self._proc = spawn_trial(
-                spec.argv, env, self._log_dir, self._read_fd, self._grace, cwd=workdir
-            )
+            proc = spawn_trial(spec.argv, env, self._log_dir, self._read_fd, self._grace, workdir)
         except OSError as exc:
-            self._end(
-                (
-                    TrialState.FAILED,
-                    FailureCause.CRASH,
-                    f"could not start the trial on node {self._node_ip}: {exc}",
-                ),
-                None,
-            )
-        threading.Thread(target=self._watch, name="proxytask-runner", daemon=True).start()
+            message = f"could not start the trial on node {self._node_ip}: {exc}"
+            self._end(ProcessOutcome(TrialState.FAILED, FailureCause.CRASH, message, None))
+            return
+        self._process = TrialProcess(
+            proc,
+            self._log_dir,
+            started=time.monotonic(),
+            timeout_secs=spec.timeout_secs,
+            grace_secs=self._grace,
+            name=spec.trial_id,
+        )
 
     # ---- actor methods -----------------------------------------------------------------------
 
@@ -393,23 +385,22 @@ class TrialRunner:
         with self._lock:
             self._last_poll = time.monotonic()
             self._check()
-            if self._outcome is None and not self._stop_requested:
-                self._stop_requested = True
-                self._terminate(max(0.0, float(grace_secs)))
+            if self._outcome is None and self._process is not None:
+                self._process.stop(time.monotonic(), max(0.0, float(grace_secs)))
             return self._report()
 
     # ---- internals ---------------------------------------------------------------------------
 
     def _report(self) -> dict[str, Any]:
-        state, cause, message = self._outcome or (None, None, "")
+        outcome = self._outcome
         return {
-            "state": "running" if state is None else state.value,
-            "exit_code": self._exit_code,
-            "cause": None if cause is None else cause.value,
-            "message": message,
+            "state": "running" if outcome is None else outcome.state.value,
+            "exit_code": None if outcome is None else outcome.exit_code,
+            "cause": None if outcome is None or outcome.cause is None else outcome.cause.value,
+            "message": "" if outcome is None else outcome.message,
             "started_at": self._started_at,
             "ended_at": self._ended_at,
-            "pid": None if self._proc is None else self._proc.pid,
+            "pid": None if self._process is None else self._process.pid,
             "worker_pid": os.getpid(),
             "node_id": self._node_id,
             "node_ip": self._node_ip,
@@ -438,53 +429,14 @@ class TrialRunner:
             os._exit(0)
 
     def _check(self) -> None:
-        proc = self._proc
-        if proc is None or self._outcome is not None:
+        if self._process is None or self._outcome is not None:
             return
-        code = proc.poll()
-        if code is not None:
-            self._finish(code)
-            return
-        now = time.monotonic()
-        limit = self._spec.timeout_secs
-        if (
-            limit is not None
-            and not self._timed_out
-            and not self._stop_requested
-            and now - self._started >= limit
-        ):
-            self._timed_out = True
-            self._terminate(self._grace)
-        if self._kill_at is not None and now >= self._kill_at:
-            self._kill_at = None
-            signal_group(proc.pid, signal.SIGKILL)
+        outcome = self._process.check(time.monotonic())
+        if outcome is not None:
+            self._end(outcome)
 
-    def _terminate(self, grace: float) -> None:
-        if self._proc is None or self._proc.poll() is not None:
-            return
-        signal_group(self._proc.pid, signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        if self._kill_at is None or deadline < self._kill_at:
-            self._kill_at = deadline
-
-    def _finish(self, code: int) -> None:
-        assert self._proc is not None
-        signal_group(self._proc.pid, signal.SIGKILL)  # whatever the trainer left behind
-        stopped = self._stop_requested
-        tail = "" if stopped else read_stderr_tail(os.path.join(self._log_dir, layout.STDERR_LOG))
-        reported = None if stopped else read_reported_cause(self._spec.trial_dir, self._signature)
-        outcome = exit_outcome(
-            code,
-            stop_requested=stopped,
-            timed_out=self._timed_out,
-            stderr_tail=tail,
-            reported_cause=reported,
-        )
-        self._end(outcome, code)
-
-    def _end(self, outcome: tuple[TrialState, FailureCause | None, str], code: int | None) -> None:
+    def _end(self, outcome: ProcessOutcome) -> None:
         self._outcome = outcome
-        self._exit_code = code
         self._ended_at = time.time()
         if self._remote_dir:
             self._upload_logs()
@@ -525,23 +477,15 @@ class RayPlacement:
     pid: int | None  # the launcher's pid = the trial's process-group id (None: never started)
 
 
-@dataclasses.dataclass
-class _Trial:
-    spec: TrialSpec
-    name: str
-    state: TrialState = TrialState.PENDING
+@dataclasses.dataclass(kw_only=True)
+class _RayTrial(TrialEntry):
+    name: str  # the runner's actor name
     actor: Any = None  # the runner's handle once submitted
     inflight: Any = None  # the outstanding poll
     placement: RayPlacement | None = None
-    stop_requested: bool = False
-    started_at: float | None = None
-    ended_at: float | None = None
-    exit_code: int | None = None
-    cause: FailureCause | None = None
-    message: str = ""
 
 
-class RayExecutor(Executor):
+class RayExecutor(BookkeepingExecutor[_RayTrial]):
     """Runs each trial as a detached Ray actor anywhere in a cluster (see the module docstring).
 
     - ``max_parallel_trials`` runners at once; further launches wait PENDING in launch order.
@@ -556,6 +500,8 @@ class RayExecutor(Executor):
     - ``env``: variables set in every runner's worker process, before it imports anything (so
       the trainer gets them too): e.g. a storage endpoint and credentials the nodes lack.
       By default the nodes' own environment is used (that of ``ray start``).
+    - ``clock``: dates the controller's view (ended trials without a runner report, the waits
+      of ``close`` and a restart); runners keep time by their node's clocks.
     - ``grace_secs``: the SIGTERM-to-SIGKILL grace of ``close``, a restart and the launcher;
       ``linger_secs``: how long an ended trial's runner waits for a controller to collect its
       result; ``reattach_timeout_secs``: how long :meth:`reattach` waits for a runner's answer.
@@ -566,6 +512,7 @@ class RayExecutor(Executor):
             executor.launch(spec)
             while not executor.status(spec.trial_id).state.is_terminal:
                 time.sleep(1)
+            print(executor.placement(spec.trial_id))  # its node and process group
     """
 
     def __init__(
@@ -578,16 +525,9 @@ class RayExecutor(Executor):
         linger_secs: float = 600.0,
         reattach_timeout_secs: float = 30.0,
         env: Mapping[str, str] | None = None,
+        clock: Clock | None = None,
     ) -> None:
-        if (
-            isinstance(max_parallel_trials, bool)
-            or not isinstance(max_parallel_trials, int)
-            or max_parallel_trials < 1
-        ):
-            raise UsageError(
-                f"max_parallel_trials must be an integer >= 1, got {max_parallel_trials!r}. "
-                "Pass e.g. --max-parallel-trials 8."
-            )
+        super().__init__(max_parallel_trials, clock if clock is not None else SystemClock())
         if on_resume not in ON_RESUME_POLICIES:
             raise UsageError(
                 f"--ray-on-resume must be one of {', '.join(ON_RESUME_POLICIES)}, got "
@@ -598,7 +538,6 @@ class RayExecutor(Executor):
                 f"grace_secs and linger_secs must be >= 0, got {grace_secs!r} and "
                 f"{linger_secs!r}. Use e.g. 10 and 600."
             )
-        self._max_parallel = max_parallel_trials
         self._on_resume = on_resume
         self._grace = float(grace_secs)
         self._linger = float(linger_secs)
@@ -609,103 +548,28 @@ class RayExecutor(Executor):
 
         self._ray: Any = ray
         self._runner_class: Any = ray.remote(TrialRunner)
-        self._trials: dict[str, _Trial] = {}
-        self._queue: list[str] = []
         self._fits: set[tuple[float, float]] = set()
-        self._closed = False
         self._disconnected = False
         self._warned_unshared = False
 
-    # ---- public API --------------------------------------------------------------------------
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> tuple[Executor, Clock]:
+        """``--executor ray``: trials as Ray actors on the cluster ``--ray-address`` names."""
+        clock = SystemClock()
+        executor = cls(
+            max_parallel_trials=int(options["max_parallel_trials"]),
+            address=str(options.get("ray_address") or "auto"),
+            on_resume=str(options.get("ray_on_resume") or "reattach"),
+            clock=clock,
+        )
+        return executor, clock
 
-    @property
-    def max_parallel_trials(self) -> int:
-        """How many trials may run at once."""
-        return self._max_parallel
+    # ---- public API --------------------------------------------------------------------------
 
     @property
     def on_resume(self) -> str:
         """The policy of :meth:`reattach`: ``reattach`` or ``restart``."""
         return self._on_resume
-
-    def launch(self, spec: TrialSpec) -> None:
-        """Submit the trial's runner now, or queue it (PENDING) until a slot frees.
-
-        Raises ExecutorError for a duplicate id, a closed executor, a trainer that is not a
-        command, or resources no live node has.
-        """
-        if self._closed:
-            raise ExecutorError(
-                f"executor must be open to launch trials, got a closed one for "
-                f"{spec.trial_id!r}. Create a new RayExecutor."
-            )
-        if spec.trial_id in self._trials:
-            raise ExecutorError(
-                f"trial ids must be unique per executor, got {spec.trial_id!r} a second time. "
-                "Use a new trial id (controllers number trials deterministically)."
-            )
-        if not isinstance(spec.trainer, TrainerSpec) or not spec.trainer.argv:
-            raise ExecutorError(
-                f"the ray executor must get a command trainer, got {spec.trainer!r} for "
-                f"{spec.trial_id!r}."
-            )
-        self._check_fits(spec.resources)
-        self._warn_if_unshared(spec.trial_dir)
-        self._trials[spec.trial_id] = _Trial(spec=spec, name=actor_name(spec.trial_dir))
-        self._queue.append(spec.trial_id)
-        self._poll()
-
-    def status(self, trial_id: str) -> TrialStatus:
-        """The trial's status from the latest runner report (never waits for the runner)."""
-        trial = self._get(trial_id)
-        self._poll()
-        return self._status_of(trial)
-
-    def statuses(self, trial_ids: list[str] | None = None) -> Mapping[str, TrialStatus]:
-        """Statuses of several trials (all by default), from one poll."""
-        ids = self.known_trials() if trial_ids is None else trial_ids
-        trials = [self._get(tid) for tid in ids]
-        self._poll()
-        return {t.spec.trial_id: self._status_of(t) for t in trials}
-
-    def stop(self, trial_id: str, grace_secs: float = 10.0) -> None:
-        """Ask the runner to SIGTERM the trial now and SIGKILL it after ``grace_secs``.
-
-        Returns at once. A trial still waiting (queued, or its runner not yet placed) ends
-        STOPPED without running; an ended trial is left as it is.
-        """
-        trial = self._get(trial_id)
-        self._poll()
-        if trial.state.is_terminal:
-            return
-        if trial_id in self._queue:
-            self._queue.remove(trial_id)
-            self._end(trial, TrialState.STOPPED, None, None, "stopped before it started")
-            return
-        if trial.state is TrialState.PENDING:
-            trial.stop_requested = True
-            self._end(trial, TrialState.STOPPED, None, None, "stopped before it started")
-            self._release(trial)
-            return
-        if not trial.stop_requested:
-            trial.stop_requested = True
-            trial.actor.stop.remote(max(0.0, float(grace_secs)))
-        self._poll()
-
-    def free_slots(self) -> int:
-        """Trials that would start at once now: the limit minus running and queued trials.
-
-        Cluster capacity is not counted: a runner Ray cannot place yet waits PENDING.
-        """
-        self._poll()
-        if self._closed:
-            return 0
-        busy = sum(1 for t in self._trials.values() if not t.state.is_terminal)
-        return max(0, self._max_parallel - busy)
-
-    def known_trials(self) -> list[str]:
-        """Ids of every trial launched or reattached here, in that order."""
-        return list(self._trials)
 
     def placement(self, trial_id: str) -> RayPlacement | None:
         """Where the trial runs (None until its runner reported)."""
@@ -746,66 +610,112 @@ class RayExecutor(Executor):
             logger.warning("cannot reattach %s (%s); it will be restarted", name, exc)
             self._kill(actor)
             return False
-        trial = _Trial(spec=spec, name=name, actor=actor)
-        self._trials[spec.trial_id] = trial
-        self._apply(trial, report)
-        logger.info("reattached trial %s (%s)", spec.trial_id, trial.message)
+        entry = _RayTrial(spec=spec, name=name, actor=actor)
+        self._trials[spec.trial_id] = entry
+        self._apply(entry, report)
+        logger.info("reattached trial %s (%s)", spec.trial_id, entry.message)
         return True
 
-    def close(self) -> None:
-        """Stop every trial (queued ones never start), wait up to the grace, kill the rest.
+    def check_output_dir(self, url: str) -> None:
+        """Refuse a path on this machine when the cluster spans machines (UsageError).
 
-        Idempotent. Afterwards no runner of this executor is alive, ``status`` still answers,
-        and a cluster this executor started is shut down.
+        Trials on other nodes would write where the controller never looks. A path every
+        node mounts at the same place (NFS) is allowed with
+        ``PROXYTASK_RAY_SHARED_MOUNT=1`` in the controller's environment.
         """
+        if storage.is_shared(url) or os.environ.get(SHARED_MOUNT_ENV) == "1":
+            return
+        hosts = sorted(
+            {str(n.get("NodeManagerAddress")) for n in self._ray.nodes() if n.get("Alive")}
+        )
+        if len(hosts) > 1:
+            raise UsageError(
+                f"--root-output-dir must be shared storage when the Ray cluster spans machines "
+                f"({', '.join(hosts)}), got the local path {url!r}: trials on other nodes would "
+                "write where the controller never looks. Use an fsspec URL such as "
+                f"s3://bucket/prefix, or set {SHARED_MOUNT_ENV}=1 if every node mounts this path "
+                "at the same place."
+            )
+
+    # ---- the hooks ---------------------------------------------------------------------------
+
+    def _admit(self, spec: TrialSpec) -> _RayTrial:
+        """Refuse a non-command trainer or resources no live node has."""
+        check_command_trainer(spec, "ray")
+        self._check_fits(spec.resources)
+        self._warn_if_unshared(spec.trial_dir)
+        return _RayTrial(spec=spec, name=actor_name(spec.trial_dir))
+
+    def _start(self, entry: _RayTrial, at: float) -> bool:
+        """Submit the trial's runner; it stays PENDING until the runner reports."""
+        try:
+            entry.actor = self._create_runner(entry)
+        except Exception as exc:
+            message = f"could not start the trial's runner: {exc}"
+            self._end(entry, TrialState.FAILED, None, FailureCause.CRASH, message)
+            return True
+        entry.inflight = entry.actor.poll.remote()
+        return True
+
+    def _signal_stop(self, entry: _RayTrial, grace_secs: float) -> None:
+        """A runner not placed yet ends the trial STOPPED; a running one gets SIGTERM."""
+        if entry.state is TrialState.PENDING:
+            self._end(entry, TrialState.STOPPED, None, None, "stopped before it started")
+        else:
+            entry.actor.stop.remote(grace_secs)
+
+    def _poll(self) -> None:
         if self._disconnected:
             return
-        self._closed = True
+        waiting = {e.inflight: e for e in self._trials.values() if e.inflight is not None}
+        if waiting:
+            ready, _ = self._ray.wait(list(waiting), num_returns=len(waiting), timeout=0)
+            for ref in ready:
+                entry = waiting[ref]
+                entry.inflight = None
+                self._absorb(entry, ref)
+        for entry in self._trials.values():
+            if entry.actor is not None and entry.inflight is None and not entry.state.is_terminal:
+                entry.inflight = entry.actor.poll.remote()
+
+    def _release(self, entry: _RayTrial) -> None:
+        if entry.actor is not None:
+            self._kill(entry.actor)
+            entry.actor = None
+        entry.inflight = None
+
+    def _can_close(self) -> bool:
+        if self._disconnected:
+            return False
         if not self._ray.is_initialized():
-            self._disconnected = True
-            return
-        self._poll()
-        for tid in list(self._queue):
-            self._end(
-                self._trials[tid], TrialState.STOPPED, None, None, "stopped before it started"
-            )
-        self._queue.clear()
-        for trial in self._trials.values():
-            if trial.state is TrialState.PENDING and trial.actor is not None:
-                self._end(trial, TrialState.STOPPED, None, None, "stopped before it started")
-                self._release(trial)
-            elif trial.state is TrialState.RUNNING and not trial.stop_requested:
-                trial.stop_requested = True
-                trial.actor.stop.remote(self._grace)
-        deadline = time.monotonic() + self._grace + 5.0
-        while time.monotonic() < deadline and any(
-            not t.state.is_terminal for t in self._trials.values()
+            self._closed = self._disconnected = True
+            return False
+        return True
+
+    def _shutdown(self) -> None:
+        """Stop every trial, wait up to the grace (+5 s), kill what is left, disconnect."""
+        for entry in self._trials.values():
+            if entry.state is TrialState.PENDING and entry.actor is not None:
+                self._end(entry, TrialState.STOPPED, None, None, "stopped before it started")
+            elif entry.state is TrialState.RUNNING and not entry.stop_requested:
+                entry.stop_requested = True
+                entry.actor.stop.remote(self._grace)
+        deadline = self._clock.now() + self._grace + 5.0
+        while self._clock.now() < deadline and any(
+            not e.state.is_terminal for e in self._trials.values()
         ):
-            time.sleep(0.05)
+            self._clock.sleep(0.05)
             self._poll()
-        for trial in self._trials.values():
-            if not trial.state.is_terminal:
-                self._end(
-                    trial,
-                    TrialState.STOPPED,
-                    None,
-                    None,
-                    "stopped: its runner did not answer in time and was killed",
-                )
-            self._release(trial)
+        for entry in self._trials.values():
+            if not entry.state.is_terminal:
+                message = "stopped: its runner did not answer in time and was killed"
+                self._end(entry, TrialState.STOPPED, None, None, message)
+            self._release(entry)
         self._disconnected = True
         if self._owns_cluster:
             self._ray.shutdown()
 
     # ---- internals ---------------------------------------------------------------------------
-
-    def _get(self, trial_id: str) -> _Trial:
-        try:
-            return self._trials[trial_id]
-        except KeyError:
-            raise KeyError(
-                f"trial id must be one launched by this executor, got {trial_id!r}"
-            ) from None
 
     def _check_fits(self, resources: Resources) -> None:
         key = (resources.cpus, resources.gpus)
@@ -835,132 +745,67 @@ class RayExecutor(Executor):
         self._warned_unshared = True
         self.check_output_dir(trial_dir)
 
-    def check_output_dir(self, url: str) -> None:
-        """Refuse a path on this machine when the cluster spans machines (UsageError).
-
-        Trials on other nodes would write where the controller never looks. A path every
-        node mounts at the same place (NFS) is allowed with
-        ``PROXYTASK_RAY_SHARED_MOUNT=1`` in the controller's environment.
-        """
-        if storage.is_shared(url) or os.environ.get(SHARED_MOUNT_ENV) == "1":
-            return
-        hosts = sorted(
-            {str(n.get("NodeManagerAddress")) for n in self._ray.nodes() if n.get("Alive")}
-        )
-        if len(hosts) > 1:
-            raise UsageError(
-                f"--root-output-dir must be shared storage when the Ray cluster spans machines "
-                f"({', '.join(hosts)}), got the local path {url!r}: trials on other nodes would "
-                "write where the controller never looks. Use an fsspec URL such as "
-                f"s3://bucket/prefix, or set {SHARED_MOUNT_ENV}=1 if every node mounts this path "
-                "at the same place."
-            )
-
-    def _poll(self) -> None:
-        if self._disconnected:
-            return
-        waiting = {t.inflight: t for t in self._trials.values() if t.inflight is not None}
-        if waiting:
-            ready, _ = self._ray.wait(list(waiting), num_returns=len(waiting), timeout=0)
-            for ref in ready:
-                trial = waiting[ref]
-                trial.inflight = None
-                self._absorb(trial, ref)
-        self._submit_queued()
-        for trial in self._trials.values():
-            if trial.actor is not None and trial.inflight is None and not trial.state.is_terminal:
-                trial.inflight = trial.actor.poll.remote()
-
-    def _absorb(self, trial: _Trial, ref: Any) -> None:
+    def _absorb(self, entry: _RayTrial, ref: Any) -> None:
         exceptions = self._ray.exceptions
-        if trial.state.is_terminal:
+        if entry.state.is_terminal:
             return
         try:
             report = self._ray.get(ref)
         except exceptions.ActorUnavailableError:
             return  # may come back (a network blip); asked again on the next poll
         except exceptions.RayActorError as exc:
-            self._runner_died(trial, exc)
+            self._runner_died(entry, exc)
             return
         except exceptions.RayError as exc:
-            message = lost_message(trial.placement, str(exc))
-            self._end(trial, TrialState.FAILED, None, FailureCause.LOST, message)
-            self._release(trial)
+            message = lost_message(entry.placement, str(exc))
+            self._end(entry, TrialState.FAILED, None, FailureCause.LOST, message)
             return
-        self._apply(trial, report)
+        self._apply(entry, report)
 
-    def _runner_died(self, trial: _Trial, exc: Any) -> None:
+    def _runner_died(self, entry: _RayTrial, exc: Any) -> None:
         text = str(exc)
+        entry.actor = None  # dead: nothing to kill
         if getattr(exc, "actor_init_failed", False):
             last = next((ln for ln in reversed(text.splitlines()) if ln.strip()), text)
             message = (
                 f"could not start the trial's runner on the cluster: {last.strip()[:300]}. "
                 "Every node must have proxytask installed in the Python environment Ray uses."
             )
-            self._end(trial, TrialState.FAILED, None, FailureCause.CRASH, message)
+            self._end(entry, TrialState.FAILED, None, FailureCause.CRASH, message)
         else:
-            self._end(
-                trial,
-                TrialState.FAILED,
-                None,
-                FailureCause.LOST,
-                lost_message(trial.placement, text),
-            )
-        trial.actor = None
+            message = lost_message(entry.placement, text)
+            self._end(entry, TrialState.FAILED, None, FailureCause.LOST, message)
 
-    def _apply(self, trial: _Trial, report: Mapping[str, Any]) -> None:
-        trial.placement = RayPlacement(
+    def _apply(self, entry: _RayTrial, report: Mapping[str, Any]) -> None:
+        entry.placement = RayPlacement(
             node_id=str(report["node_id"]),
             node_ip=str(report["node_ip"]),
             worker_pid=int(report["worker_pid"]),
             pid=report["pid"],
         )
-        trial.started_at = report["started_at"]
+        entry.started_at = report["started_at"]
         if report["state"] == "running":
-            if trial.state is TrialState.PENDING:
-                trial.state = TrialState.RUNNING
-                trial.message = (
-                    f"running as pid {report['pid']} on node {trial.placement.node_ip}"
-                    f" ({trial.placement.node_id[:12]})"
+            if entry.state is TrialState.PENDING:
+                entry.state = TrialState.RUNNING
+                entry.message = (
+                    f"running as pid {report['pid']} on node {entry.placement.node_ip}"
+                    f" ({entry.placement.node_id[:12]})"
                 )
             return
         cause = report["cause"]
         self._end(
-            trial,
+            entry,
             TrialState(report["state"]),
             report["exit_code"],
             None if cause is None else FailureCause(cause),
             str(report["message"]),
-            ended_at=report["ended_at"],
+            at=report["ended_at"],
         )
-        self._release(trial)
 
-    def _submit_queued(self) -> None:
-        if self._closed:
-            return
-        while self._queue:
-            active = sum(
-                1 for t in self._trials.values() if t.actor is not None and not t.state.is_terminal
-            )
-            if active >= self._max_parallel:
-                return
-            trial = self._trials[self._queue.pop(0)]
-            try:
-                trial.actor = self._create_runner(trial)
-            except Exception as exc:
-                self._end(
-                    trial,
-                    TrialState.FAILED,
-                    None,
-                    FailureCause.CRASH,
-                    f"could not start the trial's runner: {exc}",
-                )
-
-    def _create_runner(self, trial: _Trial) -> Any:
-        spec = trial.spec
-        signature = storage.file_signature(layout.trial_file(spec.trial_dir, layout.TRIAL_FAILURE))
+    def _create_runner(self, entry: _RayTrial) -> Any:
+        spec = entry.spec
         options = {
-            "name": trial.name,
+            "name": entry.name,
             "namespace": NAMESPACE,
             "lifetime": "detached",
             "num_cpus": spec.resources.cpus,
@@ -969,16 +814,16 @@ class RayExecutor(Executor):
         }
         if self._env:
             options["runtime_env"] = {"env_vars": self._env}
-        args = (spec, self._grace, self._linger, signature, os.getcwd())
+        args = (spec, self._grace, self._linger, os.getcwd())
         try:
             return self._runner_class.options(**options).remote(*args)
         except ValueError:
             # a runner of this trial dir is left from an attempt the controller never recorded
-            old = self._find_actor(trial.name)
+            old = self._find_actor(entry.name)
             if old is None:
                 raise
-            logger.warning("stopping a leftover runner of %s before relaunching it", trial.name)
-            self._dispose(old, trial.name)
+            logger.warning("stopping a leftover runner of %s before relaunching it", entry.name)
+            self._dispose(old, entry.name)
             return self._runner_class.options(**options).remote(*args)
 
     def _find_actor(self, name: str) -> Any:
@@ -989,54 +834,21 @@ class RayExecutor(Executor):
 
     def _dispose(self, actor: Any, name: str) -> None:
         """Stop a runner's trial (SIGTERM, grace, SIGKILL), kill it, wait for its name to free."""
-        deadline = time.monotonic() + self._grace + 10.0
+        clock = self._clock
+        deadline = clock.now() + self._grace + 10.0
         try:
             report = self._ray.get(actor.stop.remote(self._grace), timeout=self._reattach_timeout)
-            while report["state"] == "running" and time.monotonic() < deadline:
-                time.sleep(0.1)
+            while report["state"] == "running" and clock.now() < deadline:
+                clock.sleep(0.1)
                 report = self._ray.get(actor.poll.remote(), timeout=self._reattach_timeout)
         except Exception as exc:  # already dead or unreachable: killing it is all that is left
             logger.info("runner %s did not answer its stop (%s); killing it", name, exc)
         self._kill(actor)
-        while self._find_actor(name) is not None and time.monotonic() < deadline:
-            time.sleep(0.05)
+        while self._find_actor(name) is not None and clock.now() < deadline:
+            clock.sleep(0.05)
 
     def _kill(self, actor: Any) -> None:
         try:
             self._ray.kill(actor, no_restart=True)
         except Exception as exc:  # pragma: no cover - already gone
             logger.debug("could not kill a runner: %s", exc)
-
-    def _release(self, trial: _Trial) -> None:
-        if trial.actor is not None:
-            self._kill(trial.actor)
-            trial.actor = None
-        trial.inflight = None
-
-    def _end(
-        self,
-        trial: _Trial,
-        state: TrialState,
-        code: int | None,
-        cause: FailureCause | None,
-        message: str,
-        *,
-        ended_at: float | None = None,
-    ) -> None:
-        trial.state = state
-        trial.exit_code = code
-        trial.cause = cause
-        trial.message = message
-        trial.ended_at = time.time() if ended_at is None else ended_at
-        logger.info("trial %s ended %s: %s", trial.spec.trial_id, state.value, message)
-
-    def _status_of(self, trial: _Trial) -> TrialStatus:
-        return TrialStatus(
-            trial_id=trial.spec.trial_id,
-            state=trial.state,
-            exit_code=trial.exit_code,
-            cause=trial.cause,
-            message=trial.message,
-            started_at=trial.started_at,
-            ended_at=trial.ended_at,
-        )

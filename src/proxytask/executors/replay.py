@@ -70,16 +70,18 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from proxytask.core import layout, storage
-from proxytask.core.clock import Clock
-from proxytask.core.errors import ExecutorError, NonFiniteMetricError, StorageError, UsageError
+from proxytask.core.clock import Clock, SimulatedClock
+from proxytask.core.errors import NonFiniteMetricError, StorageError, UsageError
 from proxytask.executors.base import (
+    BookkeepingExecutor,
     Executor,
     FailureCause,
+    TrialEntry,
     TrialSpec,
     TrialState,
-    TrialStatus,
 )
 from proxytask.executors.causes import classify_exit, describe_exit, failure_message
+from proxytask.executors.command import render_flag
 from proxytask.trainer import contract as pt
 
 __all__ = [
@@ -101,6 +103,7 @@ FAULT_ARG = "replay_fault"
 REPLAY_STATE = layout.REPLAY_STATE
 _TABLE_FORMAT = "proxytask-replay-table"
 _SIGTERM_EXIT = -15
+_STOPPED_MESSAGE = f"stopped by the controller ({describe_exit(_SIGTERM_EXIT)})"
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,21 +223,13 @@ def _flag_key(key: str) -> str:
     return key.lstrip("-").replace("-", "_")
 
 
-def _render_flag(value: Any) -> str:
-    if isinstance(value, bool):
-        return "True" if value else "False"
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, separators=(",", ":"))
-    return str(value)
-
-
 def _flag_equal(expected: Any, actual: str) -> bool:
-    if _render_flag(expected) == actual:
+    if render_flag(expected) == actual:
         return True
     if isinstance(expected, bool):
         return actual.strip().lower() == str(expected).lower()
     try:
-        return float(_render_flag(expected)) == float(actual)
+        return float(render_flag(expected)) == float(actual)
     except ValueError:
         return False
 
@@ -435,12 +430,11 @@ class ReplayTable:
         if path.lower().endswith(".csv"):
             return cls.from_csv(text, source=path)
         try:
-            data = json.loads(text)
+            return cls.from_dict(json.loads(text), source=path)
         except json.JSONDecodeError as exc:
             raise UsageError(
                 f"replay table {path!r} must be valid JSON (or a .csv file), got an error: {exc}."
             ) from exc
-        return cls.from_dict(data, source=path)
 
     def save(self, path: str) -> None:
         """Write the table as JSON, atomically."""
@@ -505,6 +499,11 @@ class FaultKind(enum.Enum):
     HANG = "hang"
     SLOW_START = "slow_start"
 
+    @property
+    def after_eval(self) -> bool:
+        """True when the fault shows at the cycle's evaluation (nan), not during training."""
+        return self is FaultKind.NAN
+
 
 @dataclasses.dataclass(frozen=True)
 class Fault:
@@ -552,29 +551,20 @@ class Fault:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclasses.dataclass
-class _ReplayTrial:
-    spec: TrialSpec
-    seq: int
+@dataclasses.dataclass(kw_only=True)
+class _ReplayTrial(TrialEntry):
     curve: Curve
     nas_params: dict[str, Any]
     start_step: int
     faults: tuple[Fault, ...]
-    failure_signature: tuple[Any, ...] | None
-    state: TrialState = TrialState.PENDING
     step: int = -1
-    started_at: float | None = None
-    ended_at: float | None = None
-    exit_code: int | None = None
-    cause: FailureCause | None = None
-    message: str = ""
-    generation: int = 0
+    generation: int = 0  # bumped when the trial ends: its pending events go stale
     hanging: bool = False
     stdout: list[str] = dataclasses.field(default_factory=list)
     stderr: list[str] = dataclasses.field(default_factory=list)
 
 
-class ReplayExecutor(Executor):
+class ReplayExecutor(BookkeepingExecutor[_ReplayTrial]):
     """Plays recorded curves into trial dirs as if real trainers ran, on ``clock``.
 
     Use a :class:`~proxytask.core.clock.SimulatedClock` to run a whole search in seconds (a system
@@ -592,6 +582,8 @@ class ReplayExecutor(Executor):
             clock.advance_to(executor.next_event_at() or clock.now() + 60)
     """
 
+    poll_interval_secs = 30.0  # the simulated clock jumps to the next event anyway
+
     def __init__(
         self,
         table: ReplayTable,
@@ -602,59 +594,48 @@ class ReplayExecutor(Executor):
         start_delay_secs: float = 0.0,
         eval_secs: float = 0.0,
     ) -> None:
-        if (
-            isinstance(max_parallel_trials, bool)
-            or not isinstance(max_parallel_trials, int)
-            or (max_parallel_trials < 1)
-        ):
-            raise UsageError(
-                f"max_parallel_trials must be an integer >= 1, got {max_parallel_trials!r}."
-            )
+        super().__init__(max_parallel_trials, clock)
         if not (start_delay_secs >= 0 and eval_secs >= 0):
             raise UsageError(
                 f"start_delay_secs and eval_secs must be >= 0, got "
                 f"{start_delay_secs!r} and {eval_secs!r}."
             )
         self._table = table
-        self._clock = clock
-        self._max_parallel = max_parallel_trials
         self._faults: dict[str, tuple[Fault, ...]] = {
             pattern: (value,) if isinstance(value, Fault) else tuple(value)
             for pattern, value in (faults or {}).items()
         }
         self._start_delay = float(start_delay_secs)
         self._eval_secs = float(eval_secs)
-        self._trials: dict[str, _ReplayTrial] = {}
-        self._queue: list[str] = []
         self._events: list[tuple[float, int, str, int, str, CurvePoint | None]] = []
         self._event_seq = 0
         self._deal: dict[tuple[str, ...], int] = {}
-        self._closed = False
 
-    # ---- public API ----------------------------------------------------------------------------
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any]) -> tuple[Executor, Clock]:
+        """``--executor replay``: the curves of ``--replay-table`` on a simulated clock."""
+        table_path = options.get("replay_table")
+        if not table_path:
+            raise UsageError(
+                "--replay-table must be given with --executor replay, got nothing. Point it at "
+                "a JSON or CSV table of recorded curves."
+            )
+        clock = SimulatedClock()
+        table = ReplayTable.load(str(table_path))
+        return cls(table, clock, max_parallel_trials=int(options["max_parallel_trials"])), clock
 
-    @property
-    def clock(self) -> Clock:
-        """The clock this executor plays on."""
-        return self._clock
+    def next_event_at(self) -> float | None:
+        """When the next scheduled event plays (None when nothing is scheduled).
 
-    def launch(self, spec: TrialSpec) -> None:
-        """Queue the trial; it starts at once when a slot is free (PENDING otherwise).
-
-        Raises ExecutorError for a duplicate id or a closed executor, UsageError when the
-        table has no curve for the trial's architecture and flags.
+        Hanging trials schedule nothing (only their timeout, if any).
         """
-        self._advance()
-        if self._closed:
-            raise ExecutorError(
-                f"executor must be open to launch trials, got a closed one for "
-                f"{spec.trial_id!r}. Create a new ReplayExecutor."
-            )
-        if spec.trial_id in self._trials:
-            raise ExecutorError(
-                f"trial ids must be unique per executor, got {spec.trial_id!r} a second time. "
-                "Use a new trial id (controllers number trials deterministically)."
-            )
+        self._drop_stale_events()
+        return self._events[0][0] if self._events else None
+
+    # ---- the hooks ---------------------------------------------------------------------------
+
+    def _admit(self, spec: TrialSpec) -> _ReplayTrial:
+        """Find the trial's curve (UsageError when the table has none) and its faults."""
         args = _parse_args(spec.args)
         nas_params, curve, start_step = self._resolve(spec, args)
         faults = tuple(
@@ -665,97 +646,66 @@ class ReplayExecutor(Executor):
         )
         if FAULT_ARG in args:
             faults += Fault.parse(args[FAULT_ARG])
-        self._trials[spec.trial_id] = _ReplayTrial(
+        return _ReplayTrial(
             spec=spec,
-            seq=len(self._trials),
             curve=curve,
             nas_params=nas_params,
             start_step=start_step,
             step=start_step,
             faults=faults,
-            failure_signature=storage.file_signature(
-                layout.trial_file(spec.trial_dir, layout.TRIAL_FAILURE)
-            ),
         )
-        self._queue.append(spec.trial_id)
-        self._fill_slots(self._clock.now())
 
-    def status(self, trial_id: str) -> TrialStatus:
-        """The trial's status after playing every event due by ``clock.now()``."""
-        trial = self._get(trial_id)
-        self._advance()
-        return self._status_of(trial)
+    def _start(self, entry: _ReplayTrial, at: float) -> bool:
+        self._mark_running(entry, at, f"replaying curve {entry.curve.curve_id!r}")
+        delay = (
+            self._start_delay
+            + entry.curve.start_delay_secs
+            + sum(f.delay_secs for f in entry.faults if f.kind is FaultKind.SLOW_START)
+        )
+        if entry.spec.timeout_secs is not None:
+            self._push(at + entry.spec.timeout_secs, entry, "timeout")
+        self._push(at + delay, entry, "start")
+        return True
 
-    def statuses(self, trial_ids: list[str] | None = None) -> Mapping[str, TrialStatus]:
-        """Statuses of several trials (all by default)."""
-        self._advance()
-        ids = self.known_trials() if trial_ids is None else trial_ids
-        return {tid: self._status_of(self._get(tid)) for tid in ids}
+    def _signal_stop(self, entry: _ReplayTrial, grace_secs: float) -> None:
+        """End the trial now as STOPPED (exit -15), as a trainer dies on SIGTERM."""
+        self._end(entry, TrialState.STOPPED, _SIGTERM_EXIT, None, _STOPPED_MESSAGE)
 
-    def stop(self, trial_id: str, grace_secs: float = 10.0) -> None:
-        """End the trial now as STOPPED (exit -15), as a trainer dies on SIGTERM.
+    def _poll(self) -> None:
+        """Play every event due by ``clock.now()``, in (time, scheduling) order."""
+        now = self._clock.now()
+        while True:
+            self._drop_stale_events()
+            if not self._events or self._events[0][0] > now:
+                return
+            when, _, tid, _, action, point = heapq.heappop(self._events)
+            entry = self._trials[tid]
+            self._play(entry, when, action, point)
+            if entry.state.is_terminal:
+                self._fill_slots(when)
 
-        An ended trial is left as it is; a queued one ends without starting.
-        """
-        trial = self._get(trial_id)
-        self._advance()
-        if trial.state.is_terminal:
+    def _release(self, entry: _ReplayTrial) -> None:
+        """Invalidate the trial's events; a started one leaves its logs and replay state."""
+        entry.generation += 1
+        if entry.started_at is None:
             return
-        now = self._clock.now()
-        if trial.state is TrialState.PENDING:
-            self._queue.remove(trial_id)
-            self._end(trial, now, TrialState.STOPPED, None, None, "stopped before it started")
-        else:
-            self._end(
-                trial,
-                now,
-                TrialState.STOPPED,
-                _SIGTERM_EXIT,
-                None,
-                f"stopped by the controller ({describe_exit(_SIGTERM_EXIT)})",
-            )
-        self._fill_slots(now)
+        tdir = entry.spec.trial_dir
+        storage.write_json_atomic(
+            _replay_state_path(tdir),
+            {"curve_id": entry.curve.curve_id, "step": entry.step},
+        )
+        storage.write_text_atomic(
+            layout.trial_file(tdir, layout.STDOUT_LOG), "".join(f"{ln}\n" for ln in entry.stdout)
+        )
+        storage.write_text_atomic(
+            layout.trial_file(tdir, layout.STDERR_LOG), "".join(f"{ln}\n" for ln in entry.stderr)
+        )
 
-    def free_slots(self) -> int:
-        """The limit minus running and queued trials (0 once closed)."""
-        self._advance()
-        if self._closed:
-            return 0
-        busy = sum(1 for t in self._trials.values() if not t.state.is_terminal)
-        return max(0, self._max_parallel - busy)
-
-    def known_trials(self) -> list[str]:
-        """Ids of every trial launched here, in launch order."""
-        return list(self._trials)
-
-    def next_event_at(self) -> float | None:
-        """When the next scheduled event plays (None when nothing is scheduled).
-
-        Hanging trials schedule nothing (only their timeout, if any).
-        """
-        self._drop_stale_events()
-        return self._events[0][0] if self._events else None
-
-    def close(self) -> None:
-        """Stop every trial still running or queued; idempotent."""
-        self._advance()
-        self._closed = True
-        now = self._clock.now()
-        for tid in list(self._queue):
-            self._end(
-                self._trials[tid], now, TrialState.STOPPED, None, None, "stopped before it started"
-            )
-        self._queue.clear()
-        for trial in self._trials.values():
-            if not trial.state.is_terminal:
-                self._end(
-                    trial,
-                    now,
-                    TrialState.STOPPED,
-                    _SIGTERM_EXIT,
-                    None,
-                    f"stopped by the controller ({describe_exit(_SIGTERM_EXIT)})",
-                )
+    def _shutdown(self) -> None:
+        """Stop every trial still running; nothing plays afterwards."""
+        for entry in self._trials.values():
+            if not entry.state.is_terminal:
+                self._end(entry, TrialState.STOPPED, _SIGTERM_EXIT, None, _STOPPED_MESSAGE)
         self._events.clear()
 
     # ---- resolving a trial ---------------------------------------------------------------------
@@ -824,14 +774,6 @@ class ReplayExecutor(Executor):
 
     # ---- simulation ----------------------------------------------------------------------------
 
-    def _get(self, trial_id: str) -> _ReplayTrial:
-        try:
-            return self._trials[trial_id]
-        except KeyError:
-            raise KeyError(
-                f"trial id must be one launched by this executor, got {trial_id!r}"
-            ) from None
-
     def _push(
         self, when: float, trial: _ReplayTrial, action: str, point: CurvePoint | None = None
     ) -> None:
@@ -849,53 +791,22 @@ class ReplayExecutor(Executor):
                 return
             heapq.heappop(self._events)
 
-    def _advance(self) -> None:
-        now = self._clock.now()
-        while True:
-            self._drop_stale_events()
-            if not self._events or self._events[0][0] > now:
-                return
-            when, _, tid, _, action, point = heapq.heappop(self._events)
-            trial = self._trials[tid]
-            if action == "timeout":
-                self._end(
-                    trial,
-                    when,
-                    TrialState.FAILED,
-                    _SIGTERM_EXIT,
-                    FailureCause.TIMEOUT,
-                    failure_message(_SIGTERM_EXIT, FailureCause.TIMEOUT),
-                )
-            elif action == "start":
-                self._begin(trial, when)
-            elif action == "report":
-                assert point is not None
-                self._report(trial, when, point)
-            else:
-                assert point is not None
-                self._fail(trial, when, FaultKind(action), point)
-            if trial.state.is_terminal:
-                self._fill_slots(when)
-
-    def _fill_slots(self, when: float) -> None:
-        if self._closed:
-            return
-        while self._queue:
-            running = sum(1 for t in self._trials.values() if t.state is TrialState.RUNNING)
-            if running >= self._max_parallel:
-                return
-            trial = self._trials[self._queue.pop(0)]
-            trial.state = TrialState.RUNNING
-            trial.started_at = when
-            trial.message = f"replaying curve {trial.curve.curve_id!r}"
-            delay = (
-                self._start_delay
-                + trial.curve.start_delay_secs
-                + sum(f.delay_secs for f in trial.faults if f.kind is FaultKind.SLOW_START)
+    def _play(
+        self, trial: _ReplayTrial, when: float, action: str, point: CurvePoint | None
+    ) -> None:
+        if action == "timeout":
+            message = failure_message(_SIGTERM_EXIT, FailureCause.TIMEOUT)
+            self._end(
+                trial, TrialState.FAILED, _SIGTERM_EXIT, FailureCause.TIMEOUT, message, at=when
             )
-            if trial.spec.timeout_secs is not None:
-                self._push(when + trial.spec.timeout_secs, trial, "timeout")
-            self._push(when + delay, trial, "start")
+        elif action == "start":
+            self._begin(trial, when)
+        elif action == "report":
+            assert point is not None
+            self._report(trial, when, point)
+        else:
+            assert point is not None
+            self._fail(trial, when, FaultKind(action), point)
 
     def _begin(self, trial: _ReplayTrial, when: float) -> None:
         pt.save_nas_params(trial.spec.trial_dir, trial.nas_params)
@@ -927,10 +838,9 @@ class ReplayExecutor(Executor):
         elif fault.kind is FaultKind.HANG:
             trial.hanging = True
             trial.message = f"replaying curve {curve.curve_id!r}: hanging after step {trial.step}"
-        elif fault.kind is FaultKind.NAN:
-            self._push(when + point.cycle_secs + self._eval_secs, trial, fault.kind.value, point)
         else:
-            self._push(when + point.cycle_secs, trial, fault.kind.value, point)
+            after = point.cycle_secs + (self._eval_secs if fault.kind.after_eval else 0.0)
+            self._push(when + after, trial, fault.kind.value, point)
 
     def _report(self, trial: _ReplayTrial, when: float, point: CurvePoint) -> None:
         total = trial.curve.total_steps
@@ -972,69 +882,13 @@ class ReplayExecutor(Executor):
         else:
             trial.stderr.append(f"RuntimeError: replay: injected crash at step {point.step}")
         tail = "\n".join(trial.stderr)
-        cause = classify_exit(1, tail, self._reported_cause(trial)) or FailureCause.CRASH
-        self._end(trial, when, TrialState.FAILED, 1, cause, failure_message(1, cause, tail))
+        cause = classify_exit(1, tail) or FailureCause.CRASH
+        self._end(trial, TrialState.FAILED, 1, cause, failure_message(1, cause, tail), at=when)
 
     def _succeed(self, trial: _ReplayTrial, when: float) -> None:
         if trial.curve.latency is not None:
             pt.update_trial_training_latency_metric(trial.spec.trial_dir, trial.curve.latency)
-        cause = classify_exit(0, "", self._reported_cause(trial))
-        if cause is None:
-            self._end(trial, when, TrialState.SUCCEEDED, 0, None, "exited with code 0")
-        else:
-            self._end(trial, when, TrialState.FAILED, 0, cause, failure_message(0, cause))
-
-    def _reported_cause(self, trial: _ReplayTrial) -> str | None:
-        path = layout.trial_file(trial.spec.trial_dir, layout.TRIAL_FAILURE)
-        if storage.file_signature(path) == trial.failure_signature:
-            return None
-        try:
-            data = storage.read_json(path)
-        except StorageError:
-            return None
-        cause = data.get("cause") if isinstance(data, dict) else None
-        return cause if isinstance(cause, str) else None
-
-    def _end(
-        self,
-        trial: _ReplayTrial,
-        when: float,
-        state: TrialState,
-        code: int | None,
-        cause: FailureCause | None,
-        message: str,
-    ) -> None:
-        started = trial.started_at is not None
-        trial.generation += 1
-        trial.state = state
-        trial.exit_code = code
-        trial.cause = cause
-        trial.message = message
-        trial.ended_at = when
-        if not started:
-            return
-        tdir = trial.spec.trial_dir
-        storage.write_json_atomic(
-            _replay_state_path(tdir),
-            {"curve_id": trial.curve.curve_id, "step": trial.step},
-        )
-        storage.write_text_atomic(
-            layout.trial_file(tdir, layout.STDOUT_LOG), "".join(f"{ln}\n" for ln in trial.stdout)
-        )
-        storage.write_text_atomic(
-            layout.trial_file(tdir, layout.STDERR_LOG), "".join(f"{ln}\n" for ln in trial.stderr)
-        )
-
-    def _status_of(self, trial: _ReplayTrial) -> TrialStatus:
-        return TrialStatus(
-            trial_id=trial.spec.trial_id,
-            state=trial.state,
-            exit_code=trial.exit_code,
-            cause=trial.cause,
-            message=trial.message,
-            started_at=trial.started_at,
-            ended_at=trial.ended_at,
-        )
+        self._end(trial, TrialState.SUCCEEDED, 0, None, "exited with code 0", at=when)
 
 
 def _parse_args(args: Sequence[str]) -> dict[str, str]:

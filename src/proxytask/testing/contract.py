@@ -23,6 +23,7 @@ from __future__ import annotations
 import abc
 import pathlib
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -103,14 +104,43 @@ class ExecutorContract(abc.ABC):
         request.addfinalizer(executor.close)
         return executor
 
+    def _launch_one(
+        self,
+        request: pytest.FixtureRequest,
+        root: pathlib.Path,
+        behaviour: str,
+        *,
+        slots: int = 1,
+        timeout_secs: float | None = None,
+    ) -> tuple[Executor, TrialSpec]:
+        """A fresh executor with ``slots`` slots, and trial ``job/1`` launched on it."""
+        executor = self._executor(request, slots)
+        spec = self.make_spec(root, "job/1", behaviour, timeout_secs=timeout_secs)
+        executor.launch(spec)
+        return executor, spec
+
+    def _launch_two(
+        self, request: pytest.FixtureRequest, root: pathlib.Path, first: str, second: str
+    ) -> tuple[Executor, TrialSpec, TrialSpec]:
+        """A one-slot executor running ``job/1`` (``first``) with ``job/2`` queued behind it."""
+        executor, spec = self._launch_one(request, root, first)
+        queued = self.make_spec(root, "job/2", second)
+        executor.launch(queued)
+        return executor, spec, queued
+
+    def _ended(
+        self, request: pytest.FixtureRequest, root: pathlib.Path, behaviour: str, **kwargs: Any
+    ) -> tuple[TrialSpec, TrialStatus]:
+        """Launch ``job/1`` showing ``behaviour`` and wait until it ended; its final status."""
+        executor, spec = self._launch_one(request, root, behaviour, **kwargs)
+        return spec, self.wait_terminal(executor, spec.trial_id)
+
     # ---- the contract -----------------------------------------------------------------------
 
     def test_ok_trial_succeeds_and_writes_metrics(
         self, tmp_path: pathlib.Path, request: pytest.FixtureRequest
     ) -> None:
-        executor = self._executor(request, 2)
-        spec = self.make_spec(tmp_path, "job/1", "ok")
-        executor.launch(spec)
+        executor, spec = self._launch_one(request, tmp_path, "ok", slots=2)
         first = executor.status(spec.trial_id)
         assert first.state in (TrialState.PENDING, TrialState.RUNNING)
         assert executor.known_trials() == [spec.trial_id]
@@ -126,9 +156,7 @@ class ExecutorContract(abc.ABC):
     def test_launching_an_id_twice_raises(
         self, tmp_path: pathlib.Path, request: pytest.FixtureRequest
     ) -> None:
-        executor = self._executor(request, 2)
-        spec = self.make_spec(tmp_path, "job/1", "ok")
-        executor.launch(spec)
+        executor, spec = self._launch_one(request, tmp_path, "ok", slots=2)
         with pytest.raises(ExecutorError):
             executor.launch(spec)
         self.wait_terminal(executor, spec.trial_id)
@@ -147,9 +175,7 @@ class ExecutorContract(abc.ABC):
     def test_stopping_a_hanging_trial_ends_it_stopped(
         self, tmp_path: pathlib.Path, request: pytest.FixtureRequest
     ) -> None:
-        executor = self._executor(request, 1)
-        spec = self.make_spec(tmp_path, "job/1", "hang")
-        executor.launch(spec)
+        executor, spec = self._launch_one(request, tmp_path, "hang")
         self.wait_for(
             executor,
             lambda: executor.status(spec.trial_id).state is TrialState.RUNNING,
@@ -165,9 +191,7 @@ class ExecutorContract(abc.ABC):
     def test_stopping_an_ended_trial_is_a_no_op(
         self, tmp_path: pathlib.Path, request: pytest.FixtureRequest
     ) -> None:
-        executor = self._executor(request, 1)
-        spec = self.make_spec(tmp_path, "job/1", "ok")
-        executor.launch(spec)
+        executor, spec = self._launch_one(request, tmp_path, "ok")
         before = self.wait_terminal(executor, spec.trial_id)
         executor.stop(spec.trial_id, grace_secs=self.stop_grace_secs)
         assert executor.status(spec.trial_id) == before
@@ -175,34 +199,23 @@ class ExecutorContract(abc.ABC):
     def test_crash_fails_with_cause_crash(
         self, tmp_path: pathlib.Path, request: pytest.FixtureRequest
     ) -> None:
-        executor = self._executor(request, 1)
-        spec = self.make_spec(tmp_path, "job/1", "crash")
-        executor.launch(spec)
-        status = self.wait_terminal(executor, spec.trial_id)
-        assert status.state is TrialState.FAILED, status
-        assert status.cause is FailureCause.CRASH
+        _, status = self._ended(request, tmp_path, "crash")
+        assert (status.state, status.cause) == (TrialState.FAILED, FailureCause.CRASH), status
         assert status.exit_code not in (None, 0)
         assert status.message
 
     def test_nan_fails_with_cause_nan(
         self, tmp_path: pathlib.Path, request: pytest.FixtureRequest
     ) -> None:
-        executor = self._executor(request, 1)
-        spec = self.make_spec(tmp_path, "job/1", "nan")
-        executor.launch(spec)
-        status = self.wait_terminal(executor, spec.trial_id)
-        assert status.state is TrialState.FAILED, status
-        assert status.cause is FailureCause.NAN
+        spec, status = self._ended(request, tmp_path, "nan")
+        assert (status.state, status.cause) == (TrialState.FAILED, FailureCause.NAN), status
         failure = storage.read_json(layout.trial_file(spec.trial_dir, layout.TRIAL_FAILURE))
         assert failure is not None and failure["cause"] == "nan"
 
     def test_slow_trial_succeeds(
         self, tmp_path: pathlib.Path, request: pytest.FixtureRequest
     ) -> None:
-        executor = self._executor(request, 1)
-        spec = self.make_spec(tmp_path, "job/1", "slow")
-        executor.launch(spec)
-        assert self.wait_terminal(executor, spec.trial_id).state is TrialState.SUCCEEDED
+        assert self._ended(request, tmp_path, "slow")[1].state is TrialState.SUCCEEDED
 
     def test_concurrency_limit_queues_extra_trials(
         self, tmp_path: pathlib.Path, request: pytest.FixtureRequest
@@ -239,11 +252,7 @@ class ExecutorContract(abc.ABC):
     def test_stopping_a_queued_trial_never_starts_it(
         self, tmp_path: pathlib.Path, request: pytest.FixtureRequest
     ) -> None:
-        executor = self._executor(request, 1)
-        first = self.make_spec(tmp_path, "job/1", "hang")
-        second = self.make_spec(tmp_path, "job/2", "ok")
-        executor.launch(first)
-        executor.launch(second)
+        executor, first, second = self._launch_two(request, tmp_path, "hang", "ok")
         assert executor.status(second.trial_id).state is TrialState.PENDING
         executor.stop(second.trial_id)
         status = executor.status(second.trial_id)
@@ -270,21 +279,13 @@ class ExecutorContract(abc.ABC):
     def test_timeout_fails_with_cause_timeout(
         self, tmp_path: pathlib.Path, request: pytest.FixtureRequest
     ) -> None:
-        executor = self._executor(request, 1)
-        spec = self.make_spec(tmp_path, "job/1", "hang", timeout_secs=0.5)
-        executor.launch(spec)
-        status = self.wait_terminal(executor, spec.trial_id)
-        assert status.state is TrialState.FAILED, status
-        assert status.cause is FailureCause.TIMEOUT
+        _, status = self._ended(request, tmp_path, "hang", timeout_secs=0.5)
+        assert (status.state, status.cause) == (TrialState.FAILED, FailureCause.TIMEOUT), status
 
     def test_close_leaves_nothing_running(
         self, tmp_path: pathlib.Path, request: pytest.FixtureRequest
     ) -> None:
-        executor = self._executor(request, 1)
-        running = self.make_spec(tmp_path, "job/1", "hang")
-        queued = self.make_spec(tmp_path, "job/2", "hang")
-        executor.launch(running)
-        executor.launch(queued)
+        executor, running, queued = self._launch_two(request, tmp_path, "hang", "hang")
         self.wait_for(
             executor,
             lambda: executor.status(running.trial_id).state is TrialState.RUNNING,
