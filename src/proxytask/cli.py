@@ -19,21 +19,18 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from proxytask import __version__
 from proxytask.controllers import context
-from proxytask.controllers.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE
-from proxytask.core import layout
-from proxytask.core.errors import ProxyTaskError, UsageError
-from proxytask.core.options import (
+from proxytask.controllers.command_options import (
     FINAL_CHECKS_OPTIONS,
     LATENCY_WORKER_OPTIONS,
     SEARCH_OPTIONS,
     SELECTION_OPTIONS,
     TRIAL_COMMAND_OPTIONS,
     VARIANCE_OPTIONS,
-    Option,
-    add_options,
-    resolve_options,
-    resolve_with_previous,
 )
+from proxytask.controllers.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE
+from proxytask.core import layout
+from proxytask.core.errors import ProxyTaskError, UsageError
+from proxytask.core.options import Option, add_options, resolve_options, resolve_with_previous
 
 if TYPE_CHECKING:
     from proxytask.controllers.trials import TrialOutcome

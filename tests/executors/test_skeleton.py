@@ -30,7 +30,7 @@ def test_the_registry_names_every_executor_and_refuses_others() -> None:
 
 
 def _executor_choices() -> tuple[str, ...] | None:
-    from proxytask.core.options import TRIAL_OPTIONS
+    from proxytask.controllers.command_options import TRIAL_OPTIONS
 
     return next(o.choices for o in TRIAL_OPTIONS if o.name == "executor")
 

@@ -203,3 +203,11 @@ def test_the_latency_worker_module_runs_the_cli_command(
     assert capsys.readouterr().err.startswith(
         "proxytask: error: --controller-dir must be an existing controller dir"
     )
+
+
+def test_the_stopping_rule_choices_are_the_registered_rules() -> None:
+    from proxytask.controllers.command_options import SEARCH_OPTIONS
+    from proxytask.stats.stopping import STOPPING_RULES
+
+    (option,) = [o for o in SEARCH_OPTIONS if o.name == "stopping-rule"]
+    assert option.choices is not None and set(option.choices) == set(STOPPING_RULES)

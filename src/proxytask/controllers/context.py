@@ -46,6 +46,7 @@ __all__ = [
 #: The exit codes of every command: the answer reached, the run failed, bad usage or input.
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
+
 def build_context(values: dict[str, Any], kind: str, previous: str | None) -> ControllerContext:
     """Build the executor, clock and controller dir of a controller command."""
     from proxytask.controllers.base import ControllerContext, write_controller_info

@@ -30,11 +30,11 @@ from proxytask.controllers.base import (
     progress_rows,
     saved_tracker,
 )
+from proxytask.controllers.command_options import LATENCY_SOURCES
 from proxytask.controllers.state import TrialRecordState
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.errors import UsageError
-from proxytask.core.options import LATENCY_SOURCES
 from proxytask.report.progress import ProgressSnapshot
 from proxytask.trainer.contract import (
     RewardRangeCheck,

@@ -75,10 +75,10 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from proxytask.controllers.command_options import LATENCY_WORKER_OPTIONS
 from proxytask.core import layout, storage
 from proxytask.core.clock import Clock, SystemClock
 from proxytask.core.errors import ProxyTaskError, StorageError, UsageError, describe
-from proxytask.core.options import LATENCY_WORKER_OPTIONS
 
 __all__ = [
     "LATENCY_WORKER_OPTIONS",

@@ -26,6 +26,7 @@ from proxytask.controllers.base import (
     progress_rows,
     saved_tracker,
 )
+from proxytask.controllers.command_options import LATENCY_SOURCES
 from proxytask.controllers.state import (
     TrialRecord,
     TrialRecordState,
@@ -33,7 +34,6 @@ from proxytask.controllers.state import (
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.errors import ProxyTaskError, UsageError
-from proxytask.core.options import LATENCY_SOURCES
 from proxytask.core.space import SearchSpace
 from proxytask.executors.base import FailureCause
 from proxytask.executors.causes import ADVICE

@@ -26,6 +26,13 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from proxytask.controllers.command_options import (
+    FINAL_CHECKS_OPTIONS,
+    SEARCH_OPTIONS,
+    SELECTION_OPTIONS,
+    TRIAL_OPTIONS,
+    VARIANCE_OPTIONS,
+)
 from proxytask.controllers.context import EXIT_FAILED, EXIT_OK
 from proxytask.controllers.final_checks import (
     STAGE_KINDS,
@@ -38,11 +45,6 @@ from proxytask.controllers.final_checks import (
 from proxytask.core import layout, storage
 from proxytask.core.errors import ConfigError
 from proxytask.core.options import (
-    FINAL_CHECKS_OPTIONS,
-    SEARCH_OPTIONS,
-    SELECTION_OPTIONS,
-    TRIAL_OPTIONS,
-    VARIANCE_OPTIONS,
     Option,
     keep_first_values,
     normalise_keys,
