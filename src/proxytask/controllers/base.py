@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 from collections.abc import Mapping
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from proxytask.controllers.state import (
     EventLog,
@@ -18,6 +18,7 @@ from proxytask.controllers.tracker import TrialSettings, TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.clock import Clock
 from proxytask.core.errors import UsageError
+from proxytask.core.space import SearchSpace
 from proxytask.executors.base import Executor, FailureCause
 from proxytask.executors.causes import ADVICE
 from proxytask.report.progress import ProgressDisplay, ProgressRow, ProgressSnapshot
@@ -25,6 +26,7 @@ from proxytask.report.progress import ProgressDisplay, ProgressRow, ProgressSnap
 __all__ = [
     "Controller",
     "ControllerContext",
+    "SpaceController",
     "describe_causes",
     "fmt_number",
     "new_tracker",
@@ -74,10 +76,11 @@ class Controller(abc.ABC):
         def resume(cls, ctx, settings):
             state, tracker = cls.saved_tracker(ctx)
             ctl = cls(ctx, tracker, settings, state)
-            return ctl.resumed(tracker.recover())  # fix up state between the two if needed
+            return ctl.resumed(ctl.recover())  # fix up state between the two if needed
 
     :meth:`started` and :meth:`resumed` log ``controller_started`` / ``controller_resumed``
-    and write the first state file (:meth:`persist`).
+    and write the first state file (:meth:`persist`). Controllers built on a search space
+    and settings get both constructors from :class:`SpaceController`.
     """
 
     kind: str = ""
@@ -117,6 +120,12 @@ class Controller(abc.ABC):
     def saved_tracker(cls, ctx: ControllerContext) -> tuple[dict[str, Any], TrialTracker]:
         """The saved state of ``ctx.controller_dir`` and a tracker holding its trial records."""
         return saved_tracker(ctx, cls.state_file, cls.resume_flag, cls.resume_what)
+
+    def recover(self) -> list[str]:
+        """On resume: take over the trials the dead controller left (see
+        :meth:`TrialTracker.recover`); returns the keys planned again. Override to fix up the
+        controller's own state too."""
+        return self.tracker.recover()
 
     def started(self: C) -> C:
         """End a ``create``: log ``controller_started``, write the state file; returns self."""
@@ -188,6 +197,44 @@ class Controller(abc.ABC):
                 self.ctx.clock.sleep(self.tracker.wait_secs(self.ctx.poll_interval_secs, idle))
         finally:
             self.ctx.display.close()
+
+
+S = TypeVar("S")
+SC = TypeVar("SC", bound="SpaceController[Any]")
+
+
+class SpaceController(Controller, Generic[S]):
+    """A controller that samples architectures from a search space under its settings ``S``.
+
+    It brings the two constructors; a subclass's ``__init__`` takes
+    ``(ctx, tracker, space, settings, state)`` and reads its own fields from ``state`` (the
+    saved state file, ``{}`` for a new controller).
+    """
+
+    def __init__(
+        self,
+        ctx: ControllerContext,
+        tracker: TrialTracker,
+        space: SearchSpace,
+        settings: S,
+        state: Mapping[str, Any],
+    ) -> None:
+        super().__init__(ctx, tracker)
+        self.space = space
+        self.settings = settings
+        self.error: str | None = state.get("error")
+
+    @classmethod
+    def create(cls: type[SC], ctx: ControllerContext, space: SearchSpace, settings: S) -> SC:
+        """A new controller in ``ctx.controller_dir`` (which must not hold one yet)."""
+        return cls(ctx, cls.new_tracker(ctx), space, settings, {}).started()
+
+    @classmethod
+    def resume(cls: type[SC], ctx: ControllerContext, space: SearchSpace, settings: S) -> SC:
+        """Continue the controller saved in ``ctx.controller_dir`` after a crash or a stop."""
+        state, tracker = cls.saved_tracker(ctx)
+        ctl = cls(ctx, tracker, space, settings, state)
+        return ctl.resumed(ctl.recover())
 
 
 def progress_rows(tracker: TrialTracker, keys: list[str]) -> tuple[ProgressRow, ...]:

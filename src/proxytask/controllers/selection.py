@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from proxytask.controllers.base import (
-    Controller,
     ControllerContext,
+    SpaceController,
     describe_causes,
     fmt_number,
     progress_rows,
@@ -368,7 +368,7 @@ def _selection_cost(
     )
 
 
-class ModelSelectionController(Controller):
+class ModelSelectionController(SpaceController[SelectionSettings]):
     """The model-selection controller (see the module docstring).
 
     Example::
@@ -391,36 +391,19 @@ class ModelSelectionController(Controller):
         settings: SelectionSettings,
         state: Mapping[str, Any],
     ) -> None:
-        super().__init__(ctx, tracker)
-        self.space = space
-        self.settings = settings
+        super().__init__(ctx, tracker, space, settings, state)
         self.iterations = [Iteration.from_json(i) for i in state.get("iterations", [])]
         self.rounds = [PrunedRound.from_json(r) for r in state.get("rounds", [])]
         self.phase = SelectionPhase(state.get("phase", SelectionPhase.RUNNING))
-        self.error: str | None = state.get("error")
         self.latency_wait_started: float | None = state.get("latency_wait_started")
         self._result: ModelSelectionResult | None = None
 
-    # ---- construction -------------------------------------------------------------------------
-
-    @classmethod
-    def create(
-        cls, ctx: ControllerContext, space: SearchSpace, settings: SelectionSettings
-    ) -> ModelSelectionController:
-        """A new model selection in ``ctx.controller_dir``."""
-        return cls(ctx, cls.new_tracker(ctx), space, settings, {}).started()
-
-    @classmethod
-    def resume(
-        cls, ctx: ControllerContext, space: SearchSpace, settings: SelectionSettings
-    ) -> ModelSelectionController:
-        """Continue the model selection saved in ``ctx.controller_dir``."""
-        state, tracker = cls.saved_tracker(ctx)
-        ctl = cls(ctx, tracker, space, settings, state)
-        replanned = tracker.recover()
-        if ctl.phase == SelectionPhase.FAILED and ctl.iterations:
-            ctl._retry_failed_round()
-        return ctl.resumed(replanned)
+    def recover(self) -> list[str]:
+        """Take over the trials left running; after a failed round, retry its failed trials."""
+        replanned = super().recover()
+        if self.phase == SelectionPhase.FAILED and self.iterations:
+            self._retry_failed_round()
+        return replanned
 
     def _retry_failed_round(self) -> None:
         job = self.iterations[-1].search_job_name

@@ -20,8 +20,8 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from proxytask.controllers.base import (
-    Controller,
     ControllerContext,
+    SpaceController,
     describe_causes,
     fmt_number,
     progress_rows,
@@ -340,7 +340,7 @@ def compute_result(
     )
 
 
-class VarianceController(Controller):
+class VarianceController(SpaceController[VarianceSettings]):
     """The variance-measurement controller (see the module docstring).
 
     Example::
@@ -363,31 +363,10 @@ class VarianceController(Controller):
         settings: VarianceSettings,
         state: Mapping[str, Any],
     ) -> None:
-        super().__init__(ctx, tracker)
-        self.space = space
-        self.settings = settings
+        super().__init__(ctx, tracker, space, settings, state)
         self.phase = VariancePhase(state.get("phase", VariancePhase.FIND_WORKABLE))
         self.workable_key: str | None = state.get("workable_trial")
-        self.error: str | None = state.get("error")
         self._result: VarianceResult | None = None
-
-    # ---- construction -------------------------------------------------------------------------
-
-    @classmethod
-    def create(
-        cls, ctx: ControllerContext, space: SearchSpace, settings: VarianceSettings
-    ) -> VarianceController:
-        """A new measurement in ``ctx.controller_dir`` (which must not hold one yet)."""
-        return cls(ctx, cls.new_tracker(ctx), space, settings, {}).started()
-
-    @classmethod
-    def resume(
-        cls, ctx: ControllerContext, space: SearchSpace, settings: VarianceSettings
-    ) -> VarianceController:
-        """Continue the measurement saved in ``ctx.controller_dir`` after a crash or a stop."""
-        state, tracker = cls.saved_tracker(ctx)
-        ctl = cls(ctx, tracker, space, settings, state)
-        return ctl.resumed(tracker.recover())
 
     # ---- the loop -----------------------------------------------------------------------------
 
