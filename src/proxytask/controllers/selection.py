@@ -125,10 +125,6 @@ class SelectionSettings:
         return self.latency_source != "none"
 
 
-def _round_job(index: int) -> str:
-    return f"round{index + 1}"
-
-
 # ---- typed state: the rounds ------------------------------------------------------------------
 
 
@@ -840,3 +836,7 @@ def _cost_line(cost: SelectionCost) -> str:
         + (f" = {multiple:.2f} × one full training" if multiple else "")
         + (f"; {cost.gpu_hours:.4f} GPU-hours" if cost.gpu_hours else "")
     )
+
+
+def _round_job(index: int) -> str:
+    return f"round{index + 1}"

@@ -15,25 +15,20 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from proxytask.controllers.state import EventLog, TrialRecord, TrialRecordState
 from proxytask.core import layout, storage
 from proxytask.core.clock import Clock
 from proxytask.core.errors import UsageError
-from proxytask.executors.base import (
-    Executor,
-    FailureCause,
-    Resources,
-    TrainerSpec,
-    TrialSpec,
-    TrialState,
-    TrialStatus,
-)
+from proxytask.executors.base import FailureCause, Resources, TrialState
 from proxytask.executors.causes import ADVICE
 from proxytask.executors.command import Continuation, build_trial_spec
 from proxytask.executors.monitor import TrialMonitor, TrialProgress
 from proxytask.trainer.contract import set_stop_training, write_controller_heartbeat
+
+if TYPE_CHECKING:  # annotations only
+    from proxytask.executors.base import Executor, TrainerSpec, TrialSpec, TrialStatus
 
 __all__ = ["ReattachingExecutor", "TrialSettings", "TrialTracker"]
 

@@ -133,14 +133,14 @@ class FailedCopy:
 
 @dataclasses.dataclass(frozen=True)
 class StepSpread:
-    """The per-step spread of the copies' curves (``per_step_spread`` in the JSON)."""
+    """The spread of the copies' accuracies at one pct (a row of ``per_step_spread``)."""
 
-    pct: tuple[float, ...]
-    n: tuple[int, ...]
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    min: tuple[float, ...]
-    max: tuple[float, ...]
+    pct: float
+    n: int  # how many copies reached this pct
+    mean: float
+    std: float  # population std
+    min: float
+    max: float
 
 
 @dataclasses.dataclass(frozen=True)
@@ -167,7 +167,7 @@ class VarianceResult:
     std_confidence_interval: tuple[float | None, float | None]
     confidence: float
     smoothness_per_copy: tuple[float | None, ...]
-    per_step_spread: StepSpread
+    per_step_spread: tuple[StepSpread, ...]  # one row per pct (columns in the JSON)
     max_per_step_std: float | None
     num_copies: int
     num_copies_finished: int
@@ -179,7 +179,7 @@ class VarianceResult:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form, key for key as the file has always held it."""
-        spread = self.per_step_spread
+        rows = self.per_step_spread
         return {
             "variance_value": self.variance_value,
             "variance_info": self.variance_info,
@@ -198,14 +198,7 @@ class VarianceResult:
             "std_confidence_interval": list(self.std_confidence_interval),
             "confidence": self.confidence,
             "smoothness_per_copy": list(self.smoothness_per_copy),
-            "per_step_spread": {
-                "pct": list(spread.pct),
-                "n": list(spread.n),
-                "mean": list(spread.mean),
-                "std": list(spread.std),
-                "min": list(spread.min),
-                "max": list(spread.max),
-            },
+            "per_step_spread": {k: [getattr(r, k) for r in rows] for k in _SPREAD_KEYS},
             "max_per_step_std": self.max_per_step_std,
             "num_copies": self.num_copies,
             "num_copies_finished": self.num_copies_finished,
@@ -228,7 +221,9 @@ class VarianceResult:
             final_accuracies=tuple(data["final_accuracies"]),
             std_confidence_interval=(lo, hi),
             smoothness_per_copy=tuple(data["smoothness_per_copy"]),
-            per_step_spread=StepSpread(**{k: tuple(spread[k]) for k in _SPREAD_KEYS}),
+            per_step_spread=tuple(
+                StepSpread(*row) for row in zip(*(spread[k] for k in _SPREAD_KEYS), strict=True)
+            ),
             finished_model_dirs=tuple(data["finished_model_dirs"]),
             failed_copies=tuple(FailedCopy(**f) for f in data["failed_copies"]),
             architecture=data["architecture"],
@@ -324,8 +319,11 @@ def compute_result(
         std_confidence_interval=(variation.std_ci_low, variation.std_ci_high),
         confidence=variation.confidence,
         smoothness_per_copy=tuple(r.value for r in smooth.per_curve),
-        per_step_spread=StepSpread(
-            spread.pcts, spread.n, spread.mean, spread.std, spread.min, spread.max
+        per_step_spread=tuple(
+            StepSpread(*row)
+            for row in zip(
+                spread.pcts, spread.n, spread.mean, spread.std, spread.min, spread.max, strict=True
+            )
         ),
         max_per_step_std=spread.max_std,
         num_copies=len(copies),
