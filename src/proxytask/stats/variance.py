@@ -25,18 +25,6 @@ __all__ = [
 
 _FloatArray = npt.NDArray[np.float64]
 
-#: Sections of the normalised pct axis sampled by :func:`curve_smoothness`, 10 points each.
-_SMOOTHNESS_SECTIONS = ((0.0, 0.7), (0.7, 0.9), (0.9, 1.0))
-_POINTS_PER_SECTION = 10
-
-#: The 30 normalised positions where :func:`curve_smoothness` samples the slope:
-#: ``start + i * (end - start) / 10`` for i in 0..9 in each section (0.0, 0.07, ..., 0.99).
-SMOOTHNESS_SAMPLE_POINTS: tuple[float, ...] = tuple(
-    start + i * (end - start) / _POINTS_PER_SECTION
-    for start, end in _SMOOTHNESS_SECTIONS
-    for i in range(_POINTS_PER_SECTION)
-)
-
 
 # --------------------------------------------------------------------------------------------
 # Coefficient of variation
@@ -157,6 +145,18 @@ def coefficient_of_variation(values: Sequence[float], confidence: float = 0.95) 
 # --------------------------------------------------------------------------------------------
 # Smoothness
 # --------------------------------------------------------------------------------------------
+
+#: Sections of the normalised pct axis sampled by :func:`curve_smoothness`, 10 points each.
+_SMOOTHNESS_SECTIONS = ((0.0, 0.7), (0.7, 0.9), (0.9, 1.0))
+_POINTS_PER_SECTION = 10
+
+#: The 30 normalised positions where :func:`curve_smoothness` samples the slope:
+#: ``start + i * (end - start) / 10`` for i in 0..9 in each section (0.0, 0.07, ..., 0.99).
+SMOOTHNESS_SAMPLE_POINTS: tuple[float, ...] = tuple(
+    start + i * (end - start) / _POINTS_PER_SECTION
+    for start, end in _SMOOTHNESS_SECTIONS
+    for i in range(_POINTS_PER_SECTION)
+)
 
 
 @dataclasses.dataclass(frozen=True)
