@@ -26,7 +26,7 @@ from proxytask.controllers.base import (
     fmt_number,
     progress_rows,
 )
-from proxytask.controllers.state import TrialRecord, TrialRecordState
+from proxytask.controllers.state import TrialRecord, TrialRecordState, json_value
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.errors import UsageError
@@ -128,17 +128,20 @@ class SelectionSettings:
 # ---- typed state: the rounds ------------------------------------------------------------------
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Iteration:
-    """One round as the reference state file records it (an entry of ``iterations``)."""
+    """One round as the reference state file records it (an entry of ``iterations``).
+
+    Fields in the order of the file's keys.
+    """
 
     num_trials: int
+    trials_to_retrain: tuple[str, ...] = ()  # the survivors, once the round is pruned
     search_job_name: str
     search_job_link: str
-    latency_calculator_job_name: str
-    desired_training_step_pct: float  # COMPLETE_TRAINING_PCT for the final round
-    trials_to_retrain: tuple[str, ...] = ()  # the survivors, once the round is pruned
+    latency_calculator_job_name: str = ""
     latency_calculator_job_link: str = ""
+    desired_training_step_pct: float  # COMPLETE_TRAINING_PCT for the final round
 
     @property
     def is_final(self) -> bool:
@@ -146,29 +149,15 @@ class Iteration:
         return self.desired_training_step_pct == COMPLETE_TRAINING_PCT
 
     def to_json(self) -> dict[str, Any]:
-        """The JSON form, keys in the reference order."""
-        return {
-            "num_trials": self.num_trials,
-            "trials_to_retrain": list(self.trials_to_retrain),
-            "search_job_name": self.search_job_name,
-            "search_job_link": self.search_job_link,
-            "latency_calculator_job_name": self.latency_calculator_job_name,
-            "latency_calculator_job_link": self.latency_calculator_job_link,
-            "desired_training_step_pct": self.desired_training_step_pct,
-        }
+        """The JSON form."""
+        data: dict[str, Any] = json_value(self)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Iteration:
         """Parse the JSON form."""
-        return cls(
-            num_trials=data["num_trials"],
-            search_job_name=data["search_job_name"],
-            search_job_link=data["search_job_link"],
-            latency_calculator_job_name=data.get("latency_calculator_job_name", ""),
-            desired_training_step_pct=data["desired_training_step_pct"],
-            trials_to_retrain=tuple(data.get("trials_to_retrain", ())),
-            latency_calculator_job_link=data.get("latency_calculator_job_link", ""),
-        )
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        return cls(**{**values, "trials_to_retrain": tuple(data.get("trials_to_retrain", ()))})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -183,13 +172,8 @@ class PrunedRound:
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form."""
-        return {
-            "round": self.round,
-            "pct": self.pct,
-            "kept": list(self.kept),
-            "removed": list(self.removed),
-            "invalid": [list(pair) for pair in self.invalid],
-        }
+        data: dict[str, Any] = json_value(self)
+        return data
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> PrunedRound:
@@ -220,12 +204,6 @@ class ReferenceModel:
     final_metrics: Mapping[str, float]
     zero_cost_scores: Mapping[str, float]
 
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form."""
-        data = dataclasses.asdict(self)
-        data["architecture"] = dict(self.architecture) if self.architecture else None
-        return data
-
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ReferenceModel:
         """Parse the JSON form."""
@@ -240,10 +218,6 @@ class BaselineModel:
     state: TrialRecordState
     accuracy: float | None
     latency: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        """The JSON form."""
-        return {**dataclasses.asdict(self), "state": self.state.value}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> BaselineModel:
@@ -285,14 +259,14 @@ class ModelSelectionResult:
     def to_json(self) -> dict[str, Any]:
         """The JSON form, keys in the order the file has always had them."""
         return {
-            "reference_models": [m.to_json() for m in self.reference_models],
+            "reference_models": json_value(self.reference_models),
             "num_reference_models": len(self.reference_models),
-            "holdout_models": [m.to_json() for m in self.holdout_models],
+            "holdout_models": json_value(self.holdout_models),
             "num_holdout_models": len(self.holdout_models),
-            "accuracy_range": list(self.accuracy_range) if self.accuracy_range else None,
-            "latency_range": list(self.latency_range) if self.latency_range else None,
-            "baseline": self.baseline.to_json() if self.baseline else None,
-            "cost": dataclasses.asdict(self.cost),
+            "accuracy_range": json_value(self.accuracy_range),
+            "latency_range": json_value(self.latency_range),
+            "baseline": json_value(self.baseline),
+            "cost": json_value(self.cost),
             "warnings": list(self.warnings),
             "accuracy_metric_id": self.accuracy_metric_id,
             "latency_metric_id": self.latency_metric_id,

@@ -17,6 +17,7 @@ __all__ = [
     "EventLog",
     "TrialRecord",
     "TrialRecordState",
+    "json_value",
     "load_state",
     "save_state",
 ]
@@ -103,6 +104,21 @@ class TrialRecord:
         if values.get("message") == SILENCED_MESSAGE:
             values["message"], values["silenced"] = "", True
         return cls(**values)
+
+
+def json_value(value: Any) -> Any:
+    """A typed value as plain JSON: a dataclass as a dict in field order, a tuple or list as a
+    list, a mapping as a dict, an enum as its value (the codec behind the ``to_json`` of the
+    controllers' frozen results)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: json_value(v) for k, v in value.items()}
+    return value
 
 
 def save_state(path: str, state: Mapping[str, Any]) -> None:

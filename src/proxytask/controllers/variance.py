@@ -26,7 +26,7 @@ from proxytask.controllers.base import (
     fmt_number,
     progress_rows,
 )
-from proxytask.controllers.state import TrialRecord, TrialRecordState
+from proxytask.controllers.state import TrialRecord, TrialRecordState, json_value
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.errors import UsageError
@@ -203,7 +203,7 @@ class VarianceResult:
             "num_copies": self.num_copies,
             "num_copies_finished": self.num_copies_finished,
             "finished_model_dirs": list(self.finished_model_dirs),
-            "failed_copies": [dataclasses.asdict(f) for f in self.failed_copies],
+            "failed_copies": json_value(self.failed_copies),
             "workable_model_dir": self.workable_model_dir,
             "architecture": dict(self.architecture) if self.architecture is not None else None,
             "advice": list(self.advice),
