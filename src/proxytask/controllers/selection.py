@@ -202,12 +202,12 @@ class ReferenceModel:
     latency: float | None
     training_hours: float | None
     final_metrics: Mapping[str, float]
-    zero_cost_scores: Mapping[str, float]
+    zero_cost_scores: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> ReferenceModel:
-        """Parse the JSON form."""
-        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+        """Parse the JSON form (files older than zero-cost scores read with none)."""
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
 
 @dataclasses.dataclass(frozen=True)
