@@ -208,8 +208,12 @@ class SpaceController(Controller, Generic[S]):
 
     It brings the two constructors; a subclass's ``__init__`` takes
     ``(ctx, tracker, space, settings, state)`` and reads its own fields from ``state`` (the
-    saved state file, ``{}`` for a new controller).
+    saved state file, ``{}`` for a new controller), including its :attr:`phase`.
     """
+
+    #: Where the controller stands: a ``str`` Enum of each controller, whose ``"done"`` and
+    #: ``"failed"`` members end it (the ``phase`` of its state file).
+    phase: str
 
     def __init__(
         self,
@@ -235,6 +239,15 @@ class SpaceController(Controller, Generic[S]):
         state, tracker = cls.saved_tracker(ctx)
         ctl = cls(ctx, tracker, space, settings, state)
         return ctl.resumed(ctl.recover())
+
+    def is_finished(self) -> bool:
+        """True once the controller reached its answer (``done``) or ``failed``."""
+        return self.phase in ("done", "failed")
+
+    def step(self) -> None:
+        """Poll → decide → act → persist (:meth:`advance`), until finished."""
+        if not self.is_finished():
+            self.advance()
 
 
 def progress_rows(tracker: TrialTracker, keys: list[str]) -> tuple[ProgressRow, ...]:

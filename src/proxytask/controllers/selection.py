@@ -349,6 +349,7 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
     """
 
     kind = layout.KIND_MODEL_SELECTION
+    phase: SelectionPhase
     state_file = MODEL_SELECTION_STATE
     resume_flag = "--previous-model-selection-dir"
     resume_what = "a model-selection dir"
@@ -394,15 +395,6 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
         self.ctx.display.message(f"retrying {len(retried)} failed trials of {job}")
 
     # ---- the loop -----------------------------------------------------------------------------
-
-    def is_finished(self) -> bool:
-        """True once the reference models are trained, or the selection failed."""
-        return self.phase in (SelectionPhase.DONE, SelectionPhase.FAILED)
-
-    def step(self) -> None:
-        """Poll → decide → act → persist."""
-        if not self.is_finished():
-            self.advance()
 
     def decide(self) -> None:
         """Start the first round; after each round, prune and go on, or finish."""

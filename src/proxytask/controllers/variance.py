@@ -349,6 +349,7 @@ class VarianceController(SpaceController[VarianceSettings]):
     """
 
     kind = layout.KIND_VARIANCE
+    phase: VariancePhase
     state_file = MEASUREMENT_STATE
     resume_flag = "--previous-variance-dir"
     resume_what = "a variance measurement dir"
@@ -367,15 +368,6 @@ class VarianceController(SpaceController[VarianceSettings]):
         self._result: VarianceResult | None = None
 
     # ---- the loop -----------------------------------------------------------------------------
-
-    def is_finished(self) -> bool:
-        """True once the measurement reached an answer or failed."""
-        return self.phase in (VariancePhase.DONE, VariancePhase.FAILED)
-
-    def step(self) -> None:
-        """Poll → decide → act → persist."""
-        if not self.is_finished():
-            self.advance()
 
     def announce(self, record: TrialRecord) -> None:
         """Show an ended trial: a failure with its cause, a success with its accuracy."""
