@@ -285,3 +285,21 @@ def test_latency_worker_timeout_makes_trials_invalid(tmp_path: Path) -> None:
     ctl.run()  # no worker runs: every round's latencies time out, every trial is invalid
     assert ctl.phase == "failed"
     assert ctl.error is not None and "left 0 valid models" in ctl.error
+
+
+def test_the_result_codec_round_trips_the_file(tmp_path: Path) -> None:
+    from proxytask.controllers.selection import ModelSelectionResult, read_model_selection_result
+
+    clock = SimulatedClock()
+    cdir = tmp_path / "c"
+    settings = SelectionSettings(
+        8, 3, 2, num_holdout_models=1, baseline_architecture={"width": 64, "depth": 3}
+    )
+    ctl = ModelSelectionController.create(_ctx(cdir, clock), SPACE, settings)
+    ctl.run()
+    assert ctl.phase == "done", ctl.error
+    loaded = read_model_selection_result(str(cdir))
+    assert isinstance(loaded, ModelSelectionResult) and loaded == ctl.result()
+    assert loaded.baseline is not None and loaded.baseline.state == "succeeded"
+    assert len(loaded.holdout_models) == 1
+    assert loaded.to_json() == json.loads((cdir / REFERENCE_MODELS).read_text())

@@ -277,3 +277,14 @@ def test_cli_resume_of_a_dir_that_is_not_a_measurement(
 ) -> None:
     assert cli.main(["variance", f"--previous-variance-dir={tmp_path}"]) == 2
     assert "holds no CONTROLLER_INFO.json" in capsys.readouterr().err
+
+
+def test_the_result_codec_round_trips_the_file(tmp_path: Path) -> None:
+    from proxytask.controllers.variance import VarianceResult, read_variance_result
+
+    faults = {"copies/2": Fault.parse("crash@50")}
+    ctl = _run(tmp_path / "c", faults, max_variance=0.001)
+    loaded = read_variance_result(str(tmp_path / "c"))
+    assert loaded is not None and loaded == ctl.result()
+    assert isinstance(loaded, VarianceResult) and loaded.failed_copies[0].cause == "crash"
+    assert loaded.to_json() == _result(tmp_path / "c")

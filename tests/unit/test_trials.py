@@ -134,3 +134,61 @@ def test_cli_trial_local_failure_exits_1(
     out = capsys.readouterr().out
     assert code == 1
     assert ("l/1: failed (crash)" in out and "stderr.log" in out) or "read the trial" in out
+
+
+def test_a_silent_trial_is_stopped_and_judged_no_report(tmp_path: Path) -> None:
+    from proxytask.controllers.state import (
+        SILENCED_MESSAGE,
+        EventLog,
+        TrialRecord,
+        TrialRecordState,
+    )
+    from proxytask.controllers.tracker import TrialSettings, TrialTracker
+
+    clock = SimulatedClock(start=1000.0)
+    executor = ReplayExecutor(
+        ReplayTable.from_dict(TABLE), clock, faults={"job/1": Fault.parse("hang@30")}
+    )
+    settings = TrialSettings(
+        trainer=parse_trainer_command("replay-trainer"), report_timeout_secs=300
+    )
+    tracker = TrialTracker(
+        executor, clock, str(tmp_path), settings, EventLog(str(tmp_path / "events.jsonl"))
+    )
+    tracker.plan("job", 1, {"width": 8}, {})
+    tracker.launch_planned()
+    saw_silenced = False
+    while not tracker.all_terminal():
+        tracker.poll()
+        record = tracker.records["job/1"]
+        if record.silenced and record.state is TrialRecordState.RUNNING:
+            saw_silenced = True
+            # the JSON keeps the message marker the format always had
+            assert record.to_dict()["message"] == SILENCED_MESSAGE
+            assert "silenced" not in record.to_dict()
+            assert TrialRecord.from_dict(record.to_dict()) == record
+        clock.sleep(tracker.wait_secs(5.0))
+    record = tracker.records["job/1"]
+    assert saw_silenced
+    assert record.state is TrialRecordState.FAILED and record.cause == "no_report"
+    assert record.message.startswith("no new accuracy report for 300 s") and not record.silenced
+    assert TrialRecord.from_dict(record.to_dict()) == record
+
+
+def test_record_states_read_and_write_plain_strings() -> None:
+    from proxytask.controllers.state import TrialRecord, TrialRecordState
+
+    record = TrialRecord.from_dict(
+        {
+            "job": "j",
+            "number": 2,
+            "trial_dir": "/d",
+            "nas_params": None,
+            "trainer_args": {},
+            "state": "stopped",
+        }
+    )
+    assert record.state is TrialRecordState.STOPPED and record.is_terminal
+    assert record.state == "stopped" and f"{record.state}" == "stopped"
+    assert json.dumps(record.to_dict()["state"]) == '"stopped"'
+    assert not TrialRecordState.RUNNING.is_terminal and TrialRecordState.FAILED.is_terminal

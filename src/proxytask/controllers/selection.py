@@ -15,39 +15,44 @@ the dead one was; after a failed round it retries that round's failed trials.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
-from typing import Any
+import enum
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 from proxytask.controllers.base import (
-    Controller,
     ControllerContext,
+    SpaceController,
+    describe_causes,
     fmt_number,
-    new_tracker,
     progress_rows,
-    saved_tracker,
 )
 from proxytask.controllers.command_options import LATENCY_SOURCES
-from proxytask.controllers.state import (
-    TrialRecord,
-    TrialRecordState,
-)
+from proxytask.controllers.state import TrialRecord, TrialRecordState, json_value
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.core import layout, storage
-from proxytask.core.errors import ProxyTaskError, UsageError
+from proxytask.core.errors import UsageError
 from proxytask.core.space import SearchSpace
-from proxytask.executors.base import FailureCause
-from proxytask.executors.causes import ADVICE
 from proxytask.executors.command import Continuation
 from proxytask.report.progress import ProgressSnapshot
 from proxytask.trainer.contract import get_accuracy_at_pct, read_final_metrics
 from proxytask.trainer.zero_cost_metrics import read_zero_cost_scores
 
+if TYPE_CHECKING:
+    from proxytask.stats.selection import TrialScore
+
 __all__ = [
     "MODEL_SELECTION_STATE",
     "REFERENCE_MODELS",
+    "BaselineModel",
+    "Iteration",
     "ModelSelectionController",
-    "SelectionFailed",
+    "ModelSelectionResult",
+    "PrunedRound",
+    "ReferenceModel",
+    "SelectionCost",
+    "SelectionPhase",
     "SelectionSettings",
+    "read_model_selection_result",
 ]
 
 MODEL_SELECTION_STATE = layout.MODEL_SELECTION_STATE
@@ -58,8 +63,15 @@ BASELINE_JOB = layout.BASELINE_JOB
 COMPLETE_TRAINING_PCT = 101.0
 
 
-class SelectionFailed(ProxyTaskError):
-    """Model selection stopped without reference models."""
+class SelectionPhase(str, enum.Enum):
+    """Where a model selection stands (the ``phase`` of its state file)."""
+
+    RUNNING = "running"
+    DONE = "done"  # REFERENCE_MODELS.json is written
+    FAILED = "failed"  # see ``error``; a resume retries the failed round's trials
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -113,21 +125,234 @@ class SelectionSettings:
         return self.latency_source != "none"
 
 
-def _round_job(index: int) -> str:
-    return f"round{index + 1}"
+# ---- typed state: the rounds ------------------------------------------------------------------
 
 
-class ModelSelectionController(Controller):
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Iteration:
+    """One round as the reference state file records it (an entry of ``iterations``).
+
+    Fields in the order of the file's keys.
+    """
+
+    num_trials: int
+    trials_to_retrain: tuple[str, ...] = ()  # the survivors, once the round is pruned
+    search_job_name: str
+    search_job_link: str
+    latency_calculator_job_name: str = ""
+    latency_calculator_job_link: str = ""
+    desired_training_step_pct: float  # COMPLETE_TRAINING_PCT for the final round
+
+    @property
+    def is_final(self) -> bool:
+        """True for the round that trains the survivors to completion."""
+        return self.desired_training_step_pct == COMPLETE_TRAINING_PCT
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        data: dict[str, Any] = json_value(self)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Iteration:
+        """Parse the JSON form."""
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        return cls(**{**values, "trials_to_retrain": tuple(data.get("trials_to_retrain", ()))})
+
+
+@dataclasses.dataclass(frozen=True)
+class PrunedRound:
+    """What the spread rule did after a round (an entry of ``rounds`` in the state file)."""
+
+    round: str
+    pct: float
+    kept: tuple[str, ...]
+    removed: tuple[str, ...]
+    invalid: tuple[tuple[str, str], ...]  # (trial id, why it could not be scored)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        data: dict[str, Any] = json_value(self)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PrunedRound:
+        """Parse the JSON form."""
+        return cls(
+            round=data["round"],
+            pct=data["pct"],
+            kept=tuple(data["kept"]),
+            removed=tuple(data["removed"]),
+            invalid=tuple((str(t), str(r)) for t, r in data["invalid"]),
+        )
+
+
+# ---- typed result: REFERENCE_MODELS.json -----------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class ReferenceModel:
+    """A fully trained model (a reference model, or a held-out one)."""
+
+    trial_id: str
+    trial_dir: str
+    origin_trial: str  # the round-1 trial it descends from (it holds the architecture)
+    architecture: Mapping[str, Any] | None
+    accuracy: float | None
+    latency: float | None
+    training_hours: float | None
+    final_metrics: Mapping[str, float]
+    zero_cost_scores: Mapping[str, float] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReferenceModel:
+        """Parse the JSON form (files older than zero-cost scores read with none)."""
+        return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
+
+
+@dataclasses.dataclass(frozen=True)
+class BaselineModel:
+    """The user's baseline architecture, trained alongside for comparison."""
+
+    trial_dir: str
+    state: TrialRecordState
+    accuracy: float | None
+    latency: float | None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BaselineModel:
+        """Parse the JSON form."""
+        return cls(
+            data["trial_dir"], TrialRecordState(data["state"]), data["accuracy"], data["latency"]
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionCost:
+    """What the selection cost in training time (the ``cost`` of the result)."""
+
+    training_hours: float
+    gpu_hours: float | None
+    full_training_hours: float | None  # the mean training time of one reference model
+    multiple_of_full_training: float | None
+    note: str = "trainer-reported training time only (no start-up, no evaluation)"
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelSelectionResult:
+    """The answer of a model selection: the content of ``REFERENCE_MODELS.json``.
+
+    :meth:`to_json` and :meth:`from_json` are the one codec; the file keeps its keys
+    (``num_reference_models`` and ``num_holdout_models`` are derived).
+    """
+
+    reference_models: tuple[ReferenceModel, ...]
+    holdout_models: tuple[ReferenceModel, ...]
+    accuracy_range: tuple[float, float] | None
+    latency_range: tuple[float, float] | None
+    baseline: BaselineModel | None
+    cost: SelectionCost
+    warnings: tuple[str, ...]
+    accuracy_metric_id: str
+    latency_metric_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form, keys in the order the file has always had them."""
+        return {
+            "reference_models": json_value(self.reference_models),
+            "num_reference_models": len(self.reference_models),
+            "holdout_models": json_value(self.holdout_models),
+            "num_holdout_models": len(self.holdout_models),
+            "accuracy_range": json_value(self.accuracy_range),
+            "latency_range": json_value(self.latency_range),
+            "baseline": json_value(self.baseline),
+            "cost": json_value(self.cost),
+            "warnings": list(self.warnings),
+            "accuracy_metric_id": self.accuracy_metric_id,
+            "latency_metric_id": self.latency_metric_id,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ModelSelectionResult:
+        """Parse the JSON form (files written before held-out models read with none)."""
+        acc, lat, base = data["accuracy_range"], data["latency_range"], data["baseline"]
+        return cls(
+            reference_models=tuple(ReferenceModel.from_json(m) for m in data["reference_models"]),
+            holdout_models=tuple(
+                ReferenceModel.from_json(m) for m in data.get("holdout_models") or ()
+            ),
+            accuracy_range=(acc[0], acc[1]) if acc else None,
+            latency_range=(lat[0], lat[1]) if lat else None,
+            baseline=BaselineModel.from_json(base) if base else None,
+            cost=SelectionCost(**data["cost"]),
+            warnings=tuple(data["warnings"]),
+            accuracy_metric_id=data.get("accuracy_metric_id", ""),
+            latency_metric_id=data.get("latency_metric_id", ""),
+        )
+
+
+def read_model_selection_result(controller_dir: str) -> ModelSelectionResult | None:
+    """The result a finished model selection wrote in ``controller_dir``, or None."""
+    data = storage.read_json(storage.join(controller_dir, REFERENCE_MODELS))
+    return ModelSelectionResult.from_json(data) if isinstance(data, dict) else None
+
+
+def _value_range(values: Sequence[float | None]) -> tuple[float, float] | None:
+    present = [v for v in values if v is not None]
+    return (min(present), max(present)) if present else None
+
+
+def _selection_warnings(
+    models: Sequence[ReferenceModel],
+    baseline: BaselineModel | None,
+    num_holdout: int,
+    num_holdout_asked: int,
+) -> tuple[str, ...]:
+    warnings = []
+    accs = [m.accuracy for m in models if m.accuracy is not None]
+    baseline_acc = baseline.accuracy if baseline else None
+    if baseline_acc is not None and accs and max(accs) < baseline_acc - 0.01:
+        warnings.append(
+            f"the best reference model ({max(accs):.4f}) is more than 1 point below the "
+            f"baseline model ({baseline_acc:.4f}): the search space's good "
+            "region is not represented; consider more start models or a narrower space."
+        )
+    if num_holdout < num_holdout_asked:
+        warnings.append(
+            f"only {num_holdout} of {num_holdout_asked} held-out models "
+            "finished training (reference models come first)"
+        )
+    return tuple(warnings)
+
+
+def _selection_cost(
+    cost_hours: float, models: Sequence[ReferenceModel], gpus: float
+) -> SelectionCost:
+    full = [m.training_hours for m in models if m.training_hours]
+    full_hours = sum(full) / len(full) if full else None
+    return SelectionCost(
+        training_hours=cost_hours,
+        gpu_hours=cost_hours * gpus if gpus else None,
+        full_training_hours=full_hours,
+        multiple_of_full_training=(cost_hours / full_hours) if full_hours else None,
+    )
+
+
+class ModelSelectionController(SpaceController[SelectionSettings]):
     """The model-selection controller (see the module docstring).
 
     Example::
 
         ctl = ModelSelectionController.create(ctx, space, SelectionSettings(12, 6, 2))
         ctl.run()
-        models = ctl.result()["reference_models"]
+        models = ctl.result().reference_models
     """
 
     kind = layout.KIND_MODEL_SELECTION
+    phase: SelectionPhase
+    state_file = MODEL_SELECTION_STATE
+    resume_flag = "--previous-model-selection-dir"
+    resume_what = "a model-selection dir"
 
     def __init__(
         self,
@@ -137,49 +362,22 @@ class ModelSelectionController(Controller):
         settings: SelectionSettings,
         state: Mapping[str, Any],
     ) -> None:
-        super().__init__(ctx, tracker)
-        self.space = space
-        self.settings = settings
-        self.iterations: list[dict[str, Any]] = [dict(i) for i in state.get("iterations", [])]
-        self.rounds: list[dict[str, Any]] = [dict(r) for r in state.get("rounds", [])]
-        self.phase: str = state.get("phase", "running")
-        self.error: str | None = state.get("error")
+        super().__init__(ctx, tracker, space, settings, state)
+        self.iterations = [Iteration.from_json(i) for i in state.get("iterations", [])]
+        self.rounds = [PrunedRound.from_json(r) for r in state.get("rounds", [])]
+        self.phase = SelectionPhase(state.get("phase", SelectionPhase.RUNNING))
         self.latency_wait_started: float | None = state.get("latency_wait_started")
-        self._result: dict[str, Any] | None = None
+        self._result: ModelSelectionResult | None = None
 
-    # ---- construction -------------------------------------------------------------------------
-
-    @classmethod
-    def create(
-        cls, ctx: ControllerContext, space: SearchSpace, settings: SelectionSettings
-    ) -> ModelSelectionController:
-        """A new model selection in ``ctx.controller_dir``."""
-        tracker = new_tracker(ctx, MODEL_SELECTION_STATE, "--previous-model-selection-dir")
-        ctl = cls(ctx, tracker, space, settings, {})
-        ctl.events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
-        ctl._persist()
-        return ctl
-
-    @classmethod
-    def resume(
-        cls, ctx: ControllerContext, space: SearchSpace, settings: SelectionSettings
-    ) -> ModelSelectionController:
-        """Continue the model selection saved in ``ctx.controller_dir``."""
-        state, tracker = saved_tracker(
-            ctx, MODEL_SELECTION_STATE, "--previous-model-selection-dir", "a model-selection dir"
-        )
-        ctl = cls(ctx, tracker, space, settings, state)
-        replanned = tracker.recover()
-        if ctl.phase == "failed" and ctl.iterations:
-            ctl._retry_failed_round()
-        ctl.events.append(
-            ctx.clock.now(), "controller_resumed", controller=cls.kind, restarted=replanned
-        )
-        ctl._persist()
-        return ctl
+    def recover(self) -> list[str]:
+        """Take over the trials left running; after a failed round, retry its failed trials."""
+        replanned = super().recover()
+        if self.phase == SelectionPhase.FAILED and self.iterations:
+            self._retry_failed_round()
+        return replanned
 
     def _retry_failed_round(self) -> None:
-        job = self.iterations[-1]["search_job_name"]
+        job = self.iterations[-1].search_job_name
         retried = []
         for key, record in list(self.tracker.records.items()):
             if record.job == job and record.state == TrialRecordState.FAILED:
@@ -191,32 +389,15 @@ class ModelSelectionController(Controller):
                     restarts=record.restarts + 1,
                 )
                 retried.append(key)
-        self.phase, self.error = "running", None
+        self.phase, self.error = SelectionPhase.RUNNING, None
         self.latency_wait_started = None
         self.events.append(self.ctx.clock.now(), "round_retried", round=job, trials=retried)
         self.ctx.display.message(f"retrying {len(retried)} failed trials of {job}")
 
     # ---- the loop -----------------------------------------------------------------------------
 
-    def is_finished(self) -> bool:
-        """True once the reference models are trained, or the selection failed."""
-        return self.phase in ("done", "failed")
-
-    def step(self) -> None:
-        """Poll → decide → act → persist."""
-        if self.is_finished():
-            return
-        for record in self.tracker.poll():
-            if record.state == TrialRecordState.FAILED:
-                self.ctx.display.message(
-                    f"  {record.key} failed ({record.cause}): {record.message}"
-                )
-        self._decide()
-        self._persist()
-        self.tracker.launch_planned()
-        self._persist()
-
-    def _decide(self) -> None:
+    def decide(self) -> None:
+        """Start the first round; after each round, prune and go on, or finish."""
         if not self.iterations:
             self._start_round(0, [], 0.0)
             if self.settings.baseline_architecture is not None:
@@ -225,7 +406,7 @@ class ModelSelectionController(Controller):
                 )
             return
         current = self.iterations[-1]
-        job = current["search_job_name"]
+        job = current.search_job_name
         keys = [k for k, r in self.tracker.records.items() if r.job == job]
         if not self.tracker.all_terminal(keys):
             return
@@ -234,7 +415,7 @@ class ModelSelectionController(Controller):
         index = len(self.iterations) - 1
         if index == 0 and self._first_round_failed(keys):
             return
-        if current["desired_training_step_pct"] == COMPLETE_TRAINING_PCT:
+        if current.is_final:
             baseline_keys = [k for k, r in self.tracker.records.items() if r.job == BASELINE_JOB]
             if not self.tracker.all_terminal(baseline_keys):
                 return
@@ -269,17 +450,15 @@ class ModelSelectionController(Controller):
                     copy_metrics_from=prev.trial_dir,
                 )
         self.iterations.append(
-            {
-                "num_trials": count,
-                "trials_to_retrain": [],
-                "search_job_name": job,
-                "search_job_link": layout.job_dir(self.ctx.controller_dir, job),
-                "latency_calculator_job_name": (
+            Iteration(
+                num_trials=count,
+                search_job_name=job,
+                search_job_link=layout.job_dir(self.ctx.controller_dir, job),
+                latency_calculator_job_name=(
                     "latency-worker" if s.latency_source == "worker" else ""
                 ),
-                "latency_calculator_job_link": "",
-                "desired_training_step_pct": COMPLETE_TRAINING_PCT if is_final else pct,
-            }
+                desired_training_step_pct=COMPLETE_TRAINING_PCT if is_final else pct,
+            )
         )
         shown = "to completion" if is_final else f"to {pct:.2f} %"
         self.ctx.display.message(f"{job}: training {count} models {shown}")
@@ -294,7 +473,9 @@ class ModelSelectionController(Controller):
 
         now = self.ctx.clock.now()
         succeeded = [
-            self.tracker.records[k] for k in keys if self.tracker.records[k].state == "succeeded"
+            self.tracker.records[k]
+            for k in keys
+            if self.tracker.records[k].state == TrialRecordState.SUCCEEDED
         ]
         if self.latency_wait_started is None:
             for record in succeeded:
@@ -337,24 +518,16 @@ class ModelSelectionController(Controller):
         rate = len(failed) / max(len(keys), 1)
         if rate <= self.settings.max_first_round_failure_rate:
             return False
-        causes = self.tracker.failure_causes(failed)
-        parts = []
-        for cause, count in sorted(causes.items(), key=lambda kv: -kv[1]):
-            try:
-                advice = ADVICE[FailureCause(cause)]
-            except ValueError:
-                advice = "see the trial logs"
-            parts.append(f"{count}× {cause} ({advice})")
         self._fail(
             f"{len(failed)} of {len(keys)} trials of the first round failed "
             f"({rate:.0%} > {self.settings.max_first_round_failure_rate:.0%}): "
-            + "; ".join(parts)
+            + describe_causes(self.tracker.failure_causes(failed))
             + ". Fix the trainer, then resume with --previous-model-selection-dir "
             f"{self.ctx.controller_dir} to retry the failed trials."
         )
         return True
 
-    def _scores(self, keys: list[str], pct: float) -> list[Any]:
+    def _scores(self, keys: list[str], pct: float) -> list[TrialScore]:
         from proxytask.stats.selection import TrialScore
 
         scores = []
@@ -382,24 +555,16 @@ class ModelSelectionController(Controller):
 
         s = self.settings
         current = self.iterations[-1]
-        pct = current["desired_training_step_pct"]
+        pct = current.desired_training_step_pct
         count = len(keys)
         to_remove = min(s.num_models_to_remove_per_iter, count - s.num_survivors)
         scores = self._scores(keys, pct)
         result = select_survivors(scores, to_remove, requires_latency=s.requires_latency)
-        job = current["search_job_name"]
+        job = current.search_job_name
         fig = selection_figure(scores, result, index + 1, pct)
-        render_selection_figure(fig, storage.join(current["search_job_link"], SCORES_PLOT))
-        current["trials_to_retrain"] = list(result.kept)
-        self.rounds.append(
-            {
-                "round": job,
-                "pct": pct,
-                "kept": list(result.kept),
-                "removed": list(result.removed),
-                "invalid": [list(pair) for pair in result.invalid],
-            }
-        )
+        render_selection_figure(fig, storage.join(current.search_job_link, SCORES_PLOT))
+        self.iterations[-1] = dataclasses.replace(current, trials_to_retrain=result.kept)
+        self.rounds.append(PrunedRound(job, pct, result.kept, result.removed, result.invalid))
         self.ctx.display.message(
             f"{job}: kept {len(result.kept)}, removed {len(result.removed)} by spread"
             + (f", {len(result.invalid)} invalid" if result.invalid else "")
@@ -418,7 +583,7 @@ class ModelSelectionController(Controller):
         self._start_round(index + 1, list(result.kept), pct)
 
     def _fail(self, message: str) -> None:
-        self.phase = "failed"
+        self.phase = SelectionPhase.FAILED
         self.error = message
         self.events.append(self.ctx.clock.now(), "selection_failed", error=message)
 
@@ -443,94 +608,66 @@ class ModelSelectionController(Controller):
             total += max(spent, 0.0)
         return total
 
+    def _reference_model(self, record: TrialRecord) -> ReferenceModel:
+        """A fully trained trial as the result lists it."""
+        metrics = self.tracker.progress(record.key).metrics
+        final_metrics = read_final_metrics(record.trial_dir)
+        accuracy = (
+            final_metrics.get(self.settings.accuracy_metric_id)
+            if self.settings.accuracy_metric_id
+            else get_accuracy_at_pct(metrics, 100.0)
+        )
+        origin = self._origin(record)
+        return ReferenceModel(
+            trial_id=str(record.number),
+            trial_dir=record.trial_dir,
+            origin_trial=origin.key,
+            architecture=dict(origin.nas_params) if origin.nas_params else None,
+            accuracy=accuracy,
+            latency=self._latency_of(record),
+            training_hours=(
+                metrics.training_time.total_training_time_in_secs / 3600.0 if metrics else None
+            ),
+            final_metrics=final_metrics,
+            zero_cost_scores={
+                **read_zero_cost_scores(origin.trial_dir),
+                **read_zero_cost_scores(record.trial_dir),
+            },
+        )
+
     def _finish(self, keys: list[str]) -> None:
-        models: list[dict[str, Any]] = []
-        for key in keys:
-            record = self.tracker.records[key]
-            if record.state != TrialRecordState.SUCCEEDED:
-                continue
-            metrics = self.tracker.progress(key).metrics
-            final_metrics = read_final_metrics(record.trial_dir)
-            accuracy = (
-                final_metrics.get(self.settings.accuracy_metric_id)
-                if self.settings.accuracy_metric_id
-                else get_accuracy_at_pct(metrics, 100.0)
-            )
-            origin = self._origin(record)
-            models.append(
-                {
-                    "trial_id": str(record.number),
-                    "trial_dir": record.trial_dir,
-                    "origin_trial": origin.key,
-                    "architecture": dict(origin.nas_params) if origin.nas_params else None,
-                    "accuracy": accuracy,
-                    "latency": self._latency_of(record),
-                    "training_hours": (
-                        metrics.training_time.total_training_time_in_secs / 3600.0
-                        if metrics
-                        else None
-                    ),
-                    "final_metrics": final_metrics,
-                    "zero_cost_scores": {
-                        **read_zero_cost_scores(origin.trial_dir),
-                        **read_zero_cost_scores(record.trial_dir),
-                    },
-                }
-            )
-        models, holdout = self._split_holdout(models)
+        records = [self.tracker.records[k] for k in keys]
+        finished = [self._reference_model(r) for r in records if _succeeded(r)]
+        models, holdout = self._split_holdout(finished)
         if len(models) < 2:
             self._fail(f"only {len(models)} reference models finished training; a ranking needs 2.")
             return
         cost_hours = self._cost_secs() / 3600.0
-        full: list[float] = [m["training_hours"] for m in models if m["training_hours"]]
-        full_hours = sum(full) / len(full) if full else None
-        accs: list[float] = [m["accuracy"] for m in models if m["accuracy"] is not None]
-        lats: list[float] = [m["latency"] for m in models if m["latency"] is not None]
         baseline = self._baseline()
-        warnings = []
-        baseline_acc = baseline.get("accuracy") if baseline else None
-        if baseline_acc is not None and accs and max(accs) < baseline_acc - 0.01:
-            warnings.append(
-                f"the best reference model ({max(accs):.4f}) is more than 1 point below the "
-                f"baseline model ({baseline_acc:.4f}): the search space's good "
-                "region is not represented; consider more start models or a narrower space."
-            )
-        gpus = self.ctx.trial_settings.resources.gpus
-        if len(holdout) < self.settings.num_holdout_models:
-            warnings.append(
-                f"only {len(holdout)} of {self.settings.num_holdout_models} held-out models "
-                "finished training (reference models come first)"
-            )
-        self._result = {
-            "reference_models": models,
-            "num_reference_models": len(models),
-            "holdout_models": holdout,
-            "num_holdout_models": len(holdout),
-            "accuracy_range": [min(accs), max(accs)] if accs else None,
-            "latency_range": [min(lats), max(lats)] if lats else None,
-            "baseline": baseline,
-            "cost": {
-                "training_hours": cost_hours,
-                "gpu_hours": cost_hours * gpus if gpus else None,
-                "full_training_hours": full_hours,
-                "multiple_of_full_training": (cost_hours / full_hours) if full_hours else None,
-                "note": "trainer-reported training time only (no start-up, no evaluation)",
-            },
-            "warnings": warnings,
-            "accuracy_metric_id": self.settings.accuracy_metric_id,
-            "latency_metric_id": self.settings.latency_metric_id,
-        }
-        storage.write_json_atomic(
-            storage.join(self.ctx.controller_dir, REFERENCE_MODELS), self._result
+        s = self.settings
+        result = ModelSelectionResult(
+            reference_models=tuple(models),
+            holdout_models=tuple(holdout),
+            accuracy_range=_value_range([m.accuracy for m in models]),
+            latency_range=_value_range([m.latency for m in models]),
+            baseline=baseline,
+            cost=_selection_cost(cost_hours, models, self.ctx.trial_settings.resources.gpus),
+            warnings=_selection_warnings(models, baseline, len(holdout), s.num_holdout_models),
+            accuracy_metric_id=s.accuracy_metric_id,
+            latency_metric_id=s.latency_metric_id,
         )
-        self.phase = "done"
+        self._result = result
+        storage.write_json_atomic(
+            storage.join(self.ctx.controller_dir, REFERENCE_MODELS), result.to_json()
+        )
+        self.phase = SelectionPhase.DONE
         self.events.append(
             self.ctx.clock.now(), "selection_done", models=len(models), cost_hours=cost_hours
         )
 
     def _split_holdout(
-        self, models: list[dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        self, models: list[ReferenceModel]
+    ) -> tuple[list[ReferenceModel], list[ReferenceModel]]:
         """Draw the held-out models at random (seeded) from the fully trained ones.
 
         Random, not by score: the held-out models must be a fair sample of what the search
@@ -557,72 +694,65 @@ class ModelSelectionController(Controller):
             record = self.tracker.records[f"{job}/{earlier}"]
         return record
 
-    def _baseline(self) -> dict[str, Any] | None:
+    def _baseline(self) -> BaselineModel | None:
         key = f"{BASELINE_JOB}/1"
         record = self.tracker.records.get(key)
         if record is None:
             return None
         metrics = self.tracker.progress(key).metrics
-        return {
-            "trial_dir": record.trial_dir,
-            "state": record.state,
-            "accuracy": get_accuracy_at_pct(metrics, 100.0),
-            "latency": self._latency_of(record),
-        }
+        return BaselineModel(
+            trial_dir=record.trial_dir,
+            state=record.state,
+            accuracy=get_accuracy_at_pct(metrics, 100.0),
+            latency=self._latency_of(record),
+        )
 
-    def result(self) -> dict[str, Any] | None:
-        """The content of ``REFERENCE_MODELS.json`` once done."""
-        if self._result is None and self.phase == "done":
-            self._result = storage.read_json(
-                storage.join(self.ctx.controller_dir, REFERENCE_MODELS)
-            )
+    def result(self) -> ModelSelectionResult | None:
+        """The answer (``REFERENCE_MODELS.json``) once done."""
+        if self._result is None and self.phase == SelectionPhase.DONE:
+            self._result = read_model_selection_result(self.ctx.controller_dir)
         return self._result
 
     def summary(self) -> list[str]:
         """The answer in lines for the terminal."""
-        if self.phase == "failed":
+        if self.phase == SelectionPhase.FAILED:
             return [f"model selection failed: {self.error}"]
         result = self.result()
         if result is None:
             return [f"model selection in progress (round {len(self.iterations)})"]
-        cost = result["cost"]
-        lines = [f"{result['num_reference_models']} reference models:"]
-        for m in result["reference_models"]:
-            lat = "-" if m["latency"] is None else f"{m['latency']:.4g}"
-            acc = "-" if m["accuracy"] is None else f"{m['accuracy']:.4f}"
+        lines = [f"{len(result.reference_models)} reference models:"]
+        for m in result.reference_models:
+            lat = "-" if m.latency is None else f"{m.latency:.4g}"
+            acc = "-" if m.accuracy is None else f"{m.accuracy:.4f}"
+            lines.append(f"  {m.origin_trial:>10}: accuracy {acc}  latency {lat}  {m.trial_dir}")
+        if result.holdout_models:
             lines.append(
-                f"  {m['origin_trial']:>10}: accuracy {acc}  latency {lat}  {m['trial_dir']}"
+                f"{len(result.holdout_models)} held-out models (the search never chooses by "
+                "them): "
+                + ", ".join(
+                    f"{m.origin_trial} ({fmt_number(m.accuracy)})" for m in result.holdout_models
+                )
             )
-        held = result.get("holdout_models") or []
-        if held:
-            lines.append(
-                f"{len(held)} held-out models (the search never chooses by them): "
-                + ", ".join(f"{m['origin_trial']} ({fmt_number(m['accuracy'])})" for m in held)
-            )
-        if result["accuracy_range"]:
-            lo, hi = result["accuracy_range"]
+        if result.accuracy_range:
+            lo, hi = result.accuracy_range
             lines.append(f"accuracy range {lo:.4f} – {hi:.4f}")
-        if result["latency_range"]:
-            lo, hi = result["latency_range"]
+        if result.latency_range:
+            lo, hi = result.latency_range
             lines.append(f"latency range {lo:.4g} – {hi:.4g}")
-        if result["baseline"]:
-            b = result["baseline"]
+        if result.baseline:
+            b = result.baseline
             lines.append(
-                f"baseline model: accuracy {fmt_number(b['accuracy'])}, "
-                f"latency {fmt_number(b['latency'])}"
+                f"baseline model: accuracy {fmt_number(b.accuracy)}, "
+                f"latency {fmt_number(b.latency)}"
             )
-        multiple = cost["multiple_of_full_training"]
-        lines.append(
-            f"cost: {cost['training_hours']:.4f} training hours"
-            + (f" = {multiple:.2f} × one full training" if multiple else "")
-            + (f"; {cost['gpu_hours']:.4f} GPU-hours" if cost["gpu_hours"] else "")
-        )
-        lines.extend(f"warning: {w}" for w in result["warnings"])
+        lines.append(_cost_line(result.cost))
+        lines.extend(f"warning: {w}" for w in result.warnings)
         return lines
 
     # ---- persistence and display --------------------------------------------------------------
 
-    def _state(self) -> dict[str, Any]:
+    def state_json(self) -> dict[str, Any]:
+        """The content of ``MODEL_SELECTION_STATE.json``: the reference fields, then ours."""
         s = self.settings
         return {
             "start_num_models": s.start_num_models,
@@ -630,11 +760,11 @@ class ModelSelectionController(Controller):
             "num_models_to_remove_per_iter": s.num_models_to_remove_per_iter,
             "accuracy_metric_id": s.accuracy_metric_id,
             "latency_metric_id": s.latency_metric_id,
-            "iterations": [dict(i) for i in self.iterations],
-            "phase": self.phase,
+            "iterations": [i.to_json() for i in self.iterations],
+            "phase": self.phase.value,
             "error": self.error,
             "latency_wait_started": self.latency_wait_started,
-            "rounds": [dict(r) for r in self.rounds],
+            "rounds": [r.to_json() for r in self.rounds],
             "settings": {
                 **dataclasses.asdict(s),
                 "baseline_architecture": (
@@ -644,15 +774,12 @@ class ModelSelectionController(Controller):
             "trials": [r.to_dict() for r in self.tracker.records.values()],
         }
 
-    def _persist(self) -> None:
-        self.save_if_changed(MODEL_SELECTION_STATE, self._state())
-
     def snapshot(self) -> ProgressSnapshot:
         """The live display: the current round's trials and the cost so far."""
-        job = self.iterations[-1]["search_job_name"] if self.iterations else ""
+        job = self.iterations[-1].search_job_name if self.iterations else ""
         keys = [k for k, r in self.tracker.records.items() if r.job in (job, BASELINE_JOB)]
         now = self.ctx.clock.now()
-        pct = self.iterations[-1]["desired_training_step_pct"] if self.iterations else 0.0
+        pct = self.iterations[-1].desired_training_step_pct if self.iterations else 0.0
         shown = "to completion" if pct == COMPLETE_TRAINING_PCT else f"to {pct:.2f} %"
         return ProgressSnapshot(
             title=(
@@ -662,3 +789,20 @@ class ModelSelectionController(Controller):
             rows=progress_rows(self.tracker, keys),
             elapsed_secs=now - self.started_at,
         )
+
+
+def _succeeded(record: TrialRecord) -> bool:
+    return record.state == TrialRecordState.SUCCEEDED
+
+
+def _cost_line(cost: SelectionCost) -> str:
+    multiple = cost.multiple_of_full_training
+    return (
+        f"cost: {cost.training_hours:.4f} training hours"
+        + (f" = {multiple:.2f} × one full training" if multiple else "")
+        + (f"; {cost.gpu_hours:.4f} GPU-hours" if cost.gpu_hours else "")
+    )
+
+
+def _round_job(index: int) -> str:
+    return f"round{index + 1}"

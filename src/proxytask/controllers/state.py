@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 import os
 from collections.abc import Mapping
@@ -11,20 +12,42 @@ from typing import Any
 from proxytask.core import storage
 from proxytask.core.errors import StorageError
 
-__all__ = ["EventLog", "TrialRecord", "TrialRecordState", "load_state", "save_state"]
+__all__ = [
+    "SILENCED_MESSAGE",
+    "EventLog",
+    "TrialRecord",
+    "TrialRecordState",
+    "json_value",
+    "load_state",
+    "save_state",
+]
 
 STATE_VERSION = 1
 
+#: How a trial stopped for silence shows in the state JSON (its ``message`` while it ends).
+SILENCED_MESSAGE = "stopped: no new report in time"
 
-class TrialRecordState:
-    """The life of a trial as a controller records it (plain strings in the JSON)."""
+
+class TrialRecordState(str, enum.Enum):
+    """The life of a trial as a controller records it.
+
+    A ``str`` enum: the JSON holds the plain value (``"running"``), and a member compares
+    equal to it, so readers of the state files and of the records agree.
+    """
 
     PLANNED = "planned"  # decided, not launched yet
     RUNNING = "running"  # launched by this controller (or by the one before a crash)
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     STOPPED = "stopped"  # stopped by the controller
-    TERMINAL = frozenset({SUCCEEDED, FAILED, STOPPED})
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def is_terminal(self) -> bool:
+        """True for the states a trial never leaves."""
+        return self not in (TrialRecordState.PLANNED, TrialRecordState.RUNNING)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,9 +64,12 @@ class TrialRecord:
     copy_metrics_from: str | None = None  # a trial dir whose metrics file seeds this trial
     max_training_time_hrs: float | None = None  # posted as MAX_TRAINING_TIME.json at launch
     stop_requested: bool = False  # the controller told it to stop (its results are complete)
-    state: str = TrialRecordState.PLANNED
+    state: TrialRecordState = TrialRecordState.PLANNED
     cause: str | None = None
     message: str = ""
+    # the tracker stopped it for reporting nothing in time: it ends failed with cause no_report
+    # (in the JSON: ``message`` is SILENCED_MESSAGE, as before this field existed)
+    silenced: bool = False
     restarts: int = 0
     started_at: float | None = None
     ended_at: float | None = None
@@ -56,21 +82,43 @@ class TrialRecord:
     @property
     def is_terminal(self) -> bool:
         """True once the trial ended for good."""
-        return self.state in TrialRecordState.TERMINAL
+        return self.state.is_terminal
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form."""
         data = dataclasses.asdict(self)
+        data["state"] = self.state.value
         data["nas_params"] = dict(self.nas_params) if self.nas_params is not None else None
         data["trainer_args"] = dict(self.trainer_args)
         data["continuation"] = dict(self.continuation) if self.continuation else None
+        if data.pop("silenced") and not self.message:
+            data["message"] = SILENCED_MESSAGE
         return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrialRecord:
         """Parse the JSON form."""
-        fields = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in fields})
+        fields = {f.name for f in dataclasses.fields(cls)} - {"silenced"}
+        values = {k: v for k, v in data.items() if k in fields}
+        values["state"] = TrialRecordState(values.get("state", TrialRecordState.PLANNED))
+        if values.get("message") == SILENCED_MESSAGE:
+            values["message"], values["silenced"] = "", True
+        return cls(**values)
+
+
+def json_value(value: Any) -> Any:
+    """A typed value as plain JSON: a dataclass as a dict in field order, a tuple or list as a
+    list, a mapping as a dict, an enum as its value (the codec behind the ``to_json`` of the
+    controllers' frozen results)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: json_value(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
+    if isinstance(value, Mapping):
+        return {k: json_value(v) for k, v in value.items()}
+    return value
 
 
 def save_state(path: str, state: Mapping[str, Any]) -> None:
@@ -100,16 +148,19 @@ class EventLog:
     """An append-only JSON-lines log of what a controller did, for audits and dashboards.
 
     Local files are appended to; on object stores (which cannot append) the log is kept in
-    memory and rewritten whole, atomically, on each event.
+    memory and rewritten whole, atomically, on each event. With no path, nothing is kept (the
+    trials of ``proxytask trial`` have no controller to audit).
     """
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str | None) -> None:
         self.path = path
-        self._local = storage.is_local(path)
+        self._local = path is None or storage.is_local(path)
         self._lines: list[str] | None = None
 
     def append(self, when: float, kind: str, **fields: Any) -> None:
         """Record one event."""
+        if self.path is None:
+            return
         line = json.dumps({"time": when, "event": kind, **fields}, sort_keys=True, default=str)
         if self._local:
             local = storage.to_local_path(self.path)
@@ -124,7 +175,7 @@ class EventLog:
 
     def read(self) -> list[dict[str, Any]]:
         """Every event so far (unparsable lines, e.g. a torn last line, are skipped)."""
-        text = storage.read_text(self.path) or ""
+        text = (storage.read_text(self.path) if self.path is not None else None) or ""
         events = []
         for line in text.splitlines():
             try:

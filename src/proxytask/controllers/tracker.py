@@ -15,30 +15,26 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from proxytask.controllers.state import EventLog, TrialRecord, TrialRecordState
 from proxytask.core import layout, storage
 from proxytask.core.clock import Clock
-from proxytask.executors.base import (
-    Executor,
-    FailureCause,
-    Resources,
-    TrainerSpec,
-    TrialSpec,
-    TrialState,
-)
+from proxytask.core.errors import UsageError
+from proxytask.executors.base import FailureCause, Resources, TrialState
 from proxytask.executors.causes import ADVICE
 from proxytask.executors.command import Continuation, build_trial_spec
 from proxytask.executors.monitor import TrialMonitor, TrialProgress
 from proxytask.trainer.contract import set_stop_training, write_controller_heartbeat
+
+if TYPE_CHECKING:  # annotations only
+    from proxytask.executors.base import Executor, TrainerSpec, TrialSpec, TrialStatus
 
 __all__ = ["ReattachingExecutor", "TrialSettings", "TrialTracker"]
 
 logger = logging.getLogger(__name__)
 
 _PCT_TOLERANCE = 1e-6
-_SILENT = "stopped: no new report in time"
 
 
 @runtime_checkable
@@ -82,6 +78,10 @@ class TrialTracker:
         while not tracker.all_terminal():
             tracker.poll()
             clock.sleep(tracker.wait_secs(1.0))
+
+    It is the one trial engine: the controllers own one each, and
+    :class:`~proxytask.controllers.trials.TrialBatch` (``proxytask trial``) is a thin use of it
+    for trials that come with a ready :class:`TrialSpec` (:meth:`add`).
     """
 
     def __init__(
@@ -107,6 +107,9 @@ class TrialTracker:
         self._last_report: dict[str, float] = {}  # when each running trial last reported
         self.activity = 0  # grows with every launch, report and ending: pollers back off on 0
         self.in_place: set[str] = set()  # relaunch these in their dir as it is (see recover)
+        self.statuses: dict[str, TrialStatus] = {}  # the executor's latest word on each trial
+        self.reports: dict[str, TrialProgress] = {}  # trials whose files changed in the last poll
+        self._given: dict[str, TrialSpec] = {}  # trials added with a ready spec (see add)
 
     # ---- planning and launching ------------------------------------------------------------
 
@@ -149,6 +152,31 @@ class TrialTracker:
         self.monitor.watch(key, record.trial_dir)
         return record
 
+    def add(self, spec: TrialSpec) -> TrialRecord:
+        """Record a trial to launch with exactly ``spec``: one no controller planned.
+
+        ``spec.trial_id`` must read ``<job>/<number>``. The trial runs in ``spec.trial_dir``
+        as that dir is (nothing is moved aside); :meth:`launch_planned` launches it.
+        """
+        job, _, number = spec.trial_id.rpartition("/")
+        if not job or not number.isdigit() or f"{job}/{int(number)}" != spec.trial_id:
+            raise UsageError(
+                f"a trial id must read '<job>/<number>', got {spec.trial_id!r}. Build the spec "
+                "with proxytask.executors.command.build_trial_spec."
+            )
+        record = TrialRecord(
+            job=job,
+            number=int(number),
+            trial_dir=spec.trial_dir,
+            nas_params=None,
+            trainer_args={},
+        )
+        self.records[record.key] = record
+        self._given[record.key] = spec
+        self.in_place.add(record.key)
+        self.monitor.watch(record.key, record.trial_dir)
+        return record
+
     def launch_planned(self) -> list[str]:
         """Launch every planned trial (the executor queues those beyond its slots)."""
         launched = []
@@ -184,6 +212,8 @@ class TrialTracker:
 
     def _spec(self, record: TrialRecord) -> TrialSpec:
         """The executor's view of a trial: the same for a launch and a reattach."""
+        if record.key in self._given:
+            return self._given[record.key]
         cont = record.continuation
         return build_trial_spec(
             trainer=self.settings.trainer,
@@ -226,10 +256,13 @@ class TrialTracker:
         """
         now = self.clock.now()
         running = [k for k, r in self.records.items() if r.state == TrialRecordState.RUNNING]
+        self.reports = {}
         if not running:
             return []
         statuses = self.executor.statuses(running)
-        for key in self.monitor.poll(running):
+        self.statuses.update(statuses)
+        self.reports = self.monitor.poll(running)
+        for key in self.reports:
             self._last_report[key] = now
             self.activity += 1
         if now - self._last_beat >= self._heartbeat_every:
@@ -264,9 +297,9 @@ class TrialTracker:
         since = self._last_report.get(record.key, record.started_at)
         if limit is None or since is None or now - since < limit:
             return
-        if record.message != _SILENT:
+        if not record.silenced:
             logger.warning("stopping %s: no new report within %g s", record.key, limit)
-            self.records[record.key] = dataclasses.replace(record, message=_SILENT)
+            self.records[record.key] = dataclasses.replace(record, silenced=True, message="")
             self.executor.stop(record.key, grace_secs=5.0)
 
     def _judge(
@@ -280,7 +313,7 @@ class TrialTracker:
         progress = self.monitor.progress(record.key)
         metrics = progress.metrics
         reached = metrics.last_pct if metrics else 0.0
-        if state is TrialState.STOPPED and record.message == _SILENT:
+        if state is TrialState.STOPPED and record.silenced:
             cause, state = FailureCause.NO_REPORT, TrialState.FAILED
             message = (
                 f"no new accuracy report for {self.settings.report_timeout_secs:g} s (last at "
@@ -310,6 +343,7 @@ class TrialTracker:
             state=new_state,
             cause=cause.value if cause else None,
             message=message,
+            silenced=False,
             ended_at=now,
         )
 
@@ -335,11 +369,10 @@ class TrialTracker:
                 self.records[key],
                 state=TrialRecordState.STOPPED,
                 message="cancelled before it started",
+                silenced=False,
             )
             return
-        from proxytask.executors.base import TrialState as _State
-
-        if self.executor.status(key).state is _State.PENDING:
+        if self.executor.status(key).state is TrialState.PENDING:
             self.executor.stop(key)
 
     def progress(self, key: str) -> TrialProgress:
@@ -392,6 +425,7 @@ class TrialTracker:
                     record,
                     state=TrialRecordState.SUCCEEDED,
                     message="finished while the controller was down",
+                    silenced=False,
                     ended_at=now,
                 )
                 self.events.append(now, "trial_recovered", trial=key, state="succeeded")

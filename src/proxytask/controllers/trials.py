@@ -1,8 +1,8 @@
-"""Run a set of trials on any executor: launch, heartbeat, watch, collect how each ended.
+"""Run a set of ready trial specs on any executor and collect how each ended (``proxytask trial``).
 
-This is the shared engine under every controller: it advances by :meth:`TrialBatch.step`
-(poll → heartbeat) and never sleeps itself; :meth:`TrialBatch.run` is the loop, sleeping on
-the injected clock.
+A thin use of the one trial engine, :class:`~proxytask.controllers.tracker.TrialTracker`: it
+launches, posts heartbeats, watches and paces the polls; a batch only adds the trials as
+specs, reports progress and hands back the executor's own verdict on each trial.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from proxytask.core import storage
+from proxytask.controllers.state import EventLog
+from proxytask.controllers.tracker import TrialSettings, TrialTracker
 from proxytask.core.clock import Clock
-from proxytask.executors.base import Executor, FailureCause, TrialSpec, TrialState, TrialStatus
-from proxytask.executors.monitor import TrialMonitor, TrialProgress
-from proxytask.trainer.contract import TrialTrainingMetrics, write_controller_heartbeat
+from proxytask.executors.base import Executor, FailureCause, TrialSpec, TrialState
+from proxytask.executors.monitor import TrialProgress
+from proxytask.trainer.contract import TrialTrainingMetrics
 
 __all__ = ["TrialBatch", "TrialOutcome"]
 
@@ -35,6 +36,9 @@ class TrialOutcome:
 class TrialBatch:
     """Trials launched together and followed until all have ended.
 
+    Trial ids must read ``<job>/<number>`` (as :func:`~proxytask.executors.command.
+    build_trial_spec` makes them). No event log is kept.
+
     Example::
 
         batch = TrialBatch(executor, clock)
@@ -50,47 +54,41 @@ class TrialBatch:
         *,
         heartbeat_threshold_secs: float = 900.0,
         poll_interval_secs: float = 0.5,
-        monitor: TrialMonitor | None = None,
     ) -> None:
         self.executor = executor
         self.clock = clock
-        self.monitor = monitor or TrialMonitor()
         self.heartbeat_threshold_secs = heartbeat_threshold_secs
         self.poll_interval_secs = poll_interval_secs
-        self._heartbeat_every = max(1.0, min(60.0, heartbeat_threshold_secs / 4))
-        self._specs: dict[str, TrialSpec] = {}
-        self._statuses: dict[str, TrialStatus] = {}
-        self._last_beat = -float("inf")
+        self._tracker: TrialTracker | None = None  # made by the first add: it needs a trainer
+
+    def _engine(self, spec: TrialSpec) -> TrialTracker:
+        if self._tracker is None:
+            settings = TrialSettings(
+                trainer=spec.trainer,
+                resources=spec.resources,
+                timeout_secs=spec.timeout_secs,
+                heartbeat_threshold_secs=self.heartbeat_threshold_secs,
+            )
+            # "" for the controller dir: every trial comes with its own dir
+            self._tracker = TrialTracker(self.executor, self.clock, "", settings, EventLog(None))
+        return self._tracker
 
     def add(self, spec: TrialSpec) -> None:
         """Create the trial dir, post a heartbeat into it, and launch the trial."""
-        storage.makedirs(spec.trial_dir)
-        write_controller_heartbeat(spec.trial_dir, self.clock.now(), self.heartbeat_threshold_secs)
-        self._specs[spec.trial_id] = spec
-        self.monitor.watch(spec.trial_id, spec.trial_dir)
-        self.executor.launch(spec)
+        tracker = self._engine(spec)
+        tracker.add(spec)
+        tracker.launch_planned()
 
     def step(self) -> dict[str, TrialProgress]:
         """Poll statuses and files once, and post heartbeats when due. Returns changed trials."""
-        now = self.clock.now()
-        live = [tid for tid in self._specs if not self._is_done(tid)]
-        self._statuses.update(self.executor.statuses(live))  # one poll for all
-        if now - self._last_beat >= self._heartbeat_every:
-            for tid in live:
-                if not self._statuses[tid].state.is_terminal:
-                    write_controller_heartbeat(
-                        self._specs[tid].trial_dir, now, self.heartbeat_threshold_secs
-                    )
-            self._last_beat = now
-        return self.monitor.poll(live)
-
-    def _is_done(self, trial_id: str) -> bool:
-        status = self._statuses.get(trial_id)
-        return status is not None and status.state.is_terminal
+        if self._tracker is None:
+            return {}
+        self._tracker.poll()
+        return self._tracker.reports
 
     def is_finished(self) -> bool:
         """True once every trial has ended."""
-        return all(self._is_done(tid) for tid in self._specs)
+        return self._tracker is None or self._tracker.all_terminal()
 
     def run(self, on_progress: Callable[[TrialProgress], None] | None = None) -> list[TrialOutcome]:
         """Step until every trial ended, sleeping on the clock in between."""
@@ -100,31 +98,29 @@ class TrialBatch:
                     on_progress(progress)
             if self.is_finished():
                 break
-            self.clock.sleep(self._wait_secs())
-        self.monitor.poll(list(self._specs))  # the last reports written before exit
+            assert self._tracker is not None
+            self.clock.sleep(self._tracker.wait_secs(self.poll_interval_secs))
+        if self._tracker is not None:  # the last reports written before exit
+            self._tracker.monitor.poll(list(self._tracker.records))
         return self.outcomes()
 
-    def _wait_secs(self) -> float:
-        # A replay executor knows its next event: jump there, but never past a heartbeat.
-        upcoming = self.executor.next_event_at()
-        if upcoming is None:
-            return self.poll_interval_secs
-        return min(max(upcoming - self.clock.now(), 1e-3), self._heartbeat_every)
-
     def outcomes(self) -> list[TrialOutcome]:
-        """How each trial ended so far, in launch order."""
+        """How each trial ended so far (the executor's verdict), in launch order."""
+        tracker = self._tracker
+        if tracker is None:
+            return []
         result = []
-        for tid, spec in self._specs.items():
-            status = self.monitor.explain(self._statuses.get(tid) or self.executor.status(tid))
+        for key, record in tracker.records.items():
+            status = tracker.monitor.explain(tracker.statuses.get(key) or self.executor.status(key))
             result.append(
                 TrialOutcome(
-                    trial_id=tid,
-                    trial_dir=spec.trial_dir,
+                    trial_id=key,
+                    trial_dir=record.trial_dir,
                     state=status.state,
                     cause=status.cause,
                     exit_code=status.exit_code,
                     message=status.message,
-                    metrics=self.monitor.progress(tid).metrics,
+                    metrics=tracker.progress(key).metrics,
                 )
             )
         return result

@@ -15,24 +15,21 @@ Writes ``measurement_state.json`` after every change, ``variance_and_smoothness.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+import enum
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from proxytask.controllers.base import (
-    Controller,
     ControllerContext,
+    SpaceController,
+    describe_causes,
     fmt_number,
-    new_tracker,
     progress_rows,
-    saved_tracker,
 )
-from proxytask.controllers.state import (
-    TrialRecord,
-    TrialRecordState,
-)
+from proxytask.controllers.state import TrialRecord, TrialRecordState, json_value
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.core import layout, storage
-from proxytask.core.errors import ProxyTaskError, UsageError
+from proxytask.core.errors import UsageError
 from proxytask.core.space import SearchSpace
 from proxytask.executors.base import FailureCause
 from proxytask.executors.causes import ADVICE
@@ -43,10 +40,14 @@ from proxytask.trainer.contract import TrialTrainingMetrics
 __all__ = [
     "MEASUREMENT_STATE",
     "RESULT_FILE",
+    "FailedCopy",
+    "StepSpread",
     "VarianceController",
-    "VarianceFailed",
+    "VariancePhase",
+    "VarianceResult",
     "VarianceSettings",
     "judge",
+    "read_variance_result",
 ]
 
 MEASUREMENT_STATE = layout.MEASUREMENT_STATE
@@ -64,8 +65,16 @@ ADVICE_BAD_CURVES = (
 )
 
 
-class VarianceFailed(ProxyTaskError):
-    """The measurement could not reach an answer (no workable model, too few copies)."""
+class VariancePhase(str, enum.Enum):
+    """Where a measurement stands (the ``phase`` of its state file)."""
+
+    FIND_WORKABLE = "find_workable"
+    COPIES = "copies"
+    DONE = "done"  # variance_and_smoothness.json is written
+    FAILED = "failed"  # no workable model, or too few copies finished: see ``error``
+
+    def __str__(self) -> str:
+        return self.value
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,17 +119,240 @@ def _finished(record: TrialRecord) -> bool:
     return record.state == TrialRecordState.SUCCEEDED
 
 
-class VarianceController(Controller):
+# ---- the result: variance_and_smoothness.json --------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class FailedCopy:
+    """A copy that did not finish, as the result lists it."""
+
+    trial_dir: str
+    cause: str | None
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class StepSpread:
+    """The spread of the copies' accuracies at one pct (a row of ``per_step_spread``)."""
+
+    pct: float
+    n: int  # how many copies reached this pct
+    mean: float
+    std: float  # population std
+    min: float
+    max: float
+
+
+@dataclasses.dataclass(frozen=True)
+class VarianceResult:
+    """The answer of a measurement: the content of ``variance_and_smoothness.json``.
+
+    Field names are the JSON keys, except ``max_variance``/``max_smoothness`` (the JSON's
+    ``thresholds``). :meth:`to_json` and :meth:`from_json` are the one codec; readers of the
+    file may keep reading it as plain JSON (:func:`read_variance_result` gives this object).
+    """
+
+    variance_value: float | None  # the CV of the final accuracies
+    variance_info: str
+    smoothness_value: float | None
+    smoothness_info: str
+    variance_good: bool
+    smoothness_good: bool
+    max_variance: float
+    max_smoothness: float
+    final_accuracies: tuple[float, ...]
+    mean_accuracy: float | None
+    std: float | None
+    sample_std: float | None
+    std_confidence_interval: tuple[float | None, float | None]
+    confidence: float
+    smoothness_per_copy: tuple[float | None, ...]
+    per_step_spread: tuple[StepSpread, ...]  # one row per pct (columns in the JSON)
+    max_per_step_std: float | None
+    num_copies: int
+    num_copies_finished: int
+    finished_model_dirs: tuple[str, ...]
+    failed_copies: tuple[FailedCopy, ...]
+    workable_model_dir: str
+    architecture: Mapping[str, Any] | None
+    advice: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form, key for key as the file has always held it."""
+        rows = self.per_step_spread
+        return {
+            "variance_value": self.variance_value,
+            "variance_info": self.variance_info,
+            "smoothness_value": self.smoothness_value,
+            "smoothness_info": self.smoothness_info,
+            "variance_good": self.variance_good,
+            "smoothness_good": self.smoothness_good,
+            "thresholds": {
+                "max_variance": self.max_variance,
+                "max_smoothness": self.max_smoothness,
+            },
+            "final_accuracies": list(self.final_accuracies),
+            "mean_accuracy": self.mean_accuracy,
+            "std": self.std,
+            "sample_std": self.sample_std,
+            "std_confidence_interval": list(self.std_confidence_interval),
+            "confidence": self.confidence,
+            "smoothness_per_copy": list(self.smoothness_per_copy),
+            "per_step_spread": {k: [getattr(r, k) for r in rows] for k in _SPREAD_KEYS},
+            "max_per_step_std": self.max_per_step_std,
+            "num_copies": self.num_copies,
+            "num_copies_finished": self.num_copies_finished,
+            "finished_model_dirs": list(self.finished_model_dirs),
+            "failed_copies": json_value(self.failed_copies),
+            "workable_model_dir": self.workable_model_dir,
+            "architecture": dict(self.architecture) if self.architecture is not None else None,
+            "advice": list(self.advice),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VarianceResult:
+        """Parse the JSON form (as :meth:`to_json` writes it)."""
+        spread = data["per_step_spread"]
+        lo, hi = data["std_confidence_interval"]
+        return cls(
+            **{k: data[k] for k in _PLAIN_KEYS},
+            max_variance=data["thresholds"]["max_variance"],
+            max_smoothness=data["thresholds"]["max_smoothness"],
+            final_accuracies=tuple(data["final_accuracies"]),
+            std_confidence_interval=(lo, hi),
+            smoothness_per_copy=tuple(data["smoothness_per_copy"]),
+            per_step_spread=tuple(
+                StepSpread(*row) for row in zip(*(spread[k] for k in _SPREAD_KEYS), strict=True)
+            ),
+            finished_model_dirs=tuple(data["finished_model_dirs"]),
+            failed_copies=tuple(FailedCopy(**f) for f in data["failed_copies"]),
+            architecture=data["architecture"],
+            advice=tuple(data["advice"]),
+        )
+
+
+_PLAIN_KEYS = (
+    "variance_value",
+    "variance_info",
+    "smoothness_value",
+    "smoothness_info",
+    "variance_good",
+    "smoothness_good",
+    "mean_accuracy",
+    "std",
+    "sample_std",
+    "confidence",
+    "max_per_step_std",
+    "num_copies",
+    "num_copies_finished",
+    "workable_model_dir",
+)
+_SPREAD_KEYS = ("pct", "n", "mean", "std", "min", "max")
+
+
+def read_variance_result(controller_dir: str) -> VarianceResult | None:
+    """The result a finished measurement wrote in ``controller_dir``, or None."""
+    data = storage.read_json(storage.join(controller_dir, RESULT_FILE))
+    return VarianceResult.from_json(data) if isinstance(data, dict) else None
+
+
+def _verdict_info(
+    what: str, value: float | None, reason: str | None, good: bool, limit: float
+) -> str:
+    if value is None:
+        return f"Model {what} could not be computed: {reason}."
+    if good:
+        return f"Model {what} is good."
+    return f"Model {what} is not good, measured:{value} > threshold:{limit}."
+
+
+def _advice(curves_good: bool, causes: Mapping[str, int]) -> tuple[str, ...]:
+    advice: list[str] = [] if curves_good else list(ADVICE_BAD_CURVES)
+    for cause in causes:
+        try:
+            advice.append(f"{cause}: {ADVICE[FailureCause(cause)]}")
+        except ValueError:
+            pass
+    return tuple(advice)
+
+
+def compute_result(
+    copies: Sequence[TrialRecord],
+    curves: Sequence[TrialTrainingMetrics],
+    settings: VarianceSettings,
+    causes: Mapping[str, int],
+    workable: TrialRecord | None,
+) -> VarianceResult:
+    """The measurement's answer from the copies and the curves of those that finished.
+
+    ``curves`` holds the metrics of the finished copies, in order; ``causes`` the failure
+    counts of the copies that did not finish.
+    """
+    from proxytask.stats import variance as stats
+
+    finished = [r for r in copies if _finished(r)]
+    points = [m.training_accuracy_over_steps for m in curves]
+    finals = [p[-1].accuracy for p in points]
+    variation = stats.coefficient_of_variation(finals, confidence=settings.confidence)
+    xy = [([p.training_step_pct for p in pts], [p.accuracy for p in pts]) for pts in points]
+    smooth = stats.mean_smoothness(xy)
+    spread = stats.curve_spread(xy)
+    s = settings
+    variance_ok, smooth_ok = judge(variation.cv, smooth.value, s.max_variance, s.max_smoothness)
+    return VarianceResult(
+        variance_value=variation.cv,
+        variance_info=_verdict_info(
+            "variance", variation.cv, variation.reason, variance_ok, s.max_variance
+        ),
+        smoothness_value=smooth.value,
+        smoothness_info=_verdict_info(
+            "smoothness", smooth.value, smooth.reason, smooth_ok, s.max_smoothness
+        ),
+        variance_good=bool(variance_ok),
+        smoothness_good=bool(smooth_ok),
+        max_variance=s.max_variance,
+        max_smoothness=s.max_smoothness,
+        final_accuracies=tuple(finals),
+        mean_accuracy=variation.mean,
+        std=variation.std,
+        sample_std=variation.sample_std,
+        std_confidence_interval=(variation.std_ci_low, variation.std_ci_high),
+        confidence=variation.confidence,
+        smoothness_per_copy=tuple(r.value for r in smooth.per_curve),
+        per_step_spread=tuple(
+            StepSpread(*row)
+            for row in zip(
+                spread.pcts, spread.n, spread.mean, spread.std, spread.min, spread.max, strict=True
+            )
+        ),
+        max_per_step_std=spread.max_std,
+        num_copies=len(copies),
+        num_copies_finished=len(finished),
+        finished_model_dirs=tuple(r.trial_dir for r in finished),
+        failed_copies=tuple(
+            FailedCopy(r.trial_dir, r.cause, r.message) for r in copies if not _finished(r)
+        ),
+        workable_model_dir=workable.trial_dir if workable else "",
+        architecture=dict(workable.nas_params) if workable and workable.nas_params else None,
+        advice=_advice(variance_ok and smooth_ok, causes),
+    )
+
+
+class VarianceController(SpaceController[VarianceSettings]):
     """The variance-measurement controller (see the module docstring).
 
     Example::
 
         ctl = VarianceController.create(ctx, space, VarianceSettings())
         ctl.run()
-        print(ctl.result()["variance_value"])
+        print(ctl.result().variance_value)
     """
 
     kind = layout.KIND_VARIANCE
+    phase: VariancePhase
+    state_file = MEASUREMENT_STATE
+    resume_flag = "--previous-variance-dir"
+    resume_what = "a variance measurement dir"
 
     def __init__(
         self,
@@ -130,73 +362,26 @@ class VarianceController(Controller):
         settings: VarianceSettings,
         state: Mapping[str, Any],
     ) -> None:
-        super().__init__(ctx, tracker)
-        self.space = space
-        self.settings = settings
-        self.phase: str = state.get("phase", "find_workable")
+        super().__init__(ctx, tracker, space, settings, state)
+        self.phase = VariancePhase(state.get("phase", VariancePhase.FIND_WORKABLE))
         self.workable_key: str | None = state.get("workable_trial")
-        self.error: str | None = state.get("error")
-        self._result: dict[str, Any] | None = None
-        self.report_lines: list[str] = []
-
-    # ---- construction -------------------------------------------------------------------------
-
-    @classmethod
-    def create(
-        cls, ctx: ControllerContext, space: SearchSpace, settings: VarianceSettings
-    ) -> VarianceController:
-        """A new measurement in ``ctx.controller_dir`` (which must not hold one yet)."""
-        tracker = new_tracker(ctx, MEASUREMENT_STATE, "--previous-variance-dir")
-        ctl = cls(ctx, tracker, space, settings, {})
-        ctl.events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
-        ctl._persist()
-        return ctl
-
-    @classmethod
-    def resume(
-        cls, ctx: ControllerContext, space: SearchSpace, settings: VarianceSettings
-    ) -> VarianceController:
-        """Continue the measurement saved in ``ctx.controller_dir`` after a crash or a stop."""
-        state, tracker = saved_tracker(
-            ctx, MEASUREMENT_STATE, "--previous-variance-dir", "a variance measurement dir"
-        )
-        ctl = cls(ctx, tracker, space, settings, state)
-        replanned = tracker.recover()
-        ctl.events.append(
-            ctx.clock.now(), "controller_resumed", controller=cls.kind, restarted=replanned
-        )
-        ctl._persist()
-        return ctl
+        self._result: VarianceResult | None = None
 
     # ---- the loop -----------------------------------------------------------------------------
 
-    def is_finished(self) -> bool:
-        """True once the measurement reached an answer or failed."""
-        return self.phase in ("done", "failed")
-
-    def step(self) -> None:
-        """Poll → decide → act → persist."""
-        if self.is_finished():
-            return
-        for record in self.tracker.poll():
-            self._announce(record)
-        self._decide()
-        self._persist()
-        self.tracker.launch_planned()
-        self._persist()
-
-    def _announce(self, record: TrialRecord) -> None:
-        if record.state == TrialRecordState.FAILED:
-            self.ctx.display.message(f"  {record.key} failed ({record.cause}): {record.message}")
-        elif record.state == TrialRecordState.SUCCEEDED:
+    def announce(self, record: TrialRecord) -> None:
+        """Show an ended trial: a failure with its cause, a success with its accuracy."""
+        super().announce(record)
+        if record.state == TrialRecordState.SUCCEEDED:
             acc = self.tracker.progress(record.key).last_accuracy
             acc_text = "-" if acc is None else f"{acc:.4f}"
             self.ctx.display.message(f"  {record.key} finished: accuracy {acc_text}")
 
-    def _decide(self) -> None:
-        if self.phase == "find_workable":
+    def decide(self) -> None:
+        """Find a workable model, then plan and judge the copies."""
+        if self.phase == VariancePhase.FIND_WORKABLE:
             self._decide_workable()
-        if self.phase == "copies":
+        if self.phase == VariancePhase.COPIES:
             self._decide_copies()
 
     def _attempts(self) -> list[TrialRecord]:
@@ -212,7 +397,7 @@ class VarianceController(Controller):
         good = [r for r in attempts if _finished(r)]
         if good:
             self.workable_key = good[0].key
-            self.phase = "copies"
+            self.phase = VariancePhase.COPIES
             self.ctx.display.message(
                 f"workable model found: {good[0].key} ({json_arch(good[0].nas_params)}); "
                 f"training {self.settings.num_copies} copies to 100 %"
@@ -223,7 +408,7 @@ class VarianceController(Controller):
         if len(attempts) >= self.settings.max_workable_attempts:
             self._fail(
                 f"no workable model after {len(attempts)} tries: "
-                + _describe_causes(self.tracker.failure_causes([r.key for r in attempts]))
+                + describe_causes(self.tracker.failure_causes([r.key for r in attempts]))
             )
             return
         number = len(attempts) + 1
@@ -271,22 +456,28 @@ class VarianceController(Controller):
             self._fail(
                 f"only {len(finished)} of {len(copies)} copies finished (at least "
                 f"{self.settings.min_finished_copies} are needed): "
-                + _describe_causes(self.tracker.failure_causes([r.key for r in copies]))
+                + describe_causes(self.tracker.failure_causes([r.key for r in copies]))
             )
             return
-        self._result = self._compute_result(copies)
-        storage.write_json_atomic(storage.join(self.ctx.controller_dir, RESULT_FILE), self._result)
-        self._render_plot(finished)
-        self.phase = "done"
+        workable = self.tracker.records[self.workable_key] if self.workable_key else None
+        causes = self.tracker.failure_causes([r.key for r in copies])
+        curves = [m for _, m in self._curves(finished)]
+        result = compute_result(copies, curves, self.settings, causes, workable)
+        self._result = result
+        storage.write_json_atomic(
+            storage.join(self.ctx.controller_dir, RESULT_FILE), result.to_json()
+        )
+        self._render_plot(finished, result)
+        self.phase = VariancePhase.DONE
         self.events.append(
             self.ctx.clock.now(),
             "measurement_done",
-            variance=self._result["variance_value"],
-            smoothness=self._result["smoothness_value"],
+            variance=result.variance_value,
+            smoothness=result.smoothness_value,
         )
 
     def _fail(self, message: str) -> None:
-        self.phase = "failed"
+        self.phase = VariancePhase.FAILED
         self.error = message
         self.events.append(self.ctx.clock.now(), "measurement_failed", error=message)
 
@@ -300,90 +491,7 @@ class VarianceController(Controller):
             out.append((record.trial_dir, metrics))
         return out
 
-    def _compute_result(self, copies: list[TrialRecord]) -> dict[str, Any]:
-        from proxytask.stats import variance as stats
-
-        finished = [r for r in copies if _finished(r)]
-        curves = self._curves(finished)
-        finals = [m.training_accuracy_over_steps[-1].accuracy for _, m in curves]
-        variation = stats.coefficient_of_variation(finals, confidence=self.settings.confidence)
-        xy = [
-            (
-                [p.training_step_pct for p in m.training_accuracy_over_steps],
-                [p.accuracy for p in m.training_accuracy_over_steps],
-            )
-            for _, m in curves
-        ]
-        smooth = stats.mean_smoothness(xy)
-        spread = stats.curve_spread(xy)
-        s = self.settings
-        variance_ok, smooth_ok = judge(variation.cv, smooth.value, s.max_variance, s.max_smoothness)
-        if variation.cv is None:
-            variance_info = f"Model variance could not be computed: {variation.reason}."
-        elif variance_ok:
-            variance_info = "Model variance is good."
-        else:
-            variance_info = (
-                f"Model variance is not good, measured:{variation.cv} > threshold:{s.max_variance}."
-            )
-        if smooth.value is None:
-            smoothness_info = f"Model smoothness could not be computed: {smooth.reason}."
-        elif smooth_ok:
-            smoothness_info = "Model smoothness is good."
-        else:
-            smoothness_info = (
-                f"Model smoothness is not good, measured:{smooth.value} > "
-                f"threshold:{s.max_smoothness}."
-            )
-        advice: list[str] = []
-        if not (variance_ok and smooth_ok):
-            advice.extend(ADVICE_BAD_CURVES)
-        causes = self.tracker.failure_causes([r.key for r in copies])
-        for cause in causes:
-            try:
-                advice.append(f"{cause}: {ADVICE[FailureCause(cause)]}")
-            except ValueError:
-                pass
-        failed = [
-            {"trial_dir": r.trial_dir, "cause": r.cause, "message": r.message}
-            for r in copies
-            if not _finished(r)
-        ]
-        workable = self.tracker.records[self.workable_key] if self.workable_key else None
-        return {
-            "variance_value": variation.cv,
-            "variance_info": variance_info,
-            "smoothness_value": smooth.value,
-            "smoothness_info": smoothness_info,
-            "variance_good": bool(variance_ok),
-            "smoothness_good": bool(smooth_ok),
-            "thresholds": {"max_variance": s.max_variance, "max_smoothness": s.max_smoothness},
-            "final_accuracies": list(finals),
-            "mean_accuracy": variation.mean,
-            "std": variation.std,
-            "sample_std": variation.sample_std,
-            "std_confidence_interval": [variation.std_ci_low, variation.std_ci_high],
-            "confidence": variation.confidence,
-            "smoothness_per_copy": [r.value for r in smooth.per_curve],
-            "per_step_spread": {
-                "pct": list(spread.pcts),
-                "n": list(spread.n),
-                "mean": list(spread.mean),
-                "std": list(spread.std),
-                "min": list(spread.min),
-                "max": list(spread.max),
-            },
-            "max_per_step_std": spread.max_std,
-            "num_copies": len(copies),
-            "num_copies_finished": len(finished),
-            "finished_model_dirs": [r.trial_dir for r in finished],
-            "failed_copies": failed,
-            "workable_model_dir": workable.trial_dir if workable else "",
-            "architecture": dict(workable.nas_params) if workable and workable.nas_params else None,
-            "advice": advice,
-        }
-
-    def _render_plot(self, finished: list[TrialRecord]) -> None:
+    def _render_plot(self, finished: list[TrialRecord], result: VarianceResult) -> None:
         from proxytask.report.data import CurveSeries, variance_figure
         from proxytask.report.plots import render_variance_figure
 
@@ -402,70 +510,67 @@ class VarianceController(Controller):
                     training_hours=tuple(hours),
                 )
             )
-        assert self._result is not None
         fig = variance_figure(
             series,
             title="Variance measurement: copies of the workable model",
-            cv=self._result["variance_value"],
-            smoothness=self._result["smoothness_value"],
+            cv=result.variance_value,
+            smoothness=result.smoothness_value,
         )
         render_variance_figure(fig, storage.join(self.ctx.controller_dir, PLOT_FILE))
 
-    def result(self) -> dict[str, Any] | None:
-        """The content of ``variance_and_smoothness.json`` once done."""
-        if self._result is None and self.phase == "done":
-            self._result = storage.read_json(storage.join(self.ctx.controller_dir, RESULT_FILE))
+    def result(self) -> VarianceResult | None:
+        """The answer (``variance_and_smoothness.json``) once done."""
+        if self._result is None and self.phase == VariancePhase.DONE:
+            self._result = read_variance_result(self.ctx.controller_dir)
         return self._result
 
     def summary(self) -> list[str]:
         """The verdict in lines for the terminal."""
-        if self.phase == "failed":
+        if self.phase == VariancePhase.FAILED:
             return [f"variance measurement failed: {self.error}"]
         result = self.result()
         if result is None:
             return [f"variance measurement in progress ({self.phase})"]
-        lo, hi = result["std_confidence_interval"]
+        lo, hi = result.std_confidence_interval
         lines = [
-            f"variance (CV of final accuracy): {fmt_number(result['variance_value'])}  "
-            f"[{'good' if result['variance_good'] else 'NOT GOOD'}, threshold "
-            f"{result['thresholds']['max_variance']}]",
-            f"smoothness: {fmt_number(result['smoothness_value'])}  "
-            f"[{'good' if result['smoothness_good'] else 'NOT GOOD'}, threshold "
-            f"{result['thresholds']['max_smoothness']}]",
-            f"final accuracies of {result['num_copies_finished']} copies: "
-            + ", ".join(f"{a:.4f}" for a in result["final_accuracies"]),
-            f"mean {fmt_number(result['mean_accuracy'])}, std {fmt_number(result['std'])} "
-            f"(sample std {int(result['confidence'] * 100)} % CI "
+            f"variance (CV of final accuracy): {fmt_number(result.variance_value)}  "
+            f"[{'good' if result.variance_good else 'NOT GOOD'}, threshold "
+            f"{result.max_variance}]",
+            f"smoothness: {fmt_number(result.smoothness_value)}  "
+            f"[{'good' if result.smoothness_good else 'NOT GOOD'}, threshold "
+            f"{result.max_smoothness}]",
+            f"final accuracies of {result.num_copies_finished} copies: "
+            + ", ".join(f"{a:.4f}" for a in result.final_accuracies),
+            f"mean {fmt_number(result.mean_accuracy)}, std {fmt_number(result.std)} "
+            f"(sample std {int(result.confidence * 100)} % CI "
             f"[{fmt_number(lo)}, {fmt_number(hi)}]); "
-            f"largest per-step std {fmt_number(result['max_per_step_std'])}",
+            f"largest per-step std {fmt_number(result.max_per_step_std)}",
             "models whose accuracies differ by less than about twice that std cannot be ranked "
             "reliably by one training run.",
         ]
-        lines.extend(f"advice: {a}" for a in result["advice"])
+        lines.extend(f"advice: {a}" for a in result.advice)
         return lines
 
     # ---- persistence and display --------------------------------------------------------------
 
-    def _state(self) -> dict[str, Any]:
+    def state_json(self) -> dict[str, Any]:
+        """The content of ``measurement_state.json``."""
         copies = self._copies()
         workable = self.tracker.records.get(self.workable_key) if self.workable_key else None
         return {
             "workable_model_dir": workable.trial_dir if workable else "",
             "training_job_name": COPIES_JOB if copies else "",
             "finished_model_dirs": [r.trial_dir for r in copies if _finished(r)],
-            "phase": self.phase,
+            "phase": self.phase.value,
             "workable_trial": self.workable_key,
             "error": self.error,
             "settings": dataclasses.asdict(self.settings),
             "trials": [r.to_dict() for r in self.tracker.records.values()],
         }
 
-    def _persist(self) -> None:
-        self.save_if_changed(MEASUREMENT_STATE, self._state())
-
     def snapshot(self) -> ProgressSnapshot:
         """The live display: the current phase's trials, elapsed time and an ETA."""
-        job = WORKABLE_JOB if self.phase == "find_workable" else COPIES_JOB
+        job = WORKABLE_JOB if self.phase == VariancePhase.FIND_WORKABLE else COPIES_JOB
         keys = [k for k, r in self.tracker.records.items() if r.job == job]
         rows = progress_rows(self.tracker, keys)
         now = self.ctx.clock.now()
@@ -478,7 +583,7 @@ class VarianceController(Controller):
             queued = sum(1 for r in rows if r.state == "planned")
             eta = max(remaining) + queued * (100.0 / (sum(rates) / len(rates)))
         return ProgressSnapshot(
-            title=f"variance measurement — {self.phase.replace('_', ' ')}",
+            title=f"variance measurement — {self.phase.value.replace('_', ' ')}",
             rows=rows,
             elapsed_secs=now - self.started_at,
             eta_secs=eta,
@@ -491,16 +596,3 @@ def json_arch(arch: Mapping[str, Any] | None) -> str:
 
     text = json.dumps(dict(arch or {}), sort_keys=True, separators=(",", ":"))
     return text if len(text) <= 100 else text[:97] + "..."
-
-
-def _describe_causes(causes: Mapping[str, int]) -> str:
-    if not causes:
-        return "no failures recorded"
-    parts = []
-    for cause, count in sorted(causes.items(), key=lambda kv: -kv[1]):
-        try:
-            advice = ADVICE[FailureCause(cause)]
-        except ValueError:
-            advice = "see the trial logs"
-        parts.append(f"{count}× {cause} ({advice})")
-    return "; ".join(parts)

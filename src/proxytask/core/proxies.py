@@ -6,7 +6,7 @@ import dataclasses
 import itertools
 import math
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,16 @@ class ProxyTaskConfig:
         return self.trainer_args
 
 
+def _only_configs(items: Iterable[object], who: str, hint: str = "") -> list[ProxyTaskConfig]:
+    """The items as a list, each checked to be a ProxyTaskConfig (``who`` returned them)."""
+    out: list[ProxyTaskConfig] = []
+    for item in items:
+        if not isinstance(item, ProxyTaskConfig):
+            raise ConfigError(f"{who} must return ProxyTaskConfig items{hint}, got {item!r:.80}.")
+        out.append(item)
+    return out
+
+
 def load_proxy_task_configs(ref: str, baseline_args: Mapping[str, Any]) -> list[ProxyTaskConfig]:
     """Call the generator ``pkg.module:function(baseline_args)`` and check what it returns."""
     fn = import_callable(ref, "--proxy-task-config-generator", ConfigError)
@@ -77,14 +87,11 @@ def load_proxy_task_configs(ref: str, baseline_args: Mapping[str, Any]) -> list[
             f"--proxy-task-config-generator {ref} must return a non-empty list of "
             f"ProxyTaskConfig, got {configs!r:.80}."
         )
-    out: list[ProxyTaskConfig] = []
-    for item in configs:
-        if not isinstance(item, ProxyTaskConfig):
-            raise ConfigError(
-                f"--proxy-task-config-generator {ref} must return ProxyTaskConfig items "
-                f"(from proxytask import ProxyTaskConfig), got {item!r:.80}."
-            )
-        out.append(item)
+    out = _only_configs(
+        configs,
+        f"--proxy-task-config-generator {ref}",
+        " (from proxytask import ProxyTaskConfig)",
+    )
     names = [c.name for c in out]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
@@ -293,14 +300,7 @@ def product_generator(*generators: ProxyTaskConfigGenerator) -> ProxyTaskConfigG
     def generate(baseline_args: Mapping[str, Any]) -> list[ProxyTaskConfig]:
         parts: list[list[ProxyTaskConfig]] = []
         for g in generators:
-            configs = list(g(baseline_args))
-            for c in configs:
-                if not isinstance(c, ProxyTaskConfig):
-                    raise ConfigError(
-                        f"product_generator components must return ProxyTaskConfig items, "
-                        f"got {c!r:.80}."
-                    )
-            parts.append(configs)
+            parts.append(_only_configs(g(baseline_args), "product_generator components"))
         out: list[ProxyTaskConfig] = []
         for combo in itertools.product(*parts):
             merged: dict[str, Any] = {}

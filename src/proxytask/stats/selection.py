@@ -152,20 +152,20 @@ def normalise_scores(accuracies: Sequence[float], latencies: Sequence[float]) ->
         >>> normalise_scores([0.5, 0.75, 1.0], [3.0, 3.0, 3.0]).round(6).tolist()
         [[0.0, 0.0], [0.5, 0.0], [1.0, 0.0]]
     """
-    acc = np.asarray(accuracies, dtype=np.float64).reshape(-1)
-    lat = np.asarray(latencies, dtype=np.float64).reshape(-1)
-    if acc.shape != lat.shape:
+    columns = [np.asarray(v, dtype=np.float64).reshape(-1) for v in (accuracies, latencies)]
+    acc, lat = columns
+    if acc.size != lat.size:
         raise UsageError(
             f"accuracies and latencies must be equally long, got {acc.size} accuracies and "
             f"{lat.size} latencies."
         )
-    if not (np.all(np.isfinite(acc)) and np.all(np.isfinite(lat))):
+    if not all(np.isfinite(column).all() for column in columns):
         raise UsageError(
             f"scores to normalise must be finite, got accuracies {describe(acc.tolist())} and "
             f"latencies {describe(lat.tolist())}. Drop invalid trials first (select_survivors "
             "does)."
         )
-    return np.column_stack([_normalise_column(acc), _normalise_column(lat)])
+    return np.column_stack([_normalise_column(c) for c in columns])
 
 
 def find_trial_to_remove(points: npt.ArrayLike) -> int | None:

@@ -25,18 +25,6 @@ __all__ = [
 
 _FloatArray = npt.NDArray[np.float64]
 
-#: Sections of the normalised pct axis sampled by :func:`curve_smoothness`, 10 points each.
-_SMOOTHNESS_SECTIONS = ((0.0, 0.7), (0.7, 0.9), (0.9, 1.0))
-_POINTS_PER_SECTION = 10
-
-#: The 30 normalised positions where :func:`curve_smoothness` samples the slope:
-#: ``start + i * (end - start) / 10`` for i in 0..9 in each section (0.0, 0.07, ..., 0.99).
-SMOOTHNESS_SAMPLE_POINTS: tuple[float, ...] = tuple(
-    start + i * (end - start) / _POINTS_PER_SECTION
-    for start, end in _SMOOTHNESS_SECTIONS
-    for i in range(_POINTS_PER_SECTION)
-)
-
 
 # --------------------------------------------------------------------------------------------
 # Coefficient of variation
@@ -157,6 +145,18 @@ def coefficient_of_variation(values: Sequence[float], confidence: float = 0.95) 
 # --------------------------------------------------------------------------------------------
 # Smoothness
 # --------------------------------------------------------------------------------------------
+
+#: Sections of the normalised pct axis sampled by :func:`curve_smoothness`, 10 points each.
+_SMOOTHNESS_SECTIONS = ((0.0, 0.7), (0.7, 0.9), (0.9, 1.0))
+_POINTS_PER_SECTION = 10
+
+#: The 30 normalised positions where :func:`curve_smoothness` samples the slope:
+#: ``start + i * (end - start) / 10`` for i in 0..9 in each section (0.0, 0.07, ..., 0.99).
+SMOOTHNESS_SAMPLE_POINTS: tuple[float, ...] = tuple(
+    start + i * (end - start) / _POINTS_PER_SECTION
+    for start, end in _SMOOTHNESS_SECTIONS
+    for i in range(_POINTS_PER_SECTION)
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -369,44 +369,28 @@ def curve_spread(curves: Sequence[tuple[Sequence[float], Sequence[float]]]) -> S
         table = np.empty((0, 0), dtype=np.float64)
     else:
         table = np.vstack([_interpolate(x, y, grid) for x, y in arrays])
-    pcts: list[float] = []
-    counts: list[int] = []
-    means: list[float] = []
-    stds: list[float] = []
-    mins: list[float] = []
-    maxs: list[float] = []
-    for k in range(grid.size):
-        column = table[:, k]
-        defined = column[~np.isnan(column)]
-        if defined.size < 2:
-            continue
-        pcts.append(float(grid[k]))
-        counts.append(int(defined.size))
-        means.append(float(np.mean(defined)))
-        stds.append(float(np.std(defined, ddof=0)))
-        mins.append(float(np.min(defined)))
-        maxs.append(float(np.max(defined)))
-    max_std: float | None = None
-    max_std_pct: float | None = None
-    reason: str | None = None
-    if stds:
-        best = int(np.argmax(stds))
-        max_std, max_std_pct = stds[best], pcts[best]
-    else:
+    rows = [
+        (float(grid[k]), defined)
+        for k in range(grid.size)
+        if (defined := table[~np.isnan(table[:, k]), k]).size >= 2
+    ]
+    stds = tuple(float(np.std(d, ddof=0)) for _, d in rows)
+    if not stds:
         reason = (
             f"needs at least 2 curves defined at a common pct, got {n_curves} curve(s)"
             if n_curves >= 2
             else f"needs at least 2 curves, got {n_curves}"
         )
+        return SpreadResult((), (), (), (), (), (), None, None, n_curves, reason)
+    best = int(np.argmax(stds))
     return SpreadResult(
-        pcts=tuple(pcts),
-        n=tuple(counts),
-        mean=tuple(means),
-        std=tuple(stds),
-        min=tuple(mins),
-        max=tuple(maxs),
-        max_std=max_std,
-        max_std_pct=max_std_pct,
+        pcts=tuple(p for p, _ in rows),
+        n=tuple(int(d.size) for _, d in rows),
+        mean=tuple(float(np.mean(d)) for _, d in rows),
+        std=stds,
+        min=tuple(float(np.min(d)) for _, d in rows),
+        max=tuple(float(np.max(d)) for _, d in rows),
+        max_std=stds[best],
+        max_std_pct=rows[best][0],
         n_curves=n_curves,
-        reason=reason,
     )

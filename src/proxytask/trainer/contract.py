@@ -64,14 +64,6 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-#: Rewards reported to a NAS controller should lie in this range.
-MIN_ALLOWED_METRIC = 1e-3
-MAX_ALLOWED_METRIC = 10.0
-#: A heartbeat older than this many seconds means the controller is gone.
-DEFAULT_HEARTBEAT_THRESHOLD_SECS = 900.0
-_HEARTBEAT_ENV = "PROXYTASK_HEARTBEAT_THRESHOLD_SECS"
-_SECS_PER_HOUR = 3600.0
-
 
 # --------------------------------------------------------------------------------------------
 # Values and their JSON codec
@@ -314,6 +306,11 @@ def get_accuracy_at_pct(metrics: TrialTrainingMetrics | None, pct: float) -> flo
 # Stop signals and the controller heartbeat
 # --------------------------------------------------------------------------------------------
 
+#: A heartbeat older than this many seconds means the controller is gone.
+DEFAULT_HEARTBEAT_THRESHOLD_SECS = 900.0
+_HEARTBEAT_ENV = "PROXYTASK_HEARTBEAT_THRESHOLD_SECS"
+_SECS_PER_HOUR = 3600.0
+
 
 def set_stop_training(
     model_dir: str,
@@ -518,19 +515,20 @@ def get_finetune_nas_params_str(retrain_search_job_trials: str, retrain_search_j
 def save_nas_params(model_dir: str, nas_params: Mapping[str, Any] | str) -> dict[str, Any]:
     """Save the architecture as ``nas_params_str.json``; accept a dict or its JSON string."""
     model_dir = _check_dir(model_dir)
-    if isinstance(nas_params, str):
-        try:
-            parsed = json.loads(nas_params)
-        except json.JSONDecodeError as exc:
-            raise UsageError(
-                f"--nas_params_str must be a JSON object, got {nas_params[:80]!r} ({exc})."
-            ) from exc
-    else:
-        parsed = dict(nas_params)
+    parsed = _parse_nas_params(nas_params) if isinstance(nas_params, str) else dict(nas_params)
     if not isinstance(parsed, dict):
         raise UsageError(f"--nas_params_str must be a JSON object, got {parsed!r}.")
     storage.write_json_atomic(layout.trial_file(model_dir, layout.NAS_PARAMS), parsed)
     return parsed
+
+
+def _parse_nas_params(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"--nas_params_str must be a JSON object, got {text[:80]!r} ({exc})."
+        ) from exc
 
 
 def load_nas_params(source: str) -> dict[str, Any]:
@@ -558,6 +556,10 @@ def load_nas_params(source: str) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 # Named final metrics, rewards
 # --------------------------------------------------------------------------------------------
+
+#: Rewards reported to a NAS controller should lie in this range.
+MIN_ALLOWED_METRIC = 1e-3
+MAX_ALLOWED_METRIC = 10.0
 
 
 def save_final_metrics(model_dir: str, metrics: Mapping[str, float]) -> None:
