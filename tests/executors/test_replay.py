@@ -372,6 +372,48 @@ def test_a_continuation_resumes_the_earlier_curve(tmp_path: pathlib.Path) -> Non
     assert trainer.load_nas_params(fresh.trial_dir) == ARCH_A
 
 
+def test_final_metrics_are_saved_by_fresh_trials_and_metadata_is_kept(
+    tmp_path: pathlib.Path,
+) -> None:
+    scored = Curve(
+        curve_id="scored",
+        total_steps=200,
+        points=(CurvePoint(99, 0.3, 1.0), CurvePoint(199, 0.6, 1.0)),
+        nas_params=ARCH_A,
+        final_metrics={"zero_cost.synflow": 12.5, "zero_cost.snip": -1.0},
+    )
+    table = ReplayTable([scored], metadata={"sources": ["a paper"], "licence": "MIT"})
+    path = str(tmp_path / "table.json")
+    table.save(path)
+    loaded = ReplayTable.load(path)
+    assert loaded.metadata == {"sources": ["a paper"], "licence": "MIT"}
+    assert loaded.to_dict() == table.to_dict()
+    clock = SimulatedClock(T0)
+    executor = ReplayExecutor(loaded, clock)
+    first = spec_for(tmp_path, "round1", 1, ARCH_A)
+    trainer.set_stop_training(first.trial_dir, desired_training_pct=50.0)
+    executor.launch(first)
+    run_all(executor, clock)
+    assert trainer.read_final_metrics(first.trial_dir) == scored.final_metrics
+    # a continuation from the checkpoint is not a fresh model: it saves nothing again
+    cont = spec_for(
+        tmp_path, "round2", 1, None, continuation=Continuation(str(tmp_path / "round1"), ("1",))
+    )
+    executor.launch(cont)
+    run_all(executor, clock)
+    assert points(cont.trial_dir)[-1] == (199, 0.6)
+    assert trainer.read_final_metrics(cont.trial_dir) == {}
+    csv_path = tmp_path / "table.csv"
+    csv_path.write_text(
+        "curve_id,step,accuracy,cycle_secs,total_steps,final.zero_cost.plain\n"
+        "c,0,0.5,1.0,2,3.5\nc,1,0.6,1.0,2,3.5\n"
+    )
+    only = ReplayTable.load(str(csv_path)).get("c")
+    assert only is not None and only.final_metrics == {"zero_cost.plain": 3.5}
+    with pytest.raises(UsageError, match="final_metrics must map"):
+        Curve("bad", 2, (CurvePoint(0, 0.1, 1.0),), final_metrics={"x": float("nan")})
+
+
 # ---- faults -------------------------------------------------------------------------------------
 
 

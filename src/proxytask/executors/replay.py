@@ -22,15 +22,21 @@ Replay table format (JSON; ``ReplayTable.load`` also reads CSV)::
                   "trainer_args": {"train_data_pct": 50}},      # optional: flags must equal
         "total_steps": 1000,
         "latency": 4.2,                                         # optional (null: none)
+        "final_metrics": {"zero_cost.synflow": 31.5},           # optional
         "start_delay_secs": 0.0,                                # optional
-        "points": [[99, 0.41, 12.5], [199, 0.55, 12.1]]}]}      # [end_step, accuracy, secs]
+        "points": [[99, 0.41, 12.5], [199, 0.55, 12.1]]}],
+     "metadata": {"sources": ["..."]}}                          # optional, kept as is
 
 Points may also be objects ``{"step", "accuracy", "cycle_secs"}``. ``step`` is the 0-based
 last step of a cycle; ``cycle_secs`` its training-only seconds (simulated time per cycle).
+``final_metrics`` are saved into a fresh trial's ``FINAL_METRICS.json`` when it starts, as a
+trainer saves its zero-cost scores (``zero_cost.<name>`` keys) on the freshly initialised model.
+``metadata`` (e.g. where the curves come from and their licences) is carried, never read.
 
 CSV: one row per point, columns ``curve_id, step, accuracy, cycle_secs, total_steps`` and
 optionally ``latency``, ``start_delay_secs``, ``nas_params`` (a JSON object), ``nas.<key>``
-(a JSON value, or text) and ``arg.<flag>`` (text); per-curve columns repeat on every row.
+(a JSON value, or text), ``arg.<flag>`` (text) and ``final.<metric>`` (a number); per-curve
+columns repeat on every row.
 
 Lookup: a curve matches a trial when each ``match.nas_params`` key equals the trial's
 architecture value and each ``match.trainer_args`` flag equals the trial's ``--flag=value``
@@ -125,6 +131,7 @@ class Curve:
     """A recorded learning curve and the trials it stands for.
 
     ``nas_params`` / ``trainer_args``: what a trial must have to match (None / empty: any).
+    ``final_metrics``: saved into a fresh trial's FINAL_METRICS.json when it starts.
     """
 
     curve_id: str
@@ -134,6 +141,7 @@ class Curve:
     trainer_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     latency: float | None = None
     start_delay_secs: float = 0.0
+    final_metrics: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         where = f"replay curve {self.curve_id!r}"
@@ -179,7 +187,15 @@ class Curve:
         object.__setattr__(
             self, "nas_params", None if self.nas_params is None else dict(self.nas_params)
         )
+        for name, value in self.final_metrics.items():
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not isinstance(name, str) or not name or not (number and math.isfinite(value)):
+                raise UsageError(
+                    f"{where}: final_metrics must map non-empty names to finite numbers, got "
+                    f"{name!r}: {value!r}."
+                )
         object.__setattr__(self, "trainer_args", dict(self.trainer_args))
+        object.__setattr__(self, "final_metrics", dict(self.final_metrics))
 
     @property
     def specificity(self) -> int:
@@ -209,14 +225,17 @@ class Curve:
             match["nas_params"] = dict(self.nas_params)
         if self.trainer_args:
             match["trainer_args"] = dict(self.trainer_args)
-        return {
+        out: dict[str, Any] = {
             "curve_id": self.curve_id,
             "match": match,
             "total_steps": self.total_steps,
             "latency": self.latency,
             "start_delay_secs": self.start_delay_secs,
-            "points": [[p.step, p.accuracy, p.cycle_secs] for p in self.points],
         }
+        if self.final_metrics:
+            out["final_metrics"] = dict(self.final_metrics)
+        out["points"] = [[p.step, p.accuracy, p.cycle_secs] for p in self.points]
+        return out
 
 
 def _flag_key(key: str) -> str:
@@ -292,6 +311,9 @@ def _curve_from_dict(data: Any, source: str) -> Curve:
             )
         )
     latency = data.get("latency")
+    finals = data.get("final_metrics") or {}
+    if not isinstance(finals, Mapping):
+        raise UsageError(f"{where}: final_metrics must be an object, got {finals!r:.80}.")
     return Curve(
         curve_id=curve_id,
         total_steps=_integer(data.get("total_steps"), "total_steps", where),
@@ -300,6 +322,9 @@ def _curve_from_dict(data: Any, source: str) -> Curve:
         trainer_args=dict(args),
         latency=None if latency is None else _number(latency, "latency", where),
         start_delay_secs=_number(data.get("start_delay_secs", 0.0), "start_delay_secs", where),
+        final_metrics={
+            str(k): _number(v, f"final_metrics[{k!r}]", where) for k, v in finals.items()
+        },
     )
 
 
@@ -320,8 +345,10 @@ class ReplayTable:
         executor = ReplayExecutor(table, SimulatedClock())
     """
 
-    def __init__(self, curves: Sequence[Curve]) -> None:
+    def __init__(self, curves: Sequence[Curve], metadata: Mapping[str, Any] | None = None) -> None:
         self._curves = tuple(curves)
+        #: Free-form JSON carried with the table (sources, licences); the executor never reads it.
+        self.metadata: dict[str, Any] = dict(metadata or {})
         ids = [c.curve_id for c in self._curves]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         if dupes:
@@ -361,15 +388,21 @@ class ReplayTable:
                 f"{source} must be a JSON object with a 'curves' list, got {data!r:.80}. See "
                 "proxytask.executors.replay for the format."
             )
-        return cls([_curve_from_dict(c, source) for c in data["curves"]])
+        metadata = data.get("metadata") or {}
+        if not isinstance(metadata, Mapping):
+            raise UsageError(f"{source}: metadata must be a JSON object, got {metadata!r:.80}.")
+        return cls([_curve_from_dict(c, source) for c in data["curves"]], metadata)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (see the module docstring)."""
-        return {
+        out: dict[str, Any] = {
             "format": _TABLE_FORMAT,
             "version": 1,
             "curves": [c.to_dict() for c in self._curves],
         }
+        if self.metadata:
+            out["metadata"] = dict(self.metadata)
+        return out
 
     @classmethod
     def from_csv(cls, text: str, source: str = "replay table") -> ReplayTable:
@@ -415,6 +448,8 @@ class ReplayTable:
                     curve["match"].setdefault("nas_params", {})[column[4:]] = _cell_value(cell)
                 elif column.startswith("arg."):
                     curve["match"].setdefault("trainer_args", {})[column[4:]] = cell
+                elif column.startswith("final."):
+                    curve.setdefault("final_metrics", {})[column[6:]] = cell
         built = []
         for curve in curves.values():
             curve["points"] = sorted(curve["points"], key=lambda p: _number(p[0], "step", source))
@@ -811,6 +846,9 @@ class ReplayExecutor(BookkeepingExecutor[_ReplayTrial]):
     def _begin(self, trial: _ReplayTrial, when: float) -> None:
         pt.save_nas_params(trial.spec.trial_dir, trial.nas_params)
         trial.step = trial.start_step
+        if trial.start_step < 0 and trial.curve.final_metrics:
+            # a fresh trainer saves its zero-cost scores on the model as initialised
+            pt.save_final_metrics(trial.spec.trial_dir, trial.curve.final_metrics)
         if trial.start_step >= 0:
             trial.stdout.append(
                 f"replay: resuming curve {trial.curve.curve_id} after step {trial.start_step}"
