@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from proxytask.core.metric import METRIC_MODES
 from proxytask.core.options import (
     Option,
     boolean,
@@ -123,6 +124,14 @@ TRIAL_OPTIONS: tuple[Option, ...] = (
         "SECS",
     ),
     Option("seed", integer, 0, "seed for sampling architectures", "N"),
+    Option(
+        "metric-mode",
+        text,
+        "max",
+        "which way the metric the trainer reports is better: max (an accuracy) or min (a loss, "
+        "perplexity or error rate)",
+        choices=METRIC_MODES,
+    ),
 )
 
 
