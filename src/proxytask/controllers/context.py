@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from proxytask.core import layout, storage
 from proxytask.core.errors import UsageError
+from proxytask.core.metric import metric_mode
 
 if TYPE_CHECKING:
     from proxytask.controllers.base import ControllerContext
@@ -127,6 +128,7 @@ def variance_inputs(values: Mapping[str, Any]) -> tuple[SearchSpace, VarianceSet
         max_smoothness=values["max_smoothness"],
         seed=values["seed"],
         copy_seed_flag=values["copy_seed_flag"],
+        metric_mode=metric_mode(values.get("metric_mode")),
     )
     return space, settings
 
@@ -147,6 +149,7 @@ def selection_inputs(values: Mapping[str, Any]) -> tuple[SearchSpace, SelectionS
         accuracy_metric_id=values["accuracy_metric_id"],
         latency_metric_id=values["latency_metric_id"],
         baseline_architecture=resolve_architecture(values["baseline_architecture"]),
+        metric_mode=metric_mode(values.get("metric_mode")),
     )
     return space, settings
 

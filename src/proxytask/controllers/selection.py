@@ -31,6 +31,7 @@ from proxytask.controllers.state import TrialRecord, TrialRecordState, json_valu
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.errors import UsageError
+from proxytask.core.metric import MetricMode
 from proxytask.core.space import SearchSpace
 from proxytask.executors.command import Continuation
 from proxytask.report.progress import ProgressSnapshot
@@ -53,6 +54,7 @@ __all__ = [
     "SelectionPhase",
     "SelectionSettings",
     "read_model_selection_result",
+    "selection_warnings",
 ]
 
 MODEL_SELECTION_STATE = layout.MODEL_SELECTION_STATE
@@ -89,6 +91,7 @@ class SelectionSettings:
     latency_metric_id: str = ""
     baseline_architecture: Mapping[str, Any] | None = None
     num_holdout_models: int = 0  # extra fully trained models the search never chooses by
+    metric_mode: MetricMode = MetricMode.MAX  # min: the baseline comparison looks for lower
 
     def __post_init__(self) -> None:
         if self.num_holdout_models < 0:
@@ -302,21 +305,28 @@ def _value_range(values: Sequence[float | None]) -> tuple[float, float] | None:
     return (min(present), max(present)) if present else None
 
 
-def _selection_warnings(
+def selection_warnings(
     models: Sequence[ReferenceModel],
     baseline: BaselineModel | None,
     num_holdout: int,
     num_holdout_asked: int,
+    mode: MetricMode = MetricMode.MAX,
 ) -> tuple[str, ...]:
+    """The model selection's warnings: the best reference model more than 0.01 worse than the
+    baseline (below it, or above it under ``mode`` min), and held-out models that did not
+    finish."""
     warnings = []
     accs = [m.accuracy for m in models if m.accuracy is not None]
     baseline_acc = baseline.accuracy if baseline else None
-    if baseline_acc is not None and accs and max(accs) < baseline_acc - 0.01:
-        warnings.append(
-            f"the best reference model ({max(accs):.4f}) is more than 1 point below the "
-            f"baseline model ({baseline_acc:.4f}): the search space's good "
-            "region is not represented; consider more start models or a narrower space."
-        )
+    if baseline_acc is not None and accs:
+        best = mode.best(accs)
+        if not mode.reached(best, baseline_acc - 0.01 * mode.sign):
+            where = "below" if mode is MetricMode.MAX else "above (worse than)"
+            warnings.append(
+                f"the best reference model ({best:.4f}) is more than 1 point {where} the "
+                f"baseline model ({baseline_acc:.4f}): the search space's good "
+                "region is not represented; consider more start models or a narrower space."
+            )
     if num_holdout < num_holdout_asked:
         warnings.append(
             f"only {num_holdout} of {num_holdout_asked} held-out models "
@@ -561,7 +571,7 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
         scores = self._scores(keys, pct)
         result = select_survivors(scores, to_remove, requires_latency=s.requires_latency)
         job = current.search_job_name
-        fig = selection_figure(scores, result, index + 1, pct)
+        fig = selection_figure(scores, result, index + 1, pct, metric_label=s.metric_mode.label)
         render_selection_figure(fig, storage.join(current.search_job_link, SCORES_PLOT))
         self.iterations[-1] = dataclasses.replace(current, trials_to_retrain=result.kept)
         self.rounds.append(PrunedRound(job, pct, result.kept, result.removed, result.invalid))
@@ -652,7 +662,9 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
             latency_range=_value_range([m.latency for m in models]),
             baseline=baseline,
             cost=_selection_cost(cost_hours, models, self.ctx.trial_settings.resources.gpus),
-            warnings=_selection_warnings(models, baseline, len(holdout), s.num_holdout_models),
+            warnings=selection_warnings(
+                models, baseline, len(holdout), s.num_holdout_models, s.metric_mode
+            ),
             accuracy_metric_id=s.accuracy_metric_id,
             latency_metric_id=s.latency_metric_id,
         )

@@ -30,6 +30,7 @@ from proxytask.controllers.state import TrialRecord, TrialRecordState, json_valu
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.errors import UsageError
+from proxytask.core.metric import MetricMode
 from proxytask.core.space import SearchSpace
 from proxytask.executors.base import FailureCause
 from proxytask.executors.causes import ADVICE
@@ -90,6 +91,7 @@ class VarianceSettings:
     confidence: float = 0.95
     seed: int = 0
     copy_seed_flag: str | None = None  # vary this trainer flag per copy (1..N), e.g. "seed"
+    metric_mode: MetricMode = MetricMode.MAX  # min: a loss, judged by its rising slopes
 
     def __post_init__(self) -> None:
         if self.num_copies < 2:
@@ -295,7 +297,7 @@ def compute_result(
     finals = [p[-1].accuracy for p in points]
     variation = stats.coefficient_of_variation(finals, confidence=settings.confidence)
     xy = [([p.training_step_pct for p in pts], [p.accuracy for p in pts]) for pts in points]
-    smooth = stats.mean_smoothness(xy)
+    smooth = stats.mean_smoothness(xy, settings.metric_mode)
     spread = stats.curve_spread(xy)
     s = settings
     variance_ok, smooth_ok = judge(variation.cv, smooth.value, s.max_variance, s.max_smoothness)
@@ -515,6 +517,7 @@ class VarianceController(SpaceController[VarianceSettings]):
             title="Variance measurement: copies of the workable model",
             cv=result.variance_value,
             smoothness=result.smoothness_value,
+            metric_label=self.settings.metric_mode.label,
         )
         render_variance_figure(fig, storage.join(self.ctx.controller_dir, PLOT_FILE))
 

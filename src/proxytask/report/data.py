@@ -108,7 +108,7 @@ class VarianceFigure:
     Two panels: accuracy vs training pct (each copy, the mean and the ``spread`` bands) and
     accuracy vs training time, drawn in ``time_unit`` (hours multiplied by ``time_factor``).
     ``subtitle`` carries the verdict numbers; ``cv`` and ``smoothness`` are the headline
-    values (None when not computable).
+    values (None when not computable). ``metric_label`` names the metric on the y axes.
     """
 
     title: str
@@ -119,6 +119,7 @@ class VarianceFigure:
     time_factor: float
     cv: float | None = None
     smoothness: float | None = None
+    metric_label: str = "accuracy"
 
 
 def readable_time_unit(max_hours: float) -> tuple[str, float]:
@@ -196,13 +197,15 @@ def variance_figure(
     *,
     cv_threshold: float | None = None,
     smoothness_threshold: float | None = None,
+    metric_label: str = "accuracy",
 ) -> VarianceFigure:
     """Build the variance-measurement figure: the copies' curves, their spread and verdict.
 
     The spread band comes from :func:`proxytask.stats.variance.curve_spread` over the series (SPEC
     interpolation, no extrapolation). ``cv`` and ``smoothness`` may be the stats results
     (richer subtitle: std, its confidence interval, n) or plain numbers; with a threshold the
-    subtitle also says good or bad.
+    subtitle also says good or bad. ``metric_label`` names the metric on the y axes (see
+    :attr:`proxytask.core.metric.MetricMode.label`).
 
     Example::
 
@@ -229,6 +232,7 @@ def variance_figure(
         time_factor=factor,
         cv=cv_value,
         smoothness=sm_value,
+        metric_label=metric_label,
     )
 
 
@@ -274,13 +278,14 @@ def selection_figure(
     round_index: int,
     pct: float,
     latency_unit: str = "",
+    metric_label: str = "accuracy",
 ) -> SelectionFigure:
     """Build one round's scatter plot data from its scores and the rule's decision.
 
     ``round_index`` is shown as is ("Round 2: ..."), so pass the 1-based round number;
     ``pct`` is the cumulative training pct the round trained to. Every kept or removed id in
     ``result`` must have a score with an accuracy. A missing latency is drawn at 0; when no
-    point has a latency, ``has_latency`` is False.
+    point has a latency, ``has_latency`` is False. ``metric_label`` names the x axis.
 
     Example::
 
@@ -329,6 +334,7 @@ def selection_figure(
         kept=kept,
         removed=removed,
         has_latency=has_latency,
+        x_label=metric_label,
         y_label=f"latency ({latency_unit})" if latency_unit else "latency",
         invalid=result.invalid,
     )

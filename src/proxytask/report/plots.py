@@ -141,19 +141,22 @@ def render_variance_figure(fig: VarianceFigure, path: str) -> None:
             _curve(ax_time, times, series.accuracies, color, series.label)
             drawn_time = True
 
+    metric = fig.metric_label
     _finish_axes(
         ax_pct,
-        "Accuracy vs training progress",
+        f"{metric[:1].upper()}{metric[1:]} vs training progress",
         "training progress (%)",
         drawn_pct,
         "no evaluations recorded",
+        metric,
     )
     _finish_axes(
         ax_time,
-        "Accuracy vs training time",
+        f"{metric[:1].upper()}{metric[1:]} vs training time",
         f"training time ({fig.time_unit})",
         drawn_time,
         "training time not recorded",
+        metric,
     )
     _save(figure, fig.title, fig.subtitle, _SUBTITLE_WIDTH, path)
 

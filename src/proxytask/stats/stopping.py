@@ -22,6 +22,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from proxytask.core.errors import UsageError
+from proxytask.core.metric import MetricMode
+from proxytask.core.metric import metric_mode as to_metric_mode
 from proxytask.stats.uncertainty import MIN_MODELS_FOR_INTERVAL, probability_above
 
 if TYPE_CHECKING:
@@ -113,8 +115,10 @@ class StoppingSettings:
     confidence: float = 0.85
     persistence: int = 2
     total_steps: int | None = None
+    metric_mode: MetricMode = MetricMode.MAX  # min: desired_accuracy is reached from above
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "metric_mode", to_metric_mode(self.metric_mode))
         confidence, persistence = self.confidence, self.persistence
         if isinstance(confidence, bool) or not 0.5 <= float(confidence) < 1.0:
             raise UsageError(
@@ -253,6 +257,8 @@ class ThresholdRule:
 
     With ``interpolate``, the final steps and hours are interpolated at the crossing as the
     point rule does; otherwise they are the stopping step's. A None threshold turns it off.
+    With ``directed``, the value is the trainer's metric and "reaching" follows
+    ``settings.metric_mode`` (``<=`` under ``min``: both sides are negated).
     """
 
     name: str
@@ -260,21 +266,26 @@ class ThresholdRule:
     threshold: Callable[[StoppingSettings], float | None]
     state: StoppingState
     interpolate: bool = False
+    directed: bool = False
 
     def decide(self, stats: StepStats, settings: StoppingSettings) -> StopDecision:
         """See the class docstring."""
-        return _first_at_least(
-            stats, self.value(stats), self.threshold(settings), self.state, self.interpolate
-        )
+        values, threshold = self.value(stats), self.threshold(settings)
+        if self.directed and settings.metric_mode is MetricMode.MIN:
+            values = [None if v is None else -v for v in values]
+            threshold = None if threshold is None else -threshold
+        return _first_at_least(stats, values, threshold, self.state, self.interpolate)
 
 
-#: Median accuracy ≥ ``desired_accuracy``, interpolated as the point rule.
+#: Median accuracy ≥ ``desired_accuracy`` (≤ under ``metric_mode`` min), interpolated as the
+#: point rule.
 DESIRED_ACCURACY = ThresholdRule(
     "desired_accuracy",
     lambda stats: stats.median_accuracy_over_step,
     lambda settings: settings.desired_accuracy,
     StoppingState.MET_DESIRED_ACCURACY,
     interpolate=True,
+    directed=True,
 )
 #: Median training time ≥ ``training_time_hrs_limit``.
 TIME_LIMIT = ThresholdRule(
@@ -409,6 +420,7 @@ def scan_stopping(
     confidence: float = 0.85,
     persistence: int = 2,
     total_steps: int | None = None,
+    metric_mode: MetricMode | str = MetricMode.MAX,
 ) -> StopDecision:
     """Find the first step at which a proxy task should stop, and its final steps and hours.
 
@@ -418,7 +430,9 @@ def scan_stopping(
     :data:`DESIRED_ACCURACY`; (3) :data:`TIME_LIMIT`; (4) with ``early_stop_if_not_best``,
     :data:`BEST_TIME`; (5) for ``"confident"``,
     :class:`FutilityRule`. A None threshold or value skips its rule. With no stop the state
-    is ``INVALID_STOPPING_STATE``.
+    is ``INVALID_STOPPING_STATE``. Under ``metric_mode`` ``min`` (a loss) the desired
+    accuracy is reached when the median is at or below it; the correlation rules need no
+    direction (tau-b is the same when both sides use the same metric).
 
     Example::
 
@@ -435,5 +449,6 @@ def scan_stopping(
         confidence=confidence,
         persistence=persistence,
         total_steps=total_steps,
+        metric_mode=to_metric_mode(metric_mode),
     )
     return decide(stats, settings, STOPPING_RULES[rule])

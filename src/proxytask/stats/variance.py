@@ -10,6 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from proxytask.core.errors import UsageError, describe
+from proxytask.core.metric import MetricMode, metric_mode
 
 __all__ = [
     "SMOOTHNESS_SAMPLE_POINTS",
@@ -202,7 +203,11 @@ def _curve_arrays(
     return x, y
 
 
-def curve_smoothness(pcts: Sequence[float], accuracies: Sequence[float]) -> SmoothnessResult:
+def curve_smoothness(
+    pcts: Sequence[float],
+    accuracies: Sequence[float],
+    mode: MetricMode | str = MetricMode.MAX,
+) -> SmoothnessResult:
     """Smoothness of a learning curve, by the reference tools' formula.
 
     Both axes are normalised to [0, 1] over the curve's own points (``(v - min) / (max -
@@ -216,9 +221,14 @@ def curve_smoothness(pcts: Sequence[float], accuracies: Sequence[float]) -> Smoo
     form: ``value`` is None and ``reason`` says why. Raises UsageError (a ValueError) when the
     pcts are not strictly increasing, the lengths differ, or a value is not finite.
 
+    With ``mode`` ``min`` (a loss: lower is better) the curve is judged as its negation, so a
+    rising stretch is the bad slope and ``slopes`` are those of the negated curve.
+
     Example::
 
         >>> curve_smoothness([25, 50, 75, 100], [0.5, 0.7, 0.8, 0.85]).value
+        0.0
+        >>> curve_smoothness([25, 50, 75, 100], [2.0, 1.2, 0.9, 0.8], "min").value
         0.0
         >>> r = curve_smoothness([0, 90, 100], [0.0, 1.0, 0.5])  # dip over the last 10 %
         >>> round(r.value, 6)  # 10 samples in [0.9, 1.0) at slope -5
@@ -240,6 +250,7 @@ def curve_smoothness(pcts: Sequence[float], accuracies: Sequence[float]) -> Smoo
             "normalised",
         )
     xn = (x - x[0]) / x_range
+    y = y * metric_mode(mode).sign  # higher-is-better; the range is unchanged
     yn = (y - np.min(y)) / y_range
     segment_slopes = np.diff(yn) / np.diff(xn)
     samples = np.asarray(SMOOTHNESS_SAMPLE_POINTS, dtype=np.float64)
@@ -269,8 +280,10 @@ class MeanSmoothnessResult:
 
 def mean_smoothness(
     curves: Sequence[tuple[Sequence[float], Sequence[float]]],
+    mode: MetricMode | str = MetricMode.MAX,
 ) -> MeanSmoothnessResult:
-    """Smoothness per curve (:func:`curve_smoothness`), then averaged over computable ones.
+    """Smoothness per curve (:func:`curve_smoothness`, in ``mode``), then averaged over
+    computable ones.
 
     Example::
 
@@ -278,7 +291,7 @@ def mean_smoothness(
         >>> r.value, r.n_used, r.n
         (0.0, 1, 2)
     """
-    results = tuple(curve_smoothness(p, a) for p, a in curves)
+    results = tuple(curve_smoothness(p, a, mode) for p, a in curves)
     used = [r.value for r in results if r.value is not None]
     if not used:
         reasons = sorted({r.reason for r in results if r.reason})

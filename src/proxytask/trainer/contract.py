@@ -628,12 +628,33 @@ class RewardRangeCheck:
     message: str
 
 
-def check_reward_range(values: Sequence[float]) -> RewardRangeCheck:
-    """Check rewards against the NAS controller's range [1e-3, 10]."""
+def check_reward_range(values: Sequence[float], metric_mode: str = "max") -> RewardRangeCheck:
+    """Check rewards against the NAS controller's range [1e-3, 10].
+
+    A NAS controller maximises its reward. With ``metric_mode="min"`` the values are a
+    lower-is-better metric (a loss, perplexity, an error rate): no scale factor makes that a
+    reward, so the check is never ok; it reports the values' range and says to report a
+    reward that rises as the metric falls (e.g. ``1 / (1 + loss)``) and to check that.
+
+    Example::
+
+        >>> check_reward_range([0.5, 0.9]).ok, check_reward_range([0.5, 0.9], "min").ok
+        (True, False)
+    """
     finite = [float(v) for v in values if math.isfinite(float(v))]
     if not finite:
         return RewardRangeCheck(False, None, None, 1.0, "no finite rewards to check")
     lo, hi = min(finite), max(finite)
+    if metric_mode == "min":
+        return RewardRangeCheck(
+            False,
+            lo,
+            hi,
+            1.0,
+            f"the metric is lower-is-better (values in [{lo:.4g}, {hi:.4g}]) but a NAS "
+            "controller maximises its reward: report a reward that rises as the metric falls, "
+            "e.g. 1 / (1 + loss), and check its range with check_reward_range",
+        )
     if lo >= MIN_ALLOWED_METRIC and hi <= MAX_ALLOWED_METRIC:
         return RewardRangeCheck(True, lo, hi, 1.0, f"rewards lie in [{lo:.4g}, {hi:.4g}]")
     if hi > MAX_ALLOWED_METRIC:
