@@ -9,11 +9,17 @@ from typing import Any
 
 import pytest
 
-from proxytask.controllers.final_checks import ScaledBaselineResult
+from proxytask.controllers.final_checks import (
+    FailureRate,
+    FinalChecks,
+    ScaledBaselineResult,
+    read_final_checks,
+)
 from proxytask.controllers.search_state import (
     HoldoutCheck,
     ProxyTaskEntry,
     ProxyTaskStats,
+    Recommendation,
     SearchState,
     TauSummary,
 )
@@ -205,10 +211,13 @@ def test_workflow_notes(tmp_path: Path) -> None:
         "model selection: failed  /m",
         "final checks: None  ",
     )
-    rec = {"best_proxy_task_name": "good", "trainer_args": {"lr": "0.1"}, "training_steps": 5}
-    _write(wdir / layout.WORKFLOW_RECOMMENDATION, {"version": 1, "recommendation": rec})
+    rec = Recommendation("good", {"slow": "Exceeded best training time"}, {"lr": "0.1"}, 4)
+    checks = FinalChecks(rec, None, {"search": FailureRate(3, 1, {"oom": 1})}, None, None, {})
+    _write(wdir / layout.WORKFLOW_RECOMMENDATION, checks.to_dict())
     assert _notes(wdir)[-1] == "recommended proxy task: good {'lr': '0.1'}, 5 steps"
-    _write(wdir / layout.WORKFLOW_RECOMMENDATION, {"version": 1, "recommendation": {}})
+    assert read_final_checks(str(wdir)) == checks
+    none_found = dataclasses.replace(checks, recommendation=Recommendation("", {}))
+    _write(wdir / layout.WORKFLOW_RECOMMENDATION, none_found.to_dict())
     assert _notes(wdir)[-1] == "final checks: None  "
 
 
@@ -220,3 +229,30 @@ def test_a_dir_without_state_has_no_notes(tmp_path: Path, kind: str) -> None:
     expected = ("phase: ?",) if kind == layout.KIND_VARIANCE else ()
     assert status.notes == expected
     assert render_status(status).splitlines()[1:] == [f"  {n}" for n in expected] + ["no jobs yet"]
+
+
+def test_a_recommendation_reads_back_as_written() -> None:
+    from proxytask.controllers.search_state import IntervalAtStop, ZeroTrainingComparison
+    from proxytask.stats.stability import StabilityResult
+
+    tau = TauSummary(0.8, 0.01, 6, 0.5, 0.95, 0.9)
+    rec = Recommendation(
+        "good",
+        {"slow": "Exceeded best training time"},
+        {"lr": "0.1"},
+        4,
+        0.01,
+        0.8,
+        0.5,
+        "confident",
+        0.9,
+        IntervalAtStop(4, 0.5, 0.95, 0.92, 0.9),
+        HoldoutCheck(tau, "good", 4, (0.5, None), (0.9, 0.8), ("3", "4")),
+        {"params": tau},
+        ZeroTrainingComparison("params", 0.8, 0.8, False, False, "as good"),
+        StabilityResult(200, 0, 6, "confident", {"good": 0.75, "none": 0.25}, "good", 0.75),
+    )
+    assert Recommendation.from_json(rec.to_json()) == rec
+    assert Recommendation.from_json(Recommendation("", {"a": "not finished"}).to_json()) == (
+        Recommendation("", {"a": "not finished"})
+    )

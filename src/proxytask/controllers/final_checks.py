@@ -43,6 +43,7 @@ from proxytask.trainer.contract import (
 
 if TYPE_CHECKING:
     from proxytask.controllers.search import SearchController
+    from proxytask.controllers.search_state import Recommendation
 
 __all__ = [
     "FINAL_CHECKS_STATE",
@@ -63,6 +64,7 @@ __all__ = [
     "final_checks",
     "judge_variance",
     "latency_check",
+    "read_final_checks",
     "read_scaled_baseline_state",
     "scaled_baseline_plan",
     "scaling_args",
@@ -466,6 +468,13 @@ class LatencyCheck:
         out.update(proxy_latency_constraint=self.proxy_latency_constraint, advice=self.advice)
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LatencyCheck:
+        """Parse :meth:`to_dict`'s form (the fields it leaves out take their defaults)."""
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        scaled_by, method = tuple(data["scaled_by"]), LatencyMethod(data["method"])
+        return cls(**{**values, "scaled_by": scaled_by, "method": method})
+
 
 def _advice(scaled_by: Sequence[str], what: str, ratio: float, target: float | None) -> str:
     if target is None:
@@ -661,7 +670,7 @@ VARIANCE_FIELDS = (
 class FinalChecks:
     """The final checks of the workflow and its recommendation: ``RECOMMENDATION.json``."""
 
-    recommendation: Mapping[str, Any]
+    recommendation: Recommendation
     variance: Mapping[str, Any] | None
     failure_rates: Mapping[str, FailureRate | None]
     reward_range: RewardRangeCheck | None
@@ -673,7 +682,7 @@ class FinalChecks:
         reward = self.reward_range
         return {
             "version": 1,
-            "recommendation": dict(self.recommendation),
+            "recommendation": self.recommendation.to_json(),
             "variance": None if self.variance is None else dict(self.variance),
             "failure_rates": {
                 k: None if v is None else v.to_dict() for k, v in self.failure_rates.items()
@@ -693,6 +702,24 @@ class FinalChecks:
             "stage_dirs": dict(self.stage_dirs),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FinalChecks:
+        """Parse :meth:`to_dict`'s form."""
+        from proxytask.controllers.search_state import Recommendation
+
+        reward, latency = data["reward_range"], data["latency_constraint"]
+        return cls(
+            recommendation=Recommendation.from_json(data["recommendation"]),
+            variance=data["variance"],
+            failure_rates={
+                k: None if v is None else FailureRate(v["trials"], v["failed"], v["causes"])
+                for k, v in data["failure_rates"].items()
+            },
+            reward_range=None if reward is None else RewardRangeCheck(**reward),
+            latency_constraint=None if latency is None else LatencyCheck.from_dict(latency),
+            stage_dirs=data["stage_dirs"],
+        )
+
     def lines(self) -> list[str]:
         """The checks for the terminal, one line each (under ``== final checks``)."""
         out = [
@@ -704,14 +731,14 @@ class FinalChecks:
             out.append(f"  rewards: {self.reward_range.message}")
         if self.latency_constraint:
             out.append(f"  latency: {self.latency_constraint.advice}")
-        verdict = (self.recommendation.get("zero_training_comparison") or {}).get("message")
-        if verdict:
-            out.append(f"  zero-training baselines: {verdict}")
-        holdout = self.recommendation.get("holdout")
-        if holdout and holdout.get("tau") is not None:
+        verdict = self.recommendation.zero_training_comparison
+        if verdict and verdict.message:
+            out.append(f"  zero-training baselines: {verdict.message}")
+        holdout = self.recommendation.holdout
+        if holdout and holdout.summary.tau is not None:
             out.append(
-                f"  held-out check: Kendall tau-b {holdout['tau']:.3f} on {holdout['n']} models "
-                "the search never chose by"
+                f"  held-out check: Kendall tau-b {holdout.summary.tau:.3f} on "
+                f"{holdout.summary.n} models the search never chose by"
             )
         return out
 
@@ -738,7 +765,7 @@ def final_checks(
     ``stage_dirs``: each stage's controller dir; ``scaled``: the scaled baseline's result;
     ``variance``: the judged variance result (None without one).
     """
-    rec = search.recommendation()
+    rec = search.recommended()
     failures: dict[str, FailureRate | None] = {
         stage: failure_rate(cdir, STAGE_KINDS[stage]) if cdir else None
         for stage, cdir in (
@@ -752,9 +779,8 @@ def final_checks(
             str(stage_dirs["final_checks"]), layout.KIND_FINAL_CHECKS
         )
     reward, latency = None, None
-    best = rec.get("best_proxy_task_name")
-    if best:
-        scores = search.accuracies_at_step(best, rec["final_training_step"])
+    if rec.found:
+        scores = search.accuracies_at_step(rec.best_proxy_task_name, rec.final_training_step)
         reward = check_reward_range([a for a in scores if a is not None])
         references = storage.read_json(
             layout.ControllerPaths(str(stage_dirs["model_selection"])).file(layout.REFERENCE_MODELS)
@@ -769,6 +795,14 @@ def final_checks(
         latency_constraint=latency,
         stage_dirs=dict(stage_dirs),
     )
+
+
+def read_final_checks(workflow_dir: str) -> FinalChecks | None:
+    """The final checks a finished workflow wrote in ``RECOMMENDATION.json``, or None."""
+    data = storage.read_json(
+        layout.ControllerPaths(workflow_dir).file(layout.WORKFLOW_RECOMMENDATION)
+    )
+    return FinalChecks.from_dict(data) if isinstance(data, dict) else None
 
 
 def count_plots(controller_dir: str) -> int:
