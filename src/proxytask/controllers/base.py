@@ -29,9 +29,7 @@ __all__ = [
     "SpaceController",
     "describe_causes",
     "fmt_number",
-    "new_tracker",
     "progress_rows",
-    "saved_tracker",
 ]
 
 
@@ -114,12 +112,31 @@ class Controller(abc.ABC):
     @classmethod
     def new_tracker(cls, ctx: ControllerContext) -> TrialTracker:
         """A tracker for a new controller; refuses a dir that already holds :attr:`state_file`."""
-        return new_tracker(ctx, cls.state_file, cls.resume_flag)
+        if storage.exists(storage.join(ctx.controller_dir, cls.state_file)):
+            raise UsageError(
+                f"controller dir {ctx.controller_dir!r} must be new, got one that already holds "
+                f"{cls.state_file}. Resume it with {cls.resume_flag} {ctx.controller_dir}."
+            )
+        return cls._tracker(ctx, [])
 
     @classmethod
     def saved_tracker(cls, ctx: ControllerContext) -> tuple[dict[str, Any], TrialTracker]:
         """The saved state of ``ctx.controller_dir`` and a tracker holding its trial records."""
-        return saved_tracker(ctx, cls.state_file, cls.resume_flag, cls.resume_what)
+        state = load_state(storage.join(ctx.controller_dir, cls.state_file))
+        if state is None:
+            raise UsageError(
+                f"{cls.resume_flag} must be {cls.resume_what}, got {ctx.controller_dir!r}, which "
+                f"holds no {cls.state_file}. Use the dir the first run printed."
+            )
+        records = [TrialRecord.from_dict(r) for r in state.get("trials", [])]
+        return state, cls._tracker(ctx, records)
+
+    @staticmethod
+    def _tracker(ctx: ControllerContext, records: list[TrialRecord]) -> TrialTracker:
+        events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
+        return TrialTracker(
+            ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events, records
+        )
 
     def recover(self) -> list[str]:
         """On resume: take over the trials the dead controller left (see
@@ -283,35 +300,6 @@ def read_controller_info(controller_dir: str) -> dict[str, Any] | None:
     """The saved options of a controller dir, or None."""
     data = storage.read_json(storage.join(controller_dir, layout.CONTROLLER_INFO))
     return data if isinstance(data, dict) else None
-
-
-def new_tracker(ctx: ControllerContext, state_file: str, resume_flag: str) -> TrialTracker:
-    """A tracker for a new controller in ``ctx.controller_dir`` (which must not hold one yet)."""
-    if storage.exists(storage.join(ctx.controller_dir, state_file)):
-        raise UsageError(
-            f"controller dir {ctx.controller_dir!r} must be new, got one that already holds "
-            f"{state_file}. Resume it with {resume_flag} {ctx.controller_dir}."
-        )
-    events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
-    return TrialTracker(ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events)
-
-
-def saved_tracker(
-    ctx: ControllerContext, state_file: str, resume_flag: str, what: str
-) -> tuple[dict[str, Any], TrialTracker]:
-    """The saved state of a controller dir and a tracker holding its trial records."""
-    state = load_state(storage.join(ctx.controller_dir, state_file))
-    if state is None:
-        raise UsageError(
-            f"{resume_flag} must be {what}, got {ctx.controller_dir!r}, which holds no "
-            f"{state_file}. Use the dir the first run printed."
-        )
-    records = [TrialRecord.from_dict(r) for r in state.get("trials", [])]
-    events = EventLog(storage.join(ctx.controller_dir, layout.EVENTS_LOG))
-    tracker = TrialTracker(
-        ctx.executor, ctx.clock, ctx.controller_dir, ctx.trial_settings, events, records
-    )
-    return state, tracker
 
 
 def describe_causes(causes: Mapping[str, int]) -> str:

@@ -26,12 +26,10 @@ from proxytask.controllers.base import (
     Controller,
     ControllerContext,
     fmt_number,
-    new_tracker,
     progress_rows,
-    saved_tracker,
 )
 from proxytask.controllers.command_options import LATENCY_SOURCES
-from proxytask.controllers.state import TrialRecordState
+from proxytask.controllers.state import TrialRecord, TrialRecordState, json_value, load_state
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.errors import UsageError
@@ -45,6 +43,7 @@ from proxytask.trainer.contract import (
 
 if TYPE_CHECKING:
     from proxytask.controllers.search import SearchController
+    from proxytask.controllers.search_state import Recommendation
 
 __all__ = [
     "FINAL_CHECKS_STATE",
@@ -54,14 +53,19 @@ __all__ = [
     "LatencyCheck",
     "LatencyMethod",
     "ScaledBaselineController",
+    "ScaledBaselinePhase",
     "ScaledBaselinePlan",
+    "ScaledBaselineResult",
     "ScaledBaselineSettings",
+    "ScaledBaselineState",
     "VarianceJudgement",
     "count_plots",
     "failure_rate",
     "final_checks",
     "judge_variance",
     "latency_check",
+    "read_final_checks",
+    "read_scaled_baseline_state",
     "scaled_baseline_plan",
     "scaling_args",
     "stricter_constraint",
@@ -120,6 +124,68 @@ def stricter_constraint(
     }
 
 
+class ScaledBaselinePhase(str, enum.Enum):
+    """Where the scaled-baseline measurement stands (the ``phase`` of its state file)."""
+
+    TRAIN = "train"  # the baseline trains, or its latency is awaited
+    DONE = "done"  # the latency is known, or known to be unavailable: see ``result``
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaledBaselineResult:
+    """The baseline measured under the proxy task (the ``result`` of the state file).
+
+    Fields in the order of the file's keys; ``latency`` None comes with an ``error``.
+    """
+
+    trial_dir: str
+    state: TrialRecordState
+    proxy_task_name: str
+    trainer_args: Mapping[str, str]
+    accuracy: float | None
+    latency: float | None
+    error: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON form."""
+        data: dict[str, Any] = json_value(self)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScaledBaselineResult:
+        """Parse the JSON form."""
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls)}
+        return cls(**{**values, "state": TrialRecordState(data["state"])})
+
+
+@dataclasses.dataclass(frozen=True)
+class ScaledBaselineState:
+    """What ``FINAL_CHECKS_STATE.json`` says apart from its trial records."""
+
+    phase: ScaledBaselinePhase
+    proxy_task_name: str
+    result: ScaledBaselineResult | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ScaledBaselineState:
+        """Parse the state file's JSON (as :class:`ScaledBaselineController` writes it)."""
+        result = data.get("result")
+        return cls(
+            phase=ScaledBaselinePhase(data.get("phase", ScaledBaselinePhase.TRAIN)),
+            proxy_task_name=str(data.get("proxy_task_name", "")),
+            result=None if result is None else ScaledBaselineResult.from_json(result),
+        )
+
+
+def read_scaled_baseline_state(controller_dir: str) -> ScaledBaselineState | None:
+    """The state a scaled-baseline measurement saved in ``controller_dir``, or None."""
+    data = load_state(storage.join(controller_dir, FINAL_CHECKS_STATE))
+    return None if data is None else ScaledBaselineState.from_json(data)
+
+
 class ScaledBaselineController(Controller):
     """Trains the baseline architecture once under a proxy task and reads its latency.
 
@@ -127,10 +193,13 @@ class ScaledBaselineController(Controller):
 
         ctl = ScaledBaselineController.create(ctx, settings)
         ctl.run()
-        print(ctl.result["latency"])
+        print(ctl.result.latency)
     """
 
     kind = layout.KIND_FINAL_CHECKS
+    state_file = FINAL_CHECKS_STATE
+    resume_flag = "proxytask run"
+    resume_what = "a final-checks dir"
 
     def __init__(
         self,
@@ -141,8 +210,9 @@ class ScaledBaselineController(Controller):
     ) -> None:
         super().__init__(ctx, tracker)
         self.settings = settings
-        self.phase: str = state.get("phase", "train")
-        self.result: dict[str, Any] | None = state.get("result")
+        saved = ScaledBaselineState.from_json(state)
+        self.phase = saved.phase
+        self.result: ScaledBaselineResult | None = saved.result
         self.latency_wait_started: float | None = state.get("latency_wait_started")
 
     @classmethod
@@ -150,27 +220,16 @@ class ScaledBaselineController(Controller):
         cls, ctx: ControllerContext, settings: ScaledBaselineSettings
     ) -> ScaledBaselineController:
         """A new check in ``ctx.controller_dir`` (which must not hold one yet)."""
-        tracker = new_tracker(ctx, FINAL_CHECKS_STATE, "proxytask run")
-        ctl = cls(ctx, tracker, settings, {})
-        ctl.events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
-        ctl._persist()
-        return ctl
+        return cls(ctx, cls.new_tracker(ctx), settings, {}).started()
 
     @classmethod
     def resume(
         cls, ctx: ControllerContext, settings: ScaledBaselineSettings
     ) -> ScaledBaselineController:
         """Continue a check after a crash (a running trial is restarted or accepted)."""
-        state, tracker = saved_tracker(
-            ctx, FINAL_CHECKS_STATE, "proxytask run", "a final-checks dir"
-        )
+        state, tracker = cls.saved_tracker(ctx)
         ctl = cls(ctx, tracker, settings, state)
-        replanned = tracker.recover()
-        ctl.events.append(
-            ctx.clock.now(), "controller_resumed", controller=cls.kind, restarted=replanned
-        )
-        ctl._persist()
-        return ctl
+        return ctl.resumed(ctl.recover())
 
     @property
     def key(self) -> str:
@@ -179,13 +238,18 @@ class ScaledBaselineController(Controller):
 
     def is_finished(self) -> bool:
         """True once the latency is known, or known to be unavailable."""
-        return self.phase == "done"
+        return self.phase == ScaledBaselinePhase.DONE
 
     def step(self) -> None:
-        """Poll → decide → act → persist."""
-        if self.is_finished():
-            return
-        self.tracker.poll()
+        """Poll → decide → act → persist (:meth:`advance`)."""
+        if not self.is_finished():
+            self.advance()
+
+    def announce(self, record: TrialRecord) -> None:
+        """Nothing: the one trial's end is told with its latency (:meth:`decide`)."""
+
+    def decide(self) -> None:
+        """Plan the one trial; once it ended, read its latency."""
         if self.key not in self.tracker.records:
             self.tracker.plan(
                 SCALED_BASELINE_JOB,
@@ -195,34 +259,27 @@ class ScaledBaselineController(Controller):
             )
         record = self.tracker.records[self.key]
         if record.state in (TrialRecordState.SUCCEEDED, TrialRecordState.FAILED):
-            self._finish()
-        self._persist()
-        self.tracker.launch_planned()
-        self._persist()
+            self._finish(record)
 
-    def _finish(self) -> None:
-        record = self.tracker.records[self.key]
+    def _finish(self, record: TrialRecord) -> None:
         metrics = self.tracker.progress(self.key).metrics
-        base = {
-            "trial_dir": record.trial_dir,
-            "state": record.state,
-            "proxy_task_name": self.settings.proxy_task_name,
-            "trainer_args": {**self.ctx.baseline_args, **self.settings.proxy_trainer_args},
-            "accuracy": get_accuracy_at_pct(metrics, 100.0),
-        }
+        result = ScaledBaselineResult(
+            trial_dir=record.trial_dir,
+            state=record.state,
+            proxy_task_name=self.settings.proxy_task_name,
+            trainer_args={**self.ctx.baseline_args, **self.settings.proxy_trainer_args},
+            accuracy=get_accuracy_at_pct(metrics, 100.0),
+            latency=None,
+            error=None,
+        )
         if record.state == TrialRecordState.FAILED:
-            self._done(
-                {
-                    **base,
-                    "latency": None,
-                    "error": f"the scaled baseline failed ({record.cause}): {record.message}",
-                }
-            )
+            failure = f"the scaled baseline failed ({record.cause}): {record.message}"
+            self._done(dataclasses.replace(result, error=failure))
             return
         latency, error = self._latency(record.trial_dir, metrics)
         if latency is None and error is None:
             return  # waiting for a latency worker
-        self._done({**base, "latency": latency, "error": error})
+        self._done(dataclasses.replace(result, latency=latency, error=error))
 
     def _latency(self, trial_dir: str, metrics: Any) -> tuple[float | None, str | None]:
         s = self.settings
@@ -265,16 +322,13 @@ class ScaledBaselineController(Controller):
             )
         return None, None
 
-    def _done(self, result: dict[str, Any]) -> None:
+    def _done(self, result: ScaledBaselineResult) -> None:
         self.result = result
-        self.phase = "done"
-        self.events.append(
-            self.ctx.clock.now(), "scaled_baseline_done", latency=result.get("latency")
-        )
-        latency = fmt_number(result.get("latency"))
+        self.phase = ScaledBaselinePhase.DONE
+        self.events.append(self.ctx.clock.now(), "scaled_baseline_done", latency=result.latency)
         self.ctx.display.message(
-            f"  scaled baseline under {self.settings.proxy_task_name}: latency {latency}"
-            + (f" ({result['error']})" if result.get("error") else "")
+            f"  scaled baseline under {self.settings.proxy_task_name}: latency "
+            f"{fmt_number(result.latency)}" + (f" ({result.error})" if result.error else "")
         )
 
     def summary(self) -> list[str]:
@@ -283,22 +337,20 @@ class ScaledBaselineController(Controller):
             return ["final checks in progress"]
         line = (
             f"baseline under {self.settings.proxy_task_name}: latency "
-            f"{fmt_number(self.result.get('latency'))}"
+            f"{fmt_number(self.result.latency)}"
         )
-        return [line] + ([f"problem: {self.result['error']}"] if self.result.get("error") else [])
+        return [line] + ([f"problem: {self.result.error}"] if self.result.error else [])
 
-    def _state(self) -> dict[str, Any]:
+    def state_json(self) -> dict[str, Any]:
+        """The content of ``FINAL_CHECKS_STATE.json``."""
         return {
-            "phase": self.phase,
+            "phase": self.phase.value,
             "proxy_task_name": self.settings.proxy_task_name,
             "baseline_architecture": dict(self.settings.baseline_architecture),
-            "result": self.result,
+            "result": None if self.result is None else self.result.to_json(),
             "latency_wait_started": self.latency_wait_started,
             "trials": [r.to_dict() for r in self.tracker.records.values()],
         }
-
-    def _persist(self) -> None:
-        self.save_if_changed(FINAL_CHECKS_STATE, self._state())
 
     def snapshot(self) -> ProgressSnapshot:
         """The live display: the one trial."""
@@ -416,6 +468,13 @@ class LatencyCheck:
         out.update(proxy_latency_constraint=self.proxy_latency_constraint, advice=self.advice)
         return out
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> LatencyCheck:
+        """Parse :meth:`to_dict`'s form (the fields it leaves out take their defaults)."""
+        values = {f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data}
+        scaled_by, method = tuple(data["scaled_by"]), LatencyMethod(data["method"])
+        return cls(**{**values, "scaled_by": scaled_by, "method": method})
+
 
 def _advice(scaled_by: Sequence[str], what: str, ratio: float, target: float | None) -> str:
     if target is None:
@@ -484,7 +543,7 @@ def _estimated_check(
 def latency_check(
     search: SearchController,
     f_values: Mapping[str, Any],
-    scaled: Mapping[str, Any] | None,
+    scaled: ScaledBaselineResult | None,
     skipped: str | None,
     full_baseline_latency: float | None,
 ) -> LatencyCheck | None:
@@ -499,11 +558,11 @@ def latency_check(
         return None
     target = f_values["latency_constraint"]
     best = search.best_proxy_task_name
-    measured = scaled.get("latency") if scaled else None
+    measured = scaled.latency if scaled else None
     if measured is not None and full_baseline_latency:
-        trial_dir = scaled["trial_dir"] if scaled else None
+        trial_dir = scaled.trial_dir if scaled else None
         return _measured_check(scaled_by, target, best, full_baseline_latency, measured, trial_dir)
-    problem = skipped or (scaled or {}).get("error")
+    problem = skipped or (scaled.error if scaled else None)
     if measured is not None and not full_baseline_latency:
         problem = "model selection's baseline has no latency to compare with"
     ratios = [
@@ -611,7 +670,7 @@ VARIANCE_FIELDS = (
 class FinalChecks:
     """The final checks of the workflow and its recommendation: ``RECOMMENDATION.json``."""
 
-    recommendation: Mapping[str, Any]
+    recommendation: Recommendation
     variance: Mapping[str, Any] | None
     failure_rates: Mapping[str, FailureRate | None]
     reward_range: RewardRangeCheck | None
@@ -623,7 +682,7 @@ class FinalChecks:
         reward = self.reward_range
         return {
             "version": 1,
-            "recommendation": dict(self.recommendation),
+            "recommendation": self.recommendation.to_json(),
             "variance": None if self.variance is None else dict(self.variance),
             "failure_rates": {
                 k: None if v is None else v.to_dict() for k, v in self.failure_rates.items()
@@ -643,6 +702,24 @@ class FinalChecks:
             "stage_dirs": dict(self.stage_dirs),
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> FinalChecks:
+        """Parse :meth:`to_dict`'s form."""
+        from proxytask.controllers.search_state import Recommendation
+
+        reward, latency = data["reward_range"], data["latency_constraint"]
+        return cls(
+            recommendation=Recommendation.from_json(data["recommendation"]),
+            variance=data["variance"],
+            failure_rates={
+                k: None if v is None else FailureRate(v["trials"], v["failed"], v["causes"])
+                for k, v in data["failure_rates"].items()
+            },
+            reward_range=None if reward is None else RewardRangeCheck(**reward),
+            latency_constraint=None if latency is None else LatencyCheck.from_dict(latency),
+            stage_dirs=data["stage_dirs"],
+        )
+
     def lines(self) -> list[str]:
         """The checks for the terminal, one line each (under ``== final checks``)."""
         out = [
@@ -654,14 +731,14 @@ class FinalChecks:
             out.append(f"  rewards: {self.reward_range.message}")
         if self.latency_constraint:
             out.append(f"  latency: {self.latency_constraint.advice}")
-        verdict = (self.recommendation.get("zero_training_comparison") or {}).get("message")
-        if verdict:
-            out.append(f"  zero-training baselines: {verdict}")
-        holdout = self.recommendation.get("holdout")
-        if holdout and holdout.get("tau") is not None:
+        verdict = self.recommendation.zero_training_comparison
+        if verdict and verdict.message:
+            out.append(f"  zero-training baselines: {verdict.message}")
+        holdout = self.recommendation.holdout
+        if holdout and holdout.summary.tau is not None:
             out.append(
-                f"  held-out check: Kendall tau-b {holdout['tau']:.3f} on {holdout['n']} models "
-                "the search never chose by"
+                f"  held-out check: Kendall tau-b {holdout.summary.tau:.3f} on "
+                f"{holdout.summary.n} models the search never chose by"
             )
         return out
 
@@ -680,7 +757,7 @@ def final_checks(
     search: SearchController,
     f_values: Mapping[str, Any],
     plan: ScaledBaselinePlan,
-    scaled: Mapping[str, Any] | None = None,
+    scaled: ScaledBaselineResult | None = None,
     variance: Mapping[str, Any] | None = None,
 ) -> FinalChecks:
     """The final checks of the workflow (rewards, failures, latency) and the recommendation.
@@ -688,7 +765,7 @@ def final_checks(
     ``stage_dirs``: each stage's controller dir; ``scaled``: the scaled baseline's result;
     ``variance``: the judged variance result (None without one).
     """
-    rec = search.recommendation()
+    rec = search.recommended()
     failures: dict[str, FailureRate | None] = {
         stage: failure_rate(cdir, STAGE_KINDS[stage]) if cdir else None
         for stage, cdir in (
@@ -702,9 +779,8 @@ def final_checks(
             str(stage_dirs["final_checks"]), layout.KIND_FINAL_CHECKS
         )
     reward, latency = None, None
-    best = rec.get("best_proxy_task_name")
-    if best:
-        scores = search.accuracies_at_step(best, rec["final_training_step"])
+    if rec.found:
+        scores = search.accuracies_at_step(rec.best_proxy_task_name, rec.final_training_step)
         reward = check_reward_range([a for a in scores if a is not None])
         references = storage.read_json(
             layout.ControllerPaths(str(stage_dirs["model_selection"])).file(layout.REFERENCE_MODELS)
@@ -719,6 +795,14 @@ def final_checks(
         latency_constraint=latency,
         stage_dirs=dict(stage_dirs),
     )
+
+
+def read_final_checks(workflow_dir: str) -> FinalChecks | None:
+    """The final checks a finished workflow wrote in ``RECOMMENDATION.json``, or None."""
+    data = storage.read_json(
+        layout.ControllerPaths(workflow_dir).file(layout.WORKFLOW_RECOMMENDATION)
+    )
+    return FinalChecks.from_dict(data) if isinstance(data, dict) else None
 
 
 def count_plots(controller_dir: str) -> int:

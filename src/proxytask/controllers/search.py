@@ -38,7 +38,7 @@ from proxytask.controllers.search_state import (
     TauSummary,
     ZeroTrainingComparison,
 )
-from proxytask.controllers.state import TrialRecordState
+from proxytask.controllers.state import TrialRecord, TrialRecordState
 from proxytask.controllers.tracker import TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.errors import UsageError
@@ -141,6 +141,9 @@ class SearchController(Controller):
     """
 
     kind = layout.KIND_SEARCH
+    state_file = SEARCH_STATE
+    resume_flag = "--previous-proxy-task-search-dir"
+    resume_what = "a proxy-task search dir"
 
     def __init__(
         self,
@@ -182,11 +185,8 @@ class SearchController(Controller):
         settings: SearchSettings,
     ) -> SearchController:
         """A new search in ``ctx.controller_dir``."""
-        tracker = base.new_tracker(ctx, SEARCH_STATE, "--previous-proxy-task-search-dir")
-        ctl = cls(ctx, tracker, references, configs, settings, SearchState(proxy_tasks={}))
-        ctl.events.append(ctx.clock.now(), "controller_started", controller=cls.kind)
-        ctl._persist()
-        return ctl
+        state = SearchState(proxy_tasks={})
+        return cls(ctx, cls.new_tracker(ctx), references, configs, settings, state).started()
 
     @classmethod
     def resume(
@@ -201,28 +201,25 @@ class SearchController(Controller):
         ``settings`` None: the saved ones (the defaults when the state has none readable).
         Finished configs are re-scored under the settings given.
         """
-        data, tracker = base.saved_tracker(
-            ctx, SEARCH_STATE, "--previous-proxy-task-search-dir", "a proxy-task search dir"
-        )
+        data, tracker = cls.saved_tracker(ctx)
         state = SearchState.from_json(data)
         _check_same_args(configs, state)
         chosen = settings or state.settings or SearchSettings()
         ctl = cls(ctx, tracker, references, configs, chosen, state)
-        replanned = tracker.recover()
+        return ctl.resumed(ctl.recover())
+
+    def recover(self) -> list[str]:
+        """Take over the trials left running (a config told to stop restarts them in place)
+        and re-score the finished configs under the current settings."""
+        replanned = super().recover()
         for key in replanned:
-            entry = ctl.tasks.get(tracker.records[key].job.removeprefix("proxy_"))
+            entry = self.tasks.get(self.tracker.records[key].job.removeprefix("proxy_"))
             if entry is not None and entry.stats.posted_stop_trials_message:
                 # told to stop before the crash: start it again in its dir as it is, so it
                 # keeps its curve, sees the stop signal at once and reports its latency
-                tracker.in_place.add(key)
-        ctl._rescore_finished()
-        ctl._resumed(replanned)
-        return ctl
-
-    def _resumed(self, restarted: list[str]) -> None:
-        now = self.ctx.clock.now()
-        self.events.append(now, "controller_resumed", controller=self.kind, restarted=restarted)
-        self._persist()
+                self.tracker.in_place.add(key)
+        self._rescore_finished()
+        return replanned
 
     # ---- the loop -----------------------------------------------------------------------------
 
@@ -244,9 +241,15 @@ class SearchController(Controller):
         return [n for n in self.order if n in self.tasks]
 
     def step(self) -> None:
-        """Poll → update statistics → decide stops → start configs → persist."""
-        for record in self.tracker.poll():
-            self._dirty.add(record.job.removeprefix("proxy_"))
+        """Poll → update statistics → decide stops → start configs → persist (:meth:`advance`)."""
+        self.advance()
+
+    def announce(self, record: TrialRecord) -> None:
+        """An ended trial: its config's statistics are computed again (nothing is shown)."""
+        self._dirty.add(record.job.removeprefix("proxy_"))
+
+    def decide(self) -> None:
+        """Update the active configs' statistics and stops, start configs, check the winner."""
         for name in self._active():
             self._dirty.add(name)  # new reports may have arrived
         for name in list(self._active()):
@@ -254,9 +257,6 @@ class SearchController(Controller):
         self._start_configs()
         if self._configs_done() and self._holdout_pending():
             self._check_holdout(self.best_proxy_task_name)
-        self._persist()
-        self.tracker.launch_planned()
-        self._persist()
 
     def _keys(self, name: str) -> list[str]:
         job = f"proxy_{name}"
@@ -823,8 +823,10 @@ class SearchController(Controller):
             trials=tuple(self.tracker.records.values()),
         )
 
-    def _persist(self) -> None:
-        self.save_if_changed(SEARCH_STATE, json.loads(json.dumps(self.state().to_json())))
+    def state_json(self) -> dict[str, Any]:
+        """The content of ``SEARCH_CONTROLLER_STATE.json`` (:meth:`state` in its JSON form)."""
+        data: dict[str, Any] = json.loads(json.dumps(self.state().to_json()))
+        return data
 
     def snapshot(self) -> ProgressSnapshot:
         """The live display: the active configs' trials, current tau and time vs limit."""

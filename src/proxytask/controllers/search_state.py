@@ -61,6 +61,11 @@ def _fields_json(value: Any) -> dict[str, Any]:
     return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
 
 
+def _from_fields(cls: Any, data: Mapping[str, Any] | None) -> Any:
+    """The flat value ``cls`` whose fields are the keys of ``data`` (None for None)."""
+    return None if data is None else cls(**{f.name: data[f.name] for f in dataclasses.fields(cls)})
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchSettings:
     """Thresholds and limits of one proxy-task search (SPEC defaults)."""
@@ -523,6 +528,38 @@ class Recommendation:
         """How many times cheaper than full training one trial is."""
         full, hours = self.full_training_hours_per_model, self.final_training_time_in_hours
         return (full / hours) if full and hours else None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Recommendation:
+        """Parse :meth:`to_json`'s form (``PROXY_TASK_RECOMMENDATION.json``, or the
+        ``recommendation`` of the workflow's ``RECOMMENDATION.json``)."""
+        others = {str(k): str(v) for k, v in (data.get("others") or {}).items()}
+        if not data.get("found"):
+            return cls(best_proxy_task_name="", others=others)
+        holdout, stability = data.get("holdout"), data.get("winner_stability")
+        return cls(
+            best_proxy_task_name=str(data["best_proxy_task_name"]),
+            others=others,
+            trainer_args=data.get("trainer_args"),
+            final_training_step=_integer(data.get("final_training_step")),
+            final_training_time_in_hours=_number(data.get("final_training_time_in_hours")),
+            accuracy_correlation_at_stop=_number(data.get("accuracy_correlation_at_stop")),
+            full_training_hours_per_model=_number(data.get("full_training_hours_per_model")),
+            stopping_rule=str(data.get("stopping_rule") or ""),
+            confidence=_number(data.get("confidence")),
+            interval_at_stop=_from_fields(
+                IntervalAtStop, data.get("accuracy_correlation_interval_at_stop")
+            ),
+            holdout=None if holdout is None else HoldoutCheck.from_json(holdout),
+            zero_training_baselines={
+                str(k): TauSummary.from_json(v)
+                for k, v in (data.get("zero_training_baselines") or {}).items()
+            },
+            zero_training_comparison=_from_fields(
+                ZeroTrainingComparison, data.get("zero_training_comparison")
+            ),
+            winner_stability=None if stability is None else StabilityResult(**stability),
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The JSON form of ``PROXY_TASK_RECOMMENDATION.json``."""

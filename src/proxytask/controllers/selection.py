@@ -53,6 +53,7 @@ __all__ = [
     "SelectionCost",
     "SelectionPhase",
     "SelectionSettings",
+    "SelectionState",
     "read_model_selection_result",
     "selection_warnings",
 ]
@@ -187,6 +188,28 @@ class PrunedRound:
             kept=tuple(data["kept"]),
             removed=tuple(data["removed"]),
             invalid=tuple((str(t), str(r)) for t, r in data["invalid"]),
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class SelectionState:
+    """Where ``MODEL_SELECTION_STATE.json`` says a selection stands (without its trials)."""
+
+    phase: SelectionPhase = SelectionPhase.RUNNING
+    iterations: tuple[Iteration, ...] = ()
+    rounds: tuple[PrunedRound, ...] = ()
+    error: str | None = None
+    latency_wait_started: float | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> SelectionState:
+        """Parse the state file's JSON (``{}``: a new selection)."""
+        return cls(
+            SelectionPhase(data.get("phase", SelectionPhase.RUNNING)),
+            tuple(Iteration.from_json(i) for i in data.get("iterations", [])),
+            tuple(PrunedRound.from_json(r) for r in data.get("rounds", [])),
+            data.get("error"),
+            data.get("latency_wait_started"),
         )
 
 
@@ -373,10 +396,11 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
         state: Mapping[str, Any],
     ) -> None:
         super().__init__(ctx, tracker, space, settings, state)
-        self.iterations = [Iteration.from_json(i) for i in state.get("iterations", [])]
-        self.rounds = [PrunedRound.from_json(r) for r in state.get("rounds", [])]
-        self.phase = SelectionPhase(state.get("phase", SelectionPhase.RUNNING))
-        self.latency_wait_started: float | None = state.get("latency_wait_started")
+        saved = SelectionState.from_json(state)
+        self.iterations = list(saved.iterations)
+        self.rounds = list(saved.rounds)
+        self.phase = saved.phase
+        self.latency_wait_started: float | None = saved.latency_wait_started
         self._result: ModelSelectionResult | None = None
 
     def recover(self) -> list[str]:

@@ -47,6 +47,7 @@ __all__ = [
     "VariancePhase",
     "VarianceResult",
     "VarianceSettings",
+    "VarianceState",
     "judge",
     "read_variance_result",
 ]
@@ -105,6 +106,24 @@ class VarianceSettings:
             raise UsageError(f"workable pct must be in (0, 100], got {self.workable_pct}.")
         if not 0 < self.confidence < 1:
             raise UsageError(f"the confidence level must be in (0, 1), got {self.confidence}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class VarianceState:
+    """Where ``measurement_state.json`` says a measurement stands (without its trials)."""
+
+    phase: VariancePhase = VariancePhase.FIND_WORKABLE
+    error: str | None = None
+    workable_trial: str | None = None  # the tracker key of the workable model, once found
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> VarianceState:
+        """Parse the state file's JSON (``{}``: a new measurement)."""
+        return cls(
+            VariancePhase(data.get("phase", VariancePhase.FIND_WORKABLE)),
+            data.get("error"),
+            data.get("workable_trial"),
+        )
 
 
 def judge(
@@ -365,8 +384,9 @@ class VarianceController(SpaceController[VarianceSettings]):
         state: Mapping[str, Any],
     ) -> None:
         super().__init__(ctx, tracker, space, settings, state)
-        self.phase = VariancePhase(state.get("phase", VariancePhase.FIND_WORKABLE))
-        self.workable_key: str | None = state.get("workable_trial")
+        saved = VarianceState.from_json(state)
+        self.phase = saved.phase
+        self.workable_key: str | None = saved.workable_trial
         self._result: VarianceResult | None = None
 
     # ---- the loop -----------------------------------------------------------------------------

@@ -37,9 +37,11 @@ from proxytask.controllers.context import EXIT_FAILED, EXIT_OK
 from proxytask.controllers.final_checks import (
     STAGE_KINDS,
     ScaledBaselinePlan,
+    ScaledBaselineResult,
     count_plots,
     final_checks,
     judge_variance,
+    read_scaled_baseline_state,
     scaled_baseline_plan,
 )
 from proxytask.core import layout, storage
@@ -343,7 +345,7 @@ class WorkflowController:
         self.variance: dict[str, Any] = {}
         self.search: SearchController | None = None
         self.plan: ScaledBaselinePlan | None = None
-        self.scaled: Mapping[str, Any] | None = None
+        self.scaled: ScaledBaselineResult | None = None
         self._stages: list[Callable[[], int | None]] = [
             self._variance,
             self._model_selection,
@@ -489,9 +491,8 @@ class WorkflowController:
             lambda _values, previous, ctx: run_scaled_baseline(settings, previous, ctx),
         )
         if ctl is None:
-            fdir = str(self.state.stage("final_checks").dir)
-            saved = storage.read_json(storage.join(fdir, layout.FINAL_CHECKS_STATE))
-            self.scaled = (saved or {}).get("result")
+            saved = read_scaled_baseline_state(str(self.state.stage("final_checks").dir))
+            self.scaled = saved.result if saved else None
         else:
             self.scaled = ctl.result
         return None

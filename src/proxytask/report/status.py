@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import posixpath
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
 
 from proxytask.core import layout, storage
 from proxytask.core.errors import StorageError, UsageError
 from proxytask.trainer.contract import TrialTrainingMetrics, read_trial_training_metrics
 
 __all__ = ["DirStatus", "JobSummary", "TrialSummary", "inspect_dir", "render_status"]
+
+T = TypeVar("T")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,70 +96,88 @@ def _summarise_job(name: str, jdir: str) -> JobSummary:
     return JobSummary(name, jdir, trials)
 
 
-def _read(path: str) -> dict[str, Any]:
+def _typed(read: Callable[[str], T | None], controller_dir: str) -> T | None:
+    """What ``read`` makes of a dir's file; None when it is missing or unreadable (status
+    shows what the other files say)."""
     try:
-        data = storage.read_json(path)
-    except StorageError:
-        return {}
-    return data if isinstance(data, dict) else {}
+        return read(controller_dir)
+    except (StorageError, KeyError, TypeError, ValueError):
+        return None
 
 
-def _variance_notes(state: dict[str, Any], result: dict[str, Any]) -> list[str]:
-    notes = [f"phase: {state.get('phase', '?')}"]
-    if state.get("error"):
-        notes.append(f"error: {state['error']}")
+def _state(parse: Callable[[Mapping[str, Any]], T], kind: str) -> Callable[[str], T | None]:
+    """A reader of the state file of ``kind`` (named by layout) through ``parse``."""
+
+    def read(controller_dir: str) -> T | None:
+        from proxytask.controllers.state import load_state
+
+        path = layout.ControllerPaths(controller_dir).state_file(kind)
+        data = load_state(path) if path else None
+        return None if data is None else parse(data)
+
+    return read
+
+
+def _variance_notes(cdir: str) -> list[str]:
+    from proxytask.controllers.variance import VarianceState, read_variance_result
+
+    state = _typed(_state(VarianceState.from_json, layout.KIND_VARIANCE), cdir)
+    result = _typed(read_variance_result, cdir)
+    notes = [f"phase: {state.phase if state else '?'}"]
+    if state and state.error:
+        notes.append(f"error: {state.error}")
     if result:
-        notes.append(f"variance {result.get('variance_value')} ({result.get('variance_info')})")
-        notes.append(
-            f"smoothness {result.get('smoothness_value')} ({result.get('smoothness_info')})"
-        )
+        notes.append(f"variance {result.variance_value} ({result.variance_info})")
+        notes.append(f"smoothness {result.smoothness_value} ({result.smoothness_info})")
     return notes
 
 
-def _selection_notes(state: dict[str, Any], result: dict[str, Any]) -> list[str]:
-    its = state.get("iterations", [])
-    notes = [f"phase: {state.get('phase', '?')}, round {len(its)}"]
+def _selection_notes(cdir: str) -> list[str]:
+    from proxytask.controllers.selection import SelectionState, read_model_selection_result
+
+    state = _typed(_state(SelectionState.from_json, layout.KIND_MODEL_SELECTION), cdir)
+    result = _typed(read_model_selection_result, cdir)
+    its = state.iterations if state else ()
+    notes = [f"phase: {state.phase if state else '?'}, round {len(its)}"]
     if its:
         notes.append(
-            f"current round: {its[-1]['num_trials']} models to "
-            f"{its[-1]['desired_training_step_pct']:.2f} %"
+            f"current round: {its[-1].num_trials} models to "
+            f"{its[-1].desired_training_step_pct:.2f} %"
         )
-    if state.get("error"):
-        notes.append(f"error: {state['error']}")
+    if state and state.error:
+        notes.append(f"error: {state.error}")
     if result:
-        cost = result.get("cost", {})
+        cost = result.cost
         notes.append(
-            f"{result.get('num_reference_models')} reference models; cost "
-            f"{cost.get('training_hours', 0):.4f} training hours "
-            f"({cost.get('multiple_of_full_training') or 0:.2f} × full training)"
+            f"{len(result.reference_models)} reference models; cost "
+            f"{cost.training_hours:.4f} training hours "
+            f"({cost.multiple_of_full_training or 0:.2f} × full training)"
         )
     return notes
 
 
-def _search_notes(state: dict[str, Any], _result: dict[str, Any]) -> list[str]:
+def _search_notes(cdir: str) -> list[str]:
+    from proxytask.controllers.search_state import SearchState
+
+    state = _typed(SearchState.load, cdir)
+    if state is None:
+        return []
     notes = []
-    for name, entry in state.get("proxy_tasks_map", {}).items():
-        stats = entry.get("proxy_task_stats", {})
+    for name, entry in state.proxy_tasks.items():
+        stats = entry.stats
+        steps = stats.final_training_steps
         notes.append(
-            f"{name}: {stats.get('stopping_state') or 'running'}"
-            + (
-                f" at step {stats['final_training_steps']}"
-                if stats.get("final_training_steps") is not None
-                else ""
-            )
+            f"{name}: {stats.stopping_state.value or 'running'}"
+            + (f" at step {steps}" if steps is not None else "")
         )
-    if state.get("best_proxy_task_name"):
-        notes.append(f"best proxy task so far: {state['best_proxy_task_name']}")
-    for name, check in (state.get("holdout") or {}).items():
+    if state.best_proxy_task_name:
+        notes.append(f"best proxy task so far: {state.best_proxy_task_name}")
+    for name, check in state.holdout.items():
         notes.append(
-            f"held-out check of {name}: Kendall tau-b {check.get('tau')} on "
-            f"{check.get('n')} held-out models"
+            f"held-out check of {name}: Kendall tau-b {check.summary.tau} on "
+            f"{check.summary.n} held-out models"
         )
-    baselines = {
-        k: v["tau"]
-        for k, v in (state.get("zero_training_baselines") or {}).items()
-        if isinstance(v, dict) and v.get("tau") is not None
-    }
+    baselines = {k: v.tau for k, v in state.zero_training_baselines.items() if v.tau is not None}
     if baselines:
         top = max(baselines, key=lambda k: baselines[k])
         notes.append(
@@ -166,36 +186,44 @@ def _search_notes(state: dict[str, Any], _result: dict[str, Any]) -> list[str]:
     return notes
 
 
-def _final_checks_notes(state: dict[str, Any], _result: dict[str, Any]) -> list[str]:
-    notes = [
-        f"phase: {state.get('phase', '?')}: the baseline under {state.get('proxy_task_name', '?')}"
-    ]
-    result = state.get("result") or {}
-    if result:
-        notes.append(f"scaled baseline latency: {result.get('latency')}")
-        if result.get("error"):
-            notes.append(f"problem: {result['error']}")
+def _final_checks_notes(cdir: str) -> list[str]:
+    from proxytask.controllers.final_checks import read_scaled_baseline_state
+
+    state = _typed(read_scaled_baseline_state, cdir)
+    if state is None:
+        return ["phase: ?: the baseline under ?"]
+    notes = [f"phase: {state.phase}: the baseline under {state.proxy_task_name}"]
+    if state.result:
+        notes.append(f"scaled baseline latency: {state.result.latency}")
+        if state.result.error:
+            notes.append(f"problem: {state.result.error}")
     return notes
 
 
-def _workflow_notes(state: dict[str, Any], result: dict[str, Any]) -> list[str]:
-    notes = [
-        f"{stage.replace('_', ' ')}: {entry.get('status')}  {entry.get('dir', '')}"
-        for stage, entry in state.get("stages", {}).items()
-    ]
-    rec = result.get("recommendation", {})
-    if rec.get("best_proxy_task_name"):
+def _workflow_notes(wdir: str) -> list[str]:
+    from proxytask.controllers.final_checks import read_final_checks
+    from proxytask.controllers.workflow import WorkflowState, load_workflow_state
+
+    state = _typed(load_workflow_state, wdir) or WorkflowState()
+    notes = []
+    for stage, entry in state.stages.items():
+        written = entry.dir is not None or entry.status is not None  # else no "dir" key: ""
+        status = None if entry.status is None else entry.status.value
+        notes.append(f"{stage.replace('_', ' ')}: {status}  {entry.dir if written else ''}")
+    checks = _typed(read_final_checks, wdir)
+    rec = checks.recommendation if checks else None
+    if rec and rec.found:
         notes.append(
-            f"recommended proxy task: {rec['best_proxy_task_name']} {rec.get('trainer_args')}, "
-            f"{rec.get('training_steps')} steps"
+            f"recommended proxy task: {rec.best_proxy_task_name} {rec.trainer_args}, "
+            f"{rec.training_steps} steps"
         )
-    elif not state.get("stages"):
+    elif not state.stages:
         notes.append("no stage started yet")
     return notes
 
 
 # What each kind's state and answer files (named by layout.KIND_FILES) say, in lines.
-_NOTES: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
+_NOTES: dict[str, Callable[[str], list[str]]] = {
     layout.KIND_VARIANCE: _variance_notes,
     layout.KIND_MODEL_SELECTION: _selection_notes,
     layout.KIND_SEARCH: _search_notes,
@@ -205,15 +233,9 @@ _NOTES: dict[str, Callable[[dict[str, Any], dict[str, Any]], list[str]]] = {
 
 
 def _controller_notes(path: str, kind: str) -> tuple[str, ...]:
-    """One or two lines on where a tool stands, from the files layout says it writes."""
+    """One or two lines on where a tool stands, from the typed state and answer it wrote."""
     notes = _NOTES.get(kind)
-    if notes is None:
-        return ()
-    paths = layout.ControllerPaths(path)
-    state_file, result_file = paths.state_file(kind), paths.result_file(kind)
-    state = _read(state_file) if state_file else {}
-    result = _read(result_file) if result_file else {}
-    return tuple(notes(state, result))
+    return () if notes is None else tuple(notes(path))
 
 
 def inspect_dir(path: str) -> DirStatus:
