@@ -32,6 +32,7 @@ __all__ = [
     "EXIT_OK",
     "EXIT_USAGE",
     "build_context",
+    "check_same_metric_mode",
     "drive",
     "failed",
     "resolve_architecture",
@@ -183,8 +184,27 @@ def search_inputs(
         stopping_rule=values["stopping_rule"],
         confidence=values["confidence"],
         persistence=values["persistence"],
+        metric_mode=metric_mode(values.get("metric_mode")).value,
     )
     return list(configs), settings
+
+
+def check_same_metric_mode(values: Mapping[str, Any]) -> None:
+    """Raise UsageError when the model selection ran with another ``--metric-mode``.
+
+    Its reference scores are the metric it saw: a search judging them the other way round
+    would negate the zero-training scores and the desired accuracy against them.
+    """
+    from proxytask.core.options import saved_options
+
+    saved = saved_options(values["model_selection_dir"]) or {}
+    first = metric_mode(saved.get("metric_mode"))
+    given = metric_mode(values.get("metric_mode"))
+    if first is not given:
+        raise UsageError(
+            f"--metric-mode must match the model selection's, got {given} for a selection run "
+            f"with {first} ({values['model_selection_dir']}). Pass --metric-mode {first}."
+        )
 
 
 def drive(
@@ -249,6 +269,7 @@ def run_search(
     from proxytask.controllers.search import ReferenceModels, SearchController
 
     references = ReferenceModels.load(values["model_selection_dir"])
+    check_same_metric_mode(values)
     configs, settings = search_inputs(values, references)
     ctl: SearchController = _start(
         SearchController, values, previous, ctx, references, configs, settings

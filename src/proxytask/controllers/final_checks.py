@@ -781,7 +781,8 @@ def final_checks(
     reward, latency = None, None
     if rec.found:
         scores = search.accuracies_at_step(rec.best_proxy_task_name, rec.final_training_step)
-        reward = check_reward_range([a for a in scores if a is not None])
+        mode = search.settings.metric_mode  # min: a loss is no reward, the check says so
+        reward = check_reward_range([a for a in scores if a is not None], mode)
         references = storage.read_json(
             layout.ControllerPaths(str(stage_dirs["model_selection"])).file(layout.REFERENCE_MODELS)
         )

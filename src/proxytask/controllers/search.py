@@ -340,6 +340,7 @@ class SearchController(Controller):
             confidence=s.confidence,
             persistence=s.persistence,
             total_steps=self._total_steps(name),
+            metric_mode=s.metric_mode,
         )
 
     def _total_steps(self, name: str) -> int | None:
@@ -358,6 +359,7 @@ class SearchController(Controller):
             list(self.references.accuracies),
             confidence=s.confidence,
             desired_accuracy_correlation=s.desired_accuracy_correlation,
+            metric_mode=s.metric_mode,
         )
 
     def _update(self, name: str) -> None:
@@ -519,6 +521,7 @@ class SearchController(Controller):
             stop_step=stats.final_training_steps,
             stop_time_hrs=stats.final_training_time_in_hours,
             stopping_state=stats.stopping_state.value,
+            metric_label=self.settings.mode.label,
         )
         render_search_curves(fig, prefix + "_curves.png")
         labels = [f"{i}" for i in self.references.trial_ids]
@@ -528,16 +531,17 @@ class SearchController(Controller):
         acc = _tau_summary(
             proxy_at_stop, list(self.references.accuracies), self.settings.confidence
         )
+        metric = self.settings.mode.label
         render_correlation_scatter(
             correlation_scatter_figure(
-                f"{name}: proxy vs full-training accuracy at step {at_step}",
+                f"{name}: proxy vs full-training {metric} at step {at_step}",
                 list(self.references.accuracies),
                 proxy_at_stop,
                 labels,
                 acc.tau,
                 acc.p_value,
-                "full-training accuracy",
-                "proxy-task accuracy",
+                f"full-training {metric}",
+                f"proxy-task {metric}",
                 acc.interval,
             ),
             prefix + "_accuracy_correlation.png",
@@ -633,14 +637,17 @@ class SearchController(Controller):
 
         The scores (parameters, FLOPs, synflow, grad_norm, NASWOT, jacob_cov: whatever the
         trainer saved as ``zero_cost.*`` final metrics) cost no training at all, so a trained
-        proxy task is only worth its cost when it ranks the reference models better.
+        proxy task is only worth its cost when it ranks the reference models better. A score
+        predicts a high accuracy, so under ``--metric-mode min`` (a loss) it is negated: its tau
+        then says how well it predicts a low loss, comparable with the trained proxy's.
         """
         if self._zero_training is None:  # references and settings never change: once
             refs = self.references
             names = sorted({n for scores in refs.zero_cost_scores for n in scores})
+            sign = self.settings.mode.sign
             self._zero_training = {
                 name: _tau_summary(
-                    [scores.get(name) for scores in refs.zero_cost_scores],
+                    [_signed(scores.get(name), sign) for scores in refs.zero_cost_scores],
                     list(refs.accuracies),
                     self.settings.confidence,
                 )
@@ -785,6 +792,7 @@ class SearchController(Controller):
             "rule": s.stopping_rule,
             "confidence": s.confidence,
             "persistence": s.persistence,
+            "metric_mode": s.metric_mode,
         }
         curves = {name: self._metrics(name) for name in names}
         return winner_frequencies(curves, list(self.references.accuracies), scan, draws=200)
@@ -849,6 +857,11 @@ class SearchController(Controller):
             rows=base.progress_rows(self.tracker, keys),
             elapsed_secs=self.ctx.clock.now() - self.started_at,
         )
+
+
+def _signed(value: float | None, sign: float) -> float | None:
+    """``value`` times ``sign`` (+1 or -1), None kept; +1 returns it unchanged."""
+    return value if value is None or sign > 0 else -value
 
 
 def _check_same_args(configs: Sequence[ProxyTaskConfig], state: SearchState) -> None:

@@ -21,6 +21,7 @@ from typing import Any
 from proxytask.controllers.state import TrialRecord, load_state
 from proxytask.core import layout, storage
 from proxytask.core.errors import StorageError, UsageError
+from proxytask.core.metric import MetricMode, metric_mode
 from proxytask.stats.search import StepStats
 from proxytask.stats.stability import StabilityResult
 from proxytask.stats.stopping import STOPPING_RULES, StoppingState
@@ -79,8 +80,10 @@ class SearchSettings:
     stopping_rule: str = "confident"
     confidence: float = 0.85  # the defaults measured best in bench/stopping_rules.py
     persistence: int = 2
+    metric_mode: str = "max"  # min: a loss; --desired-accuracy and zero-training signs follow
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "metric_mode", metric_mode(self.metric_mode).value)
         if self.stopping_rule not in STOPPING_RULES:
             raise UsageError(
                 f"--stopping-rule must be one of {', '.join(STOPPING_RULES)}, got "
@@ -111,6 +114,11 @@ class SearchSettings:
             raise UsageError(
                 f"--max-parallel-proxy-tasks must be >= 1, got {self.max_parallel_proxy_tasks}."
             )
+
+    @property
+    def mode(self) -> MetricMode:
+        """The metric's direction."""
+        return MetricMode(self.metric_mode)
 
     @property
     def reported_confidence(self) -> float | None:

@@ -515,6 +515,7 @@ class _Marks:
     stop_hours: float | None
     time_unit: str
     time_factor: float
+    metric_label: str = "accuracy"
 
 
 def _curve_panel(
@@ -555,6 +556,7 @@ def _search_panels(
     corr = (marks.desired_correlation, "desired correlation")
     acc = (marks.desired_accuracy, "desired accuracy")
     steps, hours = curves.steps, curves.hours
+    median = f"median {marks.metric_label}"
     return (
         _curve_panel(
             "Accuracy correlation vs training steps",
@@ -579,9 +581,9 @@ def _search_panels(
             "no valid correlation with a training time yet",
         ),
         _curve_panel(
-            "Median accuracy vs training steps",
+            f"M{median[1:]} vs training steps",
             "training steps",
-            "median accuracy",
+            median,
             curves.pairs(steps, curves.accuracies),
             (),
             acc,
@@ -590,9 +592,9 @@ def _search_panels(
             "no valid accuracy yet",
         ),
         _curve_panel(
-            "Median accuracy vs training time",
+            f"M{median[1:]} vs training time",
             time_label,
-            "median accuracy",
+            median,
             curves.pairs(hours, curves.accuracies, factor),
             (),
             acc,
@@ -631,6 +633,7 @@ def search_curves_figure(
     stop_step: int | None,
     stop_time_hrs: float | None,
     stopping_state: str,
+    metric_label: str = "accuracy",
 ) -> SearchCurvesFigure:
     """Build a proxy task's search figure from its step statistics.
 
@@ -640,7 +643,8 @@ def search_curves_figure(
     step; None, NaN or a missing list means invalid there, and such points are dropped).
     Optional ``accuracy_correlation_ci_low`` / ``accuracy_correlation_ci_high`` lists give a
     band around the correlation. The stopping point is marked where the curve passes
-    ``stop_step`` / ``stop_time_hrs`` (interpolated between valid points).
+    ``stop_step`` / ``stop_time_hrs`` (interpolated between valid points). ``metric_label``
+    names the metric of the median panels.
 
     Example::
 
@@ -672,6 +676,7 @@ def search_curves_figure(
         stop_hours=s_hrs,
         time_unit=unit,
         time_factor=factor,
+        metric_label=metric_label,
     )
     state = str(stopping_state).strip()
     return SearchCurvesFigure(

@@ -25,6 +25,8 @@ from typing import Any
 from scipy import stats as _scipy_stats
 
 from proxytask.core.errors import StorageError, UsageError
+from proxytask.core.metric import MetricMode
+from proxytask.core.metric import metric_mode as to_metric_mode
 from proxytask.stats.stopping import STOPPING_RULES, StopDecision, StoppingState, scan_stopping
 from proxytask.trainer.contract import TrialTrainingMetrics, get_accuracy_at_pct
 
@@ -349,17 +351,25 @@ def curve_table(
 
 
 def median_at_step(
-    step: int, accuracies: Sequence[float | None], per_step: Sequence[float | None]
+    step: int,
+    accuracies: Sequence[float | None],
+    per_step: Sequence[float | None],
+    metric_mode: MetricMode | str = MetricMode.MAX,
 ) -> tuple[float, float | None]:
     """The median accuracy of the valid models at ``step`` and the median trial's hours.
 
     ``accuracies[i]`` is model ``i``'s accuracy (None: not a valid pair; at least one must be
     valid), ``per_step[i]`` its trial's hours per step. The median is
     ``sorted(valid)[n // 2]`` (an actual value); ties go to the lower index, so the median
-    trial is deterministic. Its hours are its hours per step times ``step + 1``.
+    trial is deterministic. Its hours are its hours per step times ``step + 1``. Under
+    ``metric_mode`` ``min`` the models are ranked by the negated metric (best last, as under
+    ``max``), so the same model is the median as for the accuracy the loss mirrors.
     """
-    ranked = sorted((acc, i) for i, acc in enumerate(accuracies) if acc is not None)
-    median, index = ranked[len(ranked) // 2]
+    sign = to_metric_mode(metric_mode).sign
+    ranked = sorted((sign * acc, i) for i, acc in enumerate(accuracies) if acc is not None)
+    _, index = ranked[len(ranked) // 2]
+    median = accuracies[index]
+    assert median is not None
     rate = per_step[index]
     return median, None if rate is None else rate * (step + 1)
 
@@ -400,6 +410,7 @@ def step_stats(
     min_valid_ratio: float = MIN_VALID_RATIO,
     confidence: float | None = None,
     desired_accuracy_correlation: float | None = None,
+    metric_mode: MetricMode | str = MetricMode.MAX,
 ) -> StepStats:
     """Correlation, median accuracy and median training time at every step any trial reached.
 
@@ -411,7 +422,7 @@ def step_stats(
     derived from its points; it is None past the trial's last evaluation (no extrapolation).
 
     The medians are computed at steps where the pair rules hold (enough valid pairs): see
-    :func:`median_at_step`.
+    :func:`median_at_step` (which reads ``metric_mode``).
 
     With ``confidence``, each valid tau also gets its two-sided interval at that level and,
     with ``desired_accuracy_correlation`` too, the probability that the true tau exceeds it
@@ -438,7 +449,7 @@ def step_stats(
             medians.append((None, None))
             continue
         masked = [acc if i in valid else None for i, acc in enumerate(accs)]
-        medians.append(median_at_step(step, masked, table.hours_per_step))
+        medians.append(median_at_step(step, masked, table.hours_per_step, metric_mode))
     taus = [c.tau for c in correlations]
     counts = [c.n for c in correlations]
     lows, highs, probs = _uncertainty(taus, counts, confidence, desired_accuracy_correlation)

@@ -269,6 +269,7 @@ def _medians(
     enough: _BoolArray,
     steps: _IntArray,
     per_step: Sequence[float | None],
+    metric_mode: str,
 ) -> tuple[list[float | None], list[float | None]]:
     """Per step: step_stats' median accuracy and the median trial's training hours."""
     accs: list[float | None] = []
@@ -280,7 +281,7 @@ def _medians(
             continue
         # Positions in the resampled list, as step_stats would see them.
         column = [float(v) if ok else None for v, ok in zip(x[:, g], valid[:, g], strict=True)]
-        acc, hrs = median_at_step(int(steps[g]), column, per_step)
+        acc, hrs = median_at_step(int(steps[g]), column, per_step, metric_mode)
         accs.append(acc)
         hours.append(hrs)
     return accs, hours
@@ -292,6 +293,7 @@ def _resampled_stats(
     index: _IntArray,
     min_pairs: int,
     min_valid_ratio: float,
+    metric_mode: str = "max",
 ) -> StepStats:
     """step_stats of the trials ``index`` picks (p-values None), from the config's table."""
     mask = table.recorded[index].any(axis=0)
@@ -304,7 +306,7 @@ def _resampled_stats(
     enough = (counts >= min_pairs) & (counts / m >= min_valid_ratio)
     tau = np.where(enough, tau, np.nan)
     per_step = [table.hours_per_step[i] for i in index.tolist()]
-    accs, hours = _medians(x, valid, enough, steps, per_step)
+    accs, hours = _medians(x, valid, enough, steps, per_step, metric_mode)
     size = len(steps)
     return StepStats(
         training_steps=tuple(steps.tolist()),
@@ -335,7 +337,8 @@ def _winner(
     the first name)."""
     results: dict[str, tuple[StoppingState, float | None]] = {}
     for name, table in tables.items():
-        stats = _resampled_stats(table, full, index, min_pairs, min_valid_ratio)
+        mode = str(scans[name].get("metric_mode", "max"))
+        stats = _resampled_stats(table, full, index, min_pairs, min_valid_ratio, mode)
         decision: StopDecision = scan_stopping(stats, **scans[name])
         results[name] = (decision.state, decision.final_training_time_in_hours)
     winner = best_proxy_task(results)
