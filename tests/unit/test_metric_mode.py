@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from proxytask import cli
+from proxytask.controllers.base import write_controller_info
 from proxytask.controllers.command_options import TRIAL_OPTIONS
+from proxytask.controllers.context import check_same_metric_mode
 from proxytask.controllers.selection import (
     BaselineModel,
     ReferenceModel,
@@ -14,7 +19,7 @@ from proxytask.controllers.state import TrialRecordState
 from proxytask.core.errors import UsageError
 from proxytask.core.metric import METRIC_MODES, MetricMode, metric_mode
 from proxytask.report.data import CurveSeries, selection_figure, variance_figure
-from proxytask.stats.search import StepStats, StoppingState, scan_stopping
+from proxytask.stats.search import StepStats, StoppingState, median_at_step, scan_stopping
 from proxytask.stats.selection import TrialScore, select_survivors
 from proxytask.stats.variance import curve_smoothness, mean_smoothness
 from proxytask.trainer.contract import check_reward_range
@@ -159,3 +164,37 @@ def test_reward_range_of_a_loss_says_to_turn_it_into_a_reward() -> None:
     assert (as_min.minimum, as_min.maximum, as_min.scale_factor) == (0.5, 0.9, 1.0)
     assert "lower-is-better" in as_min.message and "1 / (1 + loss)" in as_min.message
     assert check_reward_range([], "min").message == "no finite rewards to check"
+
+
+# ---- the search: the median model, and a selection run the other way -------------------------
+
+
+def test_the_median_model_is_the_same_for_an_error_rate() -> None:
+    accs = [0.6, None, 0.9, 0.7, 0.8]
+    per_step = [1.0, 2.0, 3.0, 4.0, 5.0]
+    errs = [None if a is None else 1.0 - a for a in accs]
+    acc_median, acc_hours = median_at_step(9, accs, per_step)
+    err_median, err_hours = median_at_step(9, errs, per_step, "min")
+    assert (acc_median, acc_hours) == (0.8, 50.0)  # sorted(valid)[n // 2]: the better middle
+    assert err_median == pytest.approx(1.0 - acc_median) and err_hours == acc_hours
+    assert median_at_step(9, errs, per_step) == (pytest.approx(0.3), 40.0)  # max: another model
+
+
+def test_a_search_refuses_a_selection_run_with_the_other_mode(tmp_path: Path) -> None:
+    selection = str(tmp_path / "sel")
+    write_controller_info(selection, "Model_Selection", {"metric_mode": "min"})
+    check_same_metric_mode({"model_selection_dir": selection, "metric_mode": "min"})
+    with pytest.raises(UsageError, match="--metric-mode must match the model selection's"):
+        check_same_metric_mode({"model_selection_dir": selection, "metric_mode": "max"})
+    older = str(tmp_path / "old")  # a selection saved before the option: max
+    write_controller_info(older, "Model_Selection", {})
+    check_same_metric_mode({"model_selection_dir": older, "metric_mode": "max"})
+    with pytest.raises(UsageError, match="Pass --metric-mode max"):
+        check_same_metric_mode({"model_selection_dir": older, "metric_mode": "min"})
+
+
+def test_the_cli_refuses_another_mode(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["variance", "--metric-mode", "lower", "--trainer", "x"])
+    assert exit_info.value.code == 2
+    assert "invalid choice: 'lower'" in capsys.readouterr().err
