@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from proxytask import cli
 from proxytask.controllers.base import write_controller_info
@@ -16,13 +17,16 @@ from proxytask.controllers.selection import (
     selection_warnings,
 )
 from proxytask.controllers.state import TrialRecordState
-from proxytask.core.errors import UsageError
+from proxytask.controllers.workflow import resolve_workflow
+from proxytask.core.errors import ConfigError, UsageError
 from proxytask.core.metric import METRIC_MODES, MetricMode, metric_mode
 from proxytask.report.data import CurveSeries, selection_figure, variance_figure
 from proxytask.stats.search import StepStats, StoppingState, median_at_step, scan_stopping
 from proxytask.stats.selection import TrialScore, select_survivors
 from proxytask.stats.variance import curve_smoothness, mean_smoothness
 from proxytask.trainer.contract import check_reward_range
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_the_mode_parses_and_teaches() -> None:
@@ -199,3 +203,19 @@ def test_the_cli_refuses_another_mode(capsys: pytest.CaptureFixture[str]) -> Non
         cli.main(["variance", "--metric-mode", "lower", "--trainer", "x"])
     assert exit_info.value.code == 2
     assert "invalid choice: 'lower'" in capsys.readouterr().err
+
+
+def test_a_workflow_section_may_not_turn_the_direction_round(tmp_path: Path) -> None:
+    data = yaml.safe_load((REPO / "tests" / "loss_curves" / "workflow.yaml").read_text())
+    data["root-output-dir"] = str(tmp_path / "runs")
+    data["replay-table"] = str(REPO / "tests" / "loss_curves" / "curves.json")
+    data["search"]["metric-mode"] = "max"
+    path = tmp_path / "workflow.yaml"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError, match="metric-mode must be the same in every section, got "):
+        resolve_workflow(str(path), None)
+    assert not (tmp_path / "runs").exists()
+    del data["search"]["metric-mode"]
+    path.write_text(yaml.safe_dump(data))
+    _, values = resolve_workflow(str(path), None)
+    assert values.search["metric_mode"] == values.variance["metric_mode"] == "min"

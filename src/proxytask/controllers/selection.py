@@ -757,10 +757,11 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
         if result is None:
             return [f"model selection in progress (round {len(self.iterations)})"]
         lines = [f"{len(result.reference_models)} reference models:"]
+        noun = self.settings.metric_mode.noun
         for m in result.reference_models:
             lat = "-" if m.latency is None else f"{m.latency:.4g}"
             acc = "-" if m.accuracy is None else f"{m.accuracy:.4f}"
-            lines.append(f"  {m.origin_trial:>10}: accuracy {acc}  latency {lat}  {m.trial_dir}")
+            lines.append(f"  {m.origin_trial:>10}: {noun} {acc}  latency {lat}  {m.trial_dir}")
         if result.holdout_models:
             lines.append(
                 f"{len(result.holdout_models)} held-out models (the search never chooses by "
@@ -771,15 +772,14 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
             )
         if result.accuracy_range:
             lo, hi = result.accuracy_range
-            lines.append(f"accuracy range {lo:.4f} – {hi:.4f}")
+            lines.append(f"{noun} range {lo:.4f} – {hi:.4f}")
         if result.latency_range:
             lo, hi = result.latency_range
             lines.append(f"latency range {lo:.4g} – {hi:.4g}")
         if result.baseline:
             b = result.baseline
             lines.append(
-                f"baseline model: accuracy {fmt_number(b.accuracy)}, "
-                f"latency {fmt_number(b.latency)}"
+                f"baseline model: {noun} {fmt_number(b.accuracy)}, latency {fmt_number(b.latency)}"
             )
         lines.append(_cost_line(result.cost))
         lines.extend(f"warning: {w}" for w in result.warnings)

@@ -555,14 +555,16 @@ class VarianceController(SpaceController[VarianceSettings]):
         if result is None:
             return [f"variance measurement in progress ({self.phase})"]
         lo, hi = result.std_confidence_interval
+        noun = self.settings.metric_mode.noun
         lines = [
-            f"variance (CV of final accuracy): {fmt_number(result.variance_value)}  "
+            f"variance (CV of final {noun}): {fmt_number(result.variance_value)}  "
             f"[{'good' if result.variance_good else 'NOT GOOD'}, threshold "
             f"{result.max_variance}]",
             f"smoothness: {fmt_number(result.smoothness_value)}  "
             f"[{'good' if result.smoothness_good else 'NOT GOOD'}, threshold "
             f"{result.max_smoothness}]",
-            f"final accuracies of {result.num_copies_finished} copies: "
+            f"final {'accuracies' if noun == 'accuracy' else 'metrics'} of "
+            f"{result.num_copies_finished} copies: "
             + ", ".join(f"{a:.4f}" for a in result.final_accuracies),
             f"mean {fmt_number(result.mean_accuracy)}, std {fmt_number(result.std)} "
             f"(sample std {int(result.confidence * 100)} % CI "

@@ -309,12 +309,27 @@ def resolve_workflow(path: str, live: bool | None) -> tuple[str, WorkflowValues]
         }
     )
     # every stage's input is checked before anything is written
+    _check_one_metric_mode(values)
     trainer = parse_trainer_command(values.variance["trainer"])
     executor_class(values.variance["executor"]).check_trainer(trainer)
     variance_inputs(values.variance)
     selection_inputs(values.model_selection)
     search_inputs(values.search)
     return wdir, values
+
+
+def _check_one_metric_mode(values: WorkflowValues) -> None:
+    """Every stage judges the same metric: a section may not turn its direction round."""
+    modes = {
+        stage: getattr(values, stage)["metric_mode"]
+        for stage in ("variance", "model_selection", "search", "final_checks")
+    }
+    if len(set(modes.values())) > 1:
+        given = ", ".join(f"{stage.replace('_', '-')}: {mode}" for stage, mode in modes.items())
+        raise ConfigError(
+            f"metric-mode must be the same in every section, got {given}. Set it once, at the "
+            "top level of the workflow file."
+        )
 
 
 def _label(stage: str) -> str:

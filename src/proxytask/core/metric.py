@@ -42,6 +42,11 @@ class MetricMode(str, enum.Enum):
         return max(values) if self is MetricMode.MAX else min(values)
 
     @property
+    def noun(self) -> str:
+        """The metric's name in terminal summaries: ``accuracy``, or ``metric`` for ``min``."""
+        return "accuracy" if self is MetricMode.MAX else "metric"
+
+    @property
     def label(self) -> str:
         """The metric's name on plots and in messages."""
         return "accuracy" if self is MetricMode.MAX else "metric (lower is better)"
