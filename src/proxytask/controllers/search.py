@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -371,7 +372,7 @@ class SearchController(Controller):
         ended = self.tracker.all_terminal(keys)
         recorded = self._set_stats(name, steps=stats)
         if not recorded.posted_stop_trials_message:
-            decision = self._scan(name, stats)
+            decision = self._scan(name, _truncate(stats, self._settled_step(keys)))
             failed = [k for k in keys if self.tracker.records[k].state == TrialRecordState.FAILED]
             usable = len(keys) - len(failed)
             if decision.stopped:
@@ -382,6 +383,23 @@ class SearchController(Controller):
                 self._post_stop(name, keys, "too many trials failed to compute a correlation")
         if ended:
             self._finish_config(name, stats)
+
+    def _settled_step(self, keys: Sequence[str]) -> int:
+        """The last step every still-running trial of a config has reported (-1: none yet).
+
+        A live decision is made only from settled steps: at a later step the slower models'
+        accuracies are still missing, and a tau over the faster ones alone can pass a rule
+        that the complete curves, read again once the trials end, do not pass.
+        """
+        settled: int | None = None
+        for key in keys:
+            if self.tracker.records[key].is_terminal:
+                continue  # ended trials are complete: they limit nothing
+            metrics = self.tracker.progress(key).metrics
+            points = metrics.training_accuracy_over_steps if metrics else ()
+            last = points[-1].training_step if points else -1
+            settled = last if settled is None else min(settled, last)
+        return sys.maxsize if settled is None else settled
 
     def _record_decision(self, name: str, stats: StepStats, decision: StopDecision) -> None:
         decided = self._stats(name).decided_at_training_step
@@ -805,6 +823,9 @@ class SearchController(Controller):
             lines.append("no proxy task met the targets; see each one's state above.")
             return lines
         lines.append(f"best proxy task: {rec.best_proxy_task_name}  {rec.trainer_args}")
+        evidence = _evidence_line(rec, self.settings.desired_accuracy_correlation)
+        if evidence:
+            lines.append(evidence)
         lines.append(
             f"set training steps = {rec.training_steps}, cosine-decay steps = {rec.training_steps}"
         )
@@ -909,6 +930,21 @@ def _verdict_message(
             "is not established"
         )
     )
+
+
+def _evidence_line(rec: Recommendation, threshold: float | None) -> str | None:
+    """The winner's Kendall tau-b at its deciding evaluation, with its interval (or None)."""
+    tau, interval = rec.accuracy_correlation_at_stop, rec.interval_at_stop
+    if tau is None:
+        return None
+    line = f"Kendall tau-b {tau:.3f} at the deciding evaluation"
+    if interval is not None and interval.ci_high is not None:
+        level = f"{interval.confidence * 100:g} % " if interval.confidence is not None else ""
+        line += f", {level}interval [{interval.ci_low:.3f}, {interval.ci_high:.3f}]"
+        prob = interval.probability_above_threshold
+        if prob is not None and threshold is not None:
+            line += f", P(true tau > {threshold:g}) = {prob:.2f}"
+    return line
 
 
 def _truncate(stats: StepStats, last_step: int) -> StepStats:
