@@ -30,6 +30,7 @@ from proxytask.controllers.command_options import (
 from proxytask.controllers.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from proxytask.core import layout
 from proxytask.core.errors import ProxyTaskError, UsageError
+from proxytask.core.metric import metric_mode
 from proxytask.core.options import Option, add_options, resolve_options, resolve_with_previous
 
 if TYPE_CHECKING:
@@ -59,10 +60,10 @@ class _Parser(argparse.ArgumentParser):
 # ---- the commands ----------------------------------------------------------------------------
 
 
-def _print_progress(progress: Any) -> None:
+def _print_progress(progress: Any, noun: str = "accuracy") -> None:
     acc = progress.last_accuracy
     if acc is not None:  # nothing to show before the first evaluation
-        line = f"  {progress.trial_id:<14} {progress.last_pct:6.1f}%  accuracy {acc:.4f}"
+        line = f"  {progress.trial_id:<14} {progress.last_pct:6.1f}%  {noun} {acc:.4f}"
         print(line, flush=True)
 
 
@@ -100,7 +101,8 @@ def _run_trials(values: dict[str, Any]) -> list[TrialOutcome]:
                     timeout_secs=settings.timeout_secs,
                 )
             )
-        return batch.run(on_progress=_print_progress)
+        noun = metric_mode(values.get("metric_mode")).noun
+        return batch.run(on_progress=functools.partial(_print_progress, noun=noun))
     finally:
         ctx.executor.close()
 
@@ -110,7 +112,9 @@ def cmd_trial(args: argparse.Namespace) -> int:
     from proxytask.executors.base import TrialState
 
     failed = 0
-    for outcome in _run_trials(resolve_options(args, TRIAL_COMMAND_OPTIONS, args.config)):
+    values = resolve_options(args, TRIAL_COMMAND_OPTIONS, args.config)
+    noun = metric_mode(values.get("metric_mode")).noun
+    for outcome in _run_trials(values):
         metrics = outcome.metrics
         points = metrics.training_accuracy_over_steps if metrics else ()
         final = points[-1].accuracy if points else None
@@ -121,7 +125,7 @@ def cmd_trial(args: argparse.Namespace) -> int:
             cause = outcome.cause.value if outcome.cause else "unknown"
             note = f"failed ({cause}): {outcome.message}"
         print(
-            f"{outcome.trial_id}: {note}; final accuracy "
+            f"{outcome.trial_id}: {note}; final {noun} "
             f"{'-' if final is None else f'{final:.4f}'}; training {secs:.1f} s; "
             f"files in {outcome.trial_dir}"
         )

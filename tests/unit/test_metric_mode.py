@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -219,3 +220,32 @@ def test_a_workflow_section_may_not_turn_the_direction_round(tmp_path: Path) -> 
     path.write_text(yaml.safe_dump(data))
     _, values = resolve_workflow(str(path), None)
     assert values.search["metric_mode"] == values.variance["metric_mode"] == "min"
+
+
+def test_proxytask_trial_names_the_metric(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code = cli.main(
+        [
+            "trial",
+            "--trainer=replay",
+            "--search-space=tests.loss_curves.space:sample",
+            "--architecture",
+            '{"num_pixels": 64, "width": 32, "learning_rate": 0.1}',
+            f"--root-output-dir={tmp_path / 'runs'}",
+            "--job-name=t",
+            "--executor=replay",
+            f"--replay-table={REPO / 'tests' / 'loss_curves' / 'curves.json'}",
+            "--trainer-args",
+            "report=loss",
+            "train_data_pct=100",
+            "--metric-mode=min",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "t/1: succeeded; final metric 0.1416" in out
+    info = json.loads(
+        next((tmp_path / "runs").iterdir()).joinpath("CONTROLLER_INFO.json").read_text()
+    )
+    assert info["options"]["metric_mode"] == "min"
