@@ -296,7 +296,8 @@ def seed_noise_of_variance_result(result: Mapping[str, Any] | None) -> float | N
     else the population std; None when it has neither."""
     for key in ("sample_std", "std"):
         value = (result or {}).get(key)
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if number and math.isfinite(value) and value >= 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        if math.isfinite(value) and value >= 0:
             return float(value)
     return None
