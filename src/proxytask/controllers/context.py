@@ -147,6 +147,7 @@ def selection_inputs(values: Mapping[str, Any]) -> tuple[SearchSpace, SelectionS
         accuracy_metric_id=values["accuracy_metric_id"],
         latency_metric_id=values["latency_metric_id"],
         baseline_architecture=resolve_architecture(values["baseline_architecture"]),
+        seed_noise_std=values.get("seed_noise_std"),
     )
     return space, settings
 

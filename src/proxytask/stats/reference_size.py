@@ -215,6 +215,11 @@ class ReferenceSizeAdvice:
             )
         return None
 
+    def lines(self, indent: str = "", label: str = "reference set size") -> list[str]:
+        """The message, and the warning when there is one, as terminal lines."""
+        out = [f"{indent}{label}: {self.message}"]
+        return out + ([f"{indent}warning: {self.warning}"] if self.warning else [])
+
     def to_dict(self) -> dict[str, Any]:
         """The ``reference_set_size`` entry of ``RECOMMENDATION.json``."""
         return {
@@ -229,6 +234,14 @@ class ReferenceSizeAdvice:
             "too_small": self.too_small,
             "message": self.message,
         }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReferenceSizeAdvice:
+        """Parse :meth:`to_dict`'s form."""
+        return cls(
+            ceiling=data["ceiling_tau"],
+            **{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name != "ceiling"},
+        )
 
 
 def _message(
