@@ -146,3 +146,20 @@ def test_the_seed_noise_of_a_variance_result_is_its_sample_std() -> None:
     assert seed_noise_of_variance_result({"std": 0.002, "sample_std": None}) == 0.002
     assert seed_noise_of_variance_result({"std": None}) is None
     assert seed_noise_of_variance_result(None) is None
+
+
+def test_the_final_checks_print_and_round_trip_the_advice() -> None:
+    from proxytask.controllers.final_checks import FailureRate, FinalChecks
+    from proxytask.controllers.search_state import Recommendation
+
+    advice = reference_size_advice([0.800, 0.804, 0.808, 0.812, 0.816, 0.820], 0.0025, 0.65, 0.9)
+    rec = Recommendation("good", {}, {"lr": "0.1"}, 4)
+    checks = FinalChecks(rec, None, {"search": FailureRate(3, 0, {})}, None, None, {}, advice)
+    data = checks.to_dict()
+    assert list(data)[-1] == "reference_set_size" and data["reference_set_size"]["too_small"]
+    assert FinalChecks.from_dict(data) == checks
+    old = {k: v for k, v in data.items() if k != "reference_set_size"}  # an older file
+    assert FinalChecks.from_dict(old).reference_set_size is None
+    lines = checks.lines()
+    assert f"  reference set size: {advice.message}" in lines
+    assert f"  warning: {advice.warning}" in lines
