@@ -204,7 +204,7 @@ class ReferenceSizeAdvice:
                 f"no number of reference models is enough: the full-vs-full ceiling "
                 f"{self.ceiling:.3f} is at or below the threshold {self.threshold:g}. Lower "
                 "desired-accuracy-correlation below the ceiling, or reduce the seed noise "
-                f"(std {self.seed_noise_std:.4g}: a fixed seed, a longer schedule, more data)."
+                f"(std {self.seed_noise_std:.4g}: e.g. more validation data, a longer schedule)."
             )
         if self.too_small:
             return (
