@@ -19,6 +19,7 @@ from proxytask.controllers.selection import (
 )
 from proxytask.controllers.tracker import TrialSettings
 from proxytask.core.clock import SimulatedClock
+from proxytask.core.errors import UsageError
 from proxytask.core.space import load_search_space
 from proxytask.executors.command import parse_trainer_command
 from proxytask.executors.replay import Fault, ReplayExecutor, ReplayTable
@@ -217,6 +218,7 @@ def test_cli_select_models_with_the_fake_trainer(
             "--max-parallel-trials=3",
             "--baseline-architecture",
             '{"width": 64, "depth": 3}',
+            "--seed-noise-std=0",
             "--trainer-args",
             "cycles=20",
             "cycle_secs=0.005",
@@ -228,6 +230,10 @@ def test_cli_select_models_with_the_fake_trainer(
     assert code == 0, out
     assert "3 reference models:" in out and "× one full training" in out
     assert "baseline model: accuracy" in out
+    # 3 reference models: below the 5 the confident rule needs even for a perfect ceiling
+    assert "reference set size (for the search's default settings): full-vs-full" in out
+    assert "warning: 3 reference models are too few" in out
+    assert "Set final-num-models: 5 (--final-num-models 5)" in out
     (cdir,) = (tmp_path / "runs").iterdir()
     assert cdir.name.startswith("Model_Selection_sel_")
     assert cli.main(["status", str(cdir)]) == 0
@@ -245,6 +251,38 @@ def test_cli_select_models_with_the_fake_trainer(
     assert code == 0, err
     assert "3 reference models:" in out
     assert (cdir / "REFERENCE_MODELS.json").read_text() == before
+
+
+@pytest.mark.parametrize(
+    ("noise", "expected", "warning"),
+    [
+        (None, None, None),
+        (0.001, "needs 5 reference models for a proxy at the ceiling", None),
+        (0.5, "no reference set can pass", "Lower desired-accuracy-correlation"),
+    ],
+)
+def test_the_summary_says_how_many_reference_models_the_search_needs(
+    tmp_path: Path, noise: float | None, expected: str | None, warning: str | None
+) -> None:
+    settings = SelectionSettings(12, 6, 2, seed_noise_std=noise)
+    ctl = ModelSelectionController.create(_ctx(tmp_path / "c", SimulatedClock()), SPACE, settings)
+    ctl.run()
+    lines = [line for line in ctl.summary() if "reference set size" in line]
+    warnings = [line for line in ctl.summary() if line.startswith("warning:")]
+    if expected is None:
+        assert lines == [] and warnings == []
+        return
+    assert len(lines) == 1
+    assert expected in lines[0] and "6 reference models" in lines[0]
+    if warning is None:
+        assert warnings == []
+    else:
+        assert any(warning in w for w in warnings), warnings
+
+
+def test_a_negative_seed_noise_is_refused() -> None:
+    with pytest.raises(UsageError, match="--seed-noise-std must be >= 0"):
+        SelectionSettings(seed_noise_std=-0.1)
 
 
 def test_latency_from_a_worker(tmp_path: Path) -> None:

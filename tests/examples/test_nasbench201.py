@@ -144,6 +144,37 @@ def test_the_builder_refuses_a_missing_source(
     assert "--source must be the shared NAS-Bench-201 file" in capsys.readouterr().err
 
 
+# ---- the full-vs-full ceiling against the seeds' own tau ----------------------------------------
+
+
+def _seed_finals() -> np.ndarray:
+    """The 200 × 3 per-seed final accuracies of the committed table (its ``seedK`` curves)."""
+    finals = np.zeros((200, 3))
+    for curve in json.loads(TABLE_PATH.read_text())["curves"]:
+        found = re.fullmatch(r"nb201-(\d+)-seed(\d)-e10", curve["curve_id"])
+        if found:
+            finals[int(found[1]), int(found[2]) - 1] = curve["points"][-1][1]
+    assert finals.min() > 0
+    return finals
+
+
+def test_the_estimated_ceiling_matches_the_seeds_own_tau() -> None:
+    """README "How many reference models?": the estimate lands within 0.01 of the measured
+    seed-vs-seed tau with each model's own seed noise, and within 0.02 with one noise std."""
+    from scipy import stats
+
+    from proxytask.stats.reference_size import full_vs_full_tau
+
+    finals = _seed_finals()
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    measured = np.mean([stats.kendalltau(finals[:, a], finals[:, b])[0] for a, b in pairs])
+    assert measured == pytest.approx(0.915, abs=0.001)
+    means, stds = finals.mean(axis=1), finals.std(axis=1, ddof=1)
+    assert full_vs_full_tau(means.tolist(), stds.tolist()) == pytest.approx(measured, abs=0.01)
+    one_std = float(np.median(stds))  # 0.0022
+    assert full_vs_full_tau(means.tolist(), one_std) == pytest.approx(measured, abs=0.02)
+
+
 # ---- the whole workflow ------------------------------------------------------------------------
 
 
@@ -189,6 +220,13 @@ def test_the_workflow_runs_end_to_end_in_seconds(
     assert variance["variance_good"] is True and variance["std"] > 0
     assert rec["reward_range"]["ok"] is True
     assert all(r["failed"] == 0 for r in rec["failure_rates"].values())
+    # the reference-set size, from the variance stage's seed noise (selection and final checks)
+    size = rec["reference_set_size"]
+    assert size["num_reference_models"] == 10 and size["threshold"] == 0.65
+    assert 0.85 < size["ceiling_tau"] < 0.97  # the seeds' own tau over the 200 is 0.915
+    assert size["needed_at_ceiling"] <= size["needed_midway"] and size["too_small"] is False
+    assert "reference set size (for the search's default settings): full-vs-full" in out
+    assert f"  reference set size: {size['message']}" in out
 
 
 def test_running_the_workflow_again_keeps_the_live_decision(

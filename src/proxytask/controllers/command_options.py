@@ -257,6 +257,15 @@ SELECTION_OPTIONS: tuple[Option, ...] = (
         "ARCH",
     ),
     Option(
+        "seed-noise-std",
+        non_negative_float,
+        None,
+        "the std of one model's final accuracy over trainings with different seeds (proxytask "
+        "variance measures it: sample_std in variance_and_smoothness.json); with it the summary "
+        "says how many reference models the confident rule needs (proxytask run passes it)",
+        "S",
+    ),
+    Option(
         "previous-model-selection-dir",
         text,
         None,

@@ -151,6 +151,7 @@ def selection_inputs(values: Mapping[str, Any]) -> tuple[SearchSpace, SelectionS
         latency_metric_id=values["latency_metric_id"],
         baseline_architecture=resolve_architecture(values["baseline_architecture"]),
         metric_mode=metric_mode(values.get("metric_mode")),
+        seed_noise_std=values.get("seed_noise_std"),
     )
     return space, settings
 

@@ -44,6 +44,7 @@ from proxytask.trainer.contract import (
 if TYPE_CHECKING:
     from proxytask.controllers.search import SearchController
     from proxytask.controllers.search_state import Recommendation
+    from proxytask.stats.reference_size import ReferenceSizeAdvice
 
 __all__ = [
     "FINAL_CHECKS_STATE",
@@ -66,6 +67,7 @@ __all__ = [
     "latency_check",
     "read_final_checks",
     "read_scaled_baseline_state",
+    "reference_set_size",
     "scaled_baseline_plan",
     "scaling_args",
     "stricter_constraint",
@@ -676,6 +678,7 @@ class FinalChecks:
     reward_range: RewardRangeCheck | None
     latency_constraint: LatencyCheck | None
     stage_dirs: Mapping[str, str | None]
+    reference_set_size: ReferenceSizeAdvice | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The file's content (version 1)."""
@@ -700,14 +703,19 @@ class FinalChecks:
             if self.latency_constraint is None
             else self.latency_constraint.to_dict(),
             "stage_dirs": dict(self.stage_dirs),
+            "reference_set_size": None
+            if self.reference_set_size is None
+            else self.reference_set_size.to_dict(),
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FinalChecks:
         """Parse :meth:`to_dict`'s form."""
         from proxytask.controllers.search_state import Recommendation
+        from proxytask.stats.reference_size import ReferenceSizeAdvice
 
         reward, latency = data["reward_range"], data["latency_constraint"]
+        size = data.get("reference_set_size")  # files written before it read with none
         return cls(
             recommendation=Recommendation.from_json(data["recommendation"]),
             variance=data["variance"],
@@ -718,6 +726,7 @@ class FinalChecks:
             reward_range=None if reward is None else RewardRangeCheck(**reward),
             latency_constraint=None if latency is None else LatencyCheck.from_dict(latency),
             stage_dirs=data["stage_dirs"],
+            reference_set_size=None if size is None else ReferenceSizeAdvice.from_dict(size),
         )
 
     def lines(self) -> list[str]:
@@ -740,6 +749,8 @@ class FinalChecks:
                 f"  held-out check: Kendall tau-b {holdout.summary.tau:.3f} on "
                 f"{holdout.summary.n} models the search never chose by"
             )
+        if self.reference_set_size:
+            out.extend(self.reference_set_size.lines(indent="  "))
         return out
 
 
@@ -752,6 +763,25 @@ STAGE_KINDS = {
 }
 
 
+def reference_set_size(
+    search: SearchController, seed_noise_std: float | None
+) -> ReferenceSizeAdvice | None:
+    """How many reference models the search's confident rule needs at its threshold and
+    confidence (:mod:`proxytask.stats.reference_size`); None without a seed noise or a
+    correlation threshold, or when the reference models cannot give a ceiling."""
+    from proxytask.stats.reference_size import reference_size_advice
+
+    threshold = search.settings.desired_accuracy_correlation
+    if seed_noise_std is None or threshold is None:
+        return None
+    try:
+        return reference_size_advice(
+            search.references.accuracies, seed_noise_std, threshold, search.settings.confidence
+        )
+    except UsageError:
+        return None
+
+
 def final_checks(
     stage_dirs: Mapping[str, str | None],
     search: SearchController,
@@ -759,12 +789,17 @@ def final_checks(
     plan: ScaledBaselinePlan,
     scaled: ScaledBaselineResult | None = None,
     variance: Mapping[str, Any] | None = None,
+    seed_noise_std: float | None = None,
 ) -> FinalChecks:
-    """The final checks of the workflow (rewards, failures, latency) and the recommendation.
+    """The final checks of the workflow (rewards, failures, latency, reference-set size) and
+    the recommendation.
 
     ``stage_dirs``: each stage's controller dir; ``scaled``: the scaled baseline's result;
-    ``variance``: the judged variance result (None without one).
+    ``variance``: the judged variance result (None without one); ``seed_noise_std``: the seed
+    noise for the reference-set size (default: the variance result's sample std).
     """
+    from proxytask.stats.reference_size import seed_noise_of_variance_result
+
     rec = search.recommended()
     failures: dict[str, FailureRate | None] = {
         stage: failure_rate(cdir, STAGE_KINDS[stage]) if cdir else None
@@ -795,6 +830,10 @@ def final_checks(
         reward_range=reward,
         latency_constraint=latency,
         stage_dirs=dict(stage_dirs),
+        reference_set_size=reference_set_size(
+            search,
+            seed_noise_of_variance_result(variance) if seed_noise_std is None else seed_noise_std,
+        ),
     )
 
 

@@ -93,6 +93,7 @@ class SelectionSettings:
     baseline_architecture: Mapping[str, Any] | None = None
     num_holdout_models: int = 0  # extra fully trained models the search never chooses by
     metric_mode: MetricMode = MetricMode.MAX  # min: the baseline comparison looks for lower
+    seed_noise_std: float | None = None  # known: the summary advises the reference-set size
 
     def __post_init__(self) -> None:
         if self.num_holdout_models < 0:
@@ -111,6 +112,11 @@ class SelectionSettings:
             raise UsageError(
                 f"--num-models-to-remove-per-iter must be >= 1, got "
                 f"{self.num_models_to_remove_per_iter}."
+            )
+        if self.seed_noise_std is not None and not self.seed_noise_std >= 0:
+            raise UsageError(
+                f"--seed-noise-std must be >= 0, got {self.seed_noise_std}. Give the std of one "
+                "model's final accuracy over seeds (proxytask variance measures it)."
             )
         if self.latency_source not in LATENCY_SOURCES:
             raise UsageError(
@@ -783,7 +789,7 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
             )
         lines.append(_cost_line(result.cost))
         lines.extend(f"warning: {w}" for w in result.warnings)
-        return lines
+        return lines + _reference_size_lines(result, self.settings.seed_noise_std)
 
     # ---- persistence and display --------------------------------------------------------------
 
@@ -838,6 +844,25 @@ def _cost_line(cost: SelectionCost) -> str:
         + (f" = {multiple:.2f} × one full training" if multiple else "")
         + (f"; {cost.gpu_hours:.4f} GPU-hours" if cost.gpu_hours else "")
     )
+
+
+def _reference_size_lines(result: ModelSelectionResult, noise: float | None) -> list[str]:
+    """The reference-set size advice at the search's default threshold and confidence
+    (:mod:`proxytask.stats.reference_size`); none without a seed noise."""
+    from proxytask.controllers.command_options import SEARCH_OPTIONS
+    from proxytask.stats.reference_size import reference_size_advice
+
+    if noise is None:
+        return []
+    defaults = {o.dest: o.default for o in SEARCH_OPTIONS}
+    threshold, confidence = defaults["desired_accuracy_correlation"], defaults["confidence"]
+    try:
+        advice = reference_size_advice(
+            [m.accuracy for m in result.reference_models], noise, threshold, confidence
+        )
+    except UsageError as exc:
+        return [f"reference set size: not estimated ({exc})"]
+    return advice.lines(label="reference set size (for the search's default settings)")
 
 
 def _round_job(index: int) -> str:

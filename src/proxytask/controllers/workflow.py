@@ -452,7 +452,8 @@ class WorkflowController:
     def _model_selection(self) -> int | None:
         from proxytask.controllers.context import run_selection
 
-        self._run_stage("model_selection", self.values.model_selection, run_selection)
+        values = {**self.values.model_selection, "seed_noise_std": self._seed_noise_std()}
+        self._run_stage("model_selection", values, run_selection)
         if self.state.stage("model_selection").status is StageStatus.FAILED:
             print(
                 "stopped: model selection gave no reference models, and a proxy search needs "
@@ -460,6 +461,13 @@ class WorkflowController:
             )
             return EXIT_FAILED
         return None
+
+    def _seed_noise_std(self) -> float | None:
+        """The seed noise for the reference-set size: the file's, else the variance stage's."""
+        from proxytask.stats.reference_size import seed_noise_of_variance_result
+
+        given = self.values.model_selection.get("seed_noise_std")
+        return given if given is not None else seed_noise_of_variance_result(self.variance)
 
     def _search(self) -> int | None:
         from proxytask.controllers.context import run_search
@@ -521,6 +529,7 @@ class WorkflowController:
             self.plan,
             self.scaled,
             self.variance or None,
+            self._seed_noise_std(),
         )
         path = storage.join(self.wdir, RECOMMENDATION)
         storage.write_json_atomic(path, checks.to_dict())

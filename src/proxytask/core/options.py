@@ -301,6 +301,7 @@ RESUMABLE_OVERRIDES = frozenset(
         "stopping_rule",
         "confidence",
         "persistence",
+        "seed_noise_std",
         "executor",
         "replay_table",
         "ray_address",
