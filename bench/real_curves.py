@@ -489,6 +489,30 @@ def _coverage(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def recorded_probability(interval: Sequence[float | None], confidence: float) -> float | None:
+    """The probability above the threshold that the search recorded at its deciding step, read
+    back from the recorded interval (both come from arctanh(tau) and the same standard error)."""
+    low, high = interval
+    if low is None or high is None or not -1.0 < low < high < 1.0:
+        return None
+    q = float(scipy.stats.norm.ppf(0.5 + confidence / 2.0))
+    z_low, z_high = np.arctanh(low), np.arctanh(high)
+    se = (z_high - z_low) / (2.0 * q)
+    z = (z_low + z_high) / 2.0
+    return float(scipy.stats.norm.cdf((z - np.arctanh(THRESHOLD)) / se))
+
+
+def _below_confidence(cell: Cell, passes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Confident passes whose recorded interval at the deciding step gives a probability
+    below the rule's confidence: the statistics were refreshed after the decision (late
+    reports of the deciding step), so the recorded evidence is not what the rule saw."""
+    if cell.rule != "confident":
+        return _rate(0, 0)
+    probs = [recorded_probability(r["interval"], cell.confidence) for r in passes if r["interval"]]
+    known = [p for p in probs if p is not None]
+    return _rate(sum(1 for p in known if p < cell.confidence - 1e-9), len(known))
+
+
 def summarise_cell(cell: Cell, rows: Sequence[Mapping[str, Any]], data: Data) -> dict[str, Any]:
     """The cell's figures (see the module docstring) from its draws' rows."""
     passes = [r for r in rows if r["passed"]]
@@ -521,6 +545,7 @@ def summarise_cell(cell: Cell, rows: Sequence[Mapping[str, Any]], data: Data) ->
         "decided_with_fewer_than_n": _rate(
             sum(1 for r in decided if r["pairs_at_decision"] < cell.n), len(decided)
         ),
+        "recorded_probability_below_confidence": _below_confidence(cell, passes),
         "secs_per_search": float(np.mean([r["secs"] for r in rows])) if rows else None,
     }
 
