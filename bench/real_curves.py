@@ -60,6 +60,7 @@ import datetime
 import fnmatch
 import functools
 import json
+import math
 import multiprocessing
 import os
 import sys
@@ -550,42 +551,61 @@ def summarise_cell(cell: Cell, rows: Sequence[Mapping[str, Any]], data: Data) ->
     }
 
 
+def jackknife_covers(proxy: Sequence[float], full: Sequence[float], truth: float) -> bool:
+    """A candidate for issue 13 item 3, not proxytask's interval: the 85 % interval
+    ``tau ± q·se`` with the leave-one-out jackknife standard error of tau-b (no normality
+    assumed). True when it holds ``truth``."""
+    n = len(proxy)
+    tau = float(scipy.stats.kendalltau(proxy, full, variant="b")[0])
+    loo = np.array(
+        [
+            scipy.stats.kendalltau(np.delete(proxy, i), np.delete(full, i), variant="b")[0]
+            for i in range(n)
+        ]
+    )
+    se = math.sqrt((n - 1) / n * float(np.sum((loo - loo.mean()) ** 2)))
+    q = float(scipy.stats.norm.ppf(0.5 + FIXED_CONFIDENCE / 2.0))
+    return abs(tau - truth) <= q * se
+
+
+def _fixed_epoch(n: int, epoch: int, draws: int, seed: int, data: Data) -> dict[str, Any]:
+    hits = clean_hits = clean = ties = jackknife = 0
+    errors, widths = [], []
+    truth = float(data.true_tau[epoch])
+    for draw in range(draws):
+        archs = draw_archs(seed, n, draw)
+        proxy = [float(data.valid[i, epoch - 1]) for i in archs]
+        full = [float(data.finals[i]) for i in archs]
+        corr = rank_correlation(proxy, full)
+        if corr.tau is None:
+            continue
+        iv = tau_interval(corr.tau, corr.n, FIXED_CONFIDENCE)
+        hit = iv.low <= truth <= iv.high
+        hits += hit
+        widths.append(iv.high - iv.low)
+        errors.append(corr.tau - truth)
+        ties += len(set(proxy)) < n
+        jackknife += jackknife_covers(proxy, full, truth)
+        if min(full) >= CHANCE:
+            clean += 1
+            clean_hits += hit
+    return {
+        "n": n,
+        "epoch": epoch,
+        "true_tau": truth,
+        "coverage": _rate(hits, len(errors)),
+        "coverage_no_chance_models": _rate(clean_hits, clean),
+        "coverage_jackknife_candidate": _rate(jackknife, len(errors)),
+        "mean_sample_minus_true": float(np.mean(errors)),
+        "sd_sample_tau": float(np.std(errors)),
+        "mean_width": float(np.mean(widths)),
+        "draws_with_tied_proxy_scores": ties / len(errors),
+    }
+
+
 def fixed_epoch_coverage(n: int, draws: int, seed: int, data: Data) -> list[dict[str, Any]]:
     """The library's interval at fixed epochs on the benchmark's draws of size n (no rule)."""
-    out = []
-    for epoch in FIXED_EPOCHS:
-        hits = clean_hits = clean = ties = 0
-        errors, widths = [], []
-        for draw in range(draws):
-            archs = draw_archs(seed, n, draw)
-            proxy = [float(data.valid[i, epoch - 1]) for i in archs]
-            corr = rank_correlation(proxy, [float(data.finals[i]) for i in archs])
-            if corr.tau is None:
-                continue
-            iv = tau_interval(corr.tau, corr.n, FIXED_CONFIDENCE)
-            truth = float(data.true_tau[epoch])
-            hit = iv.low <= truth <= iv.high
-            hits += hit
-            widths.append(iv.high - iv.low)
-            errors.append(corr.tau - truth)
-            ties += len(set(proxy)) < n
-            if all(data.finals[i] >= CHANCE for i in archs):
-                clean += 1
-                clean_hits += hit
-        out.append(
-            {
-                "n": n,
-                "epoch": epoch,
-                "true_tau": float(data.true_tau[epoch]),
-                "coverage": _rate(hits, len(errors)),
-                "coverage_no_chance_models": _rate(clean_hits, clean),
-                "mean_sample_minus_true": float(np.mean(errors)),
-                "sd_sample_tau": float(np.std(errors)),
-                "mean_width": float(np.mean(widths)),
-                "draws_with_tied_proxy_scores": ties / len(errors),
-            }
-        )
-    return out
+    return [_fixed_epoch(n, epoch, draws, seed, data) for epoch in FIXED_EPOCHS]
 
 
 def summarise_run(saved: Mapping[str, Any], data: Data) -> dict[str, Any]:
@@ -693,15 +713,17 @@ def fixed_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The interval's coverage at fixed epochs, without any stopping rule."""
     lines = [
         "| n | epoch | true tau | coverage (nominal 85 %) | no chance-level model | mean sample − "
-        "true tau | sd of sample tau | mean width | draws with tied proxy scores |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "true tau | sd of sample tau | mean width | draws with tied proxy scores | jackknife "
+        "candidate's coverage |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
             f"| {r['n']} | {r['epoch']} | {r['true_tau']:.3f} | {_pct(r['coverage'], ci=True)} | "
             f"{_pct(r['coverage_no_chance_models'])} | {r['mean_sample_minus_true']:+.3f} | "
             f"{r['sd_sample_tau']:.3f} | {r['mean_width']:.2f} | "
-            f"{100 * r['draws_with_tied_proxy_scores']:.1f} % |"
+            f"{100 * r['draws_with_tied_proxy_scores']:.1f} % | "
+            f"{_pct(r['coverage_jackknife_candidate'])} |"
         )
     return "\n".join(lines)
 
