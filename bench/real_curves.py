@@ -2,8 +2,9 @@
 
 Run: ``.venv/bin/python bench/real_curves.py [--draws 500] [--seed 0] [--cells GLOB,...]
 [--workers 2] [--max-minutes M] [--out bench/results]`` writes ``real_curves.json`` (every
-number, the machine, versions, date, wall time, draws and seed) and ``real_curves.md`` (the
-tables) under ``--out``.
+number, the machine, versions, date, wall time, draws and seed), ``real_curves.md`` (the
+tables) and ``real_curves_draws.json.gz`` (every search's outcome) under ``--out``;
+``--from-draws FILE`` recomputes the first two from a saved draws file without searching.
 
 **What runs.** One *draw* is one proxy-task search: n reference models drawn without
 replacement from the 200 architectures of ``examples/nasbench201/curves.json`` (uniformly: no
@@ -59,6 +60,7 @@ import dataclasses
 import datetime
 import fnmatch
 import functools
+import gzip
 import json
 import math
 import multiprocessing
@@ -110,6 +112,8 @@ FIXED_CONFIDENCE = 0.85
 #: An architecture whose final accuracy is below this stays at chance (CIFAR-10: 10 %).
 CHANCE = 0.15
 CHUNK = 25
+#: Every draw's row, kept so the summaries can be recomputed (``--from-draws``).
+DRAWS_FILE = "real_curves_draws.json.gz"
 
 
 # --------------------------------------------------------------------------------------------
@@ -775,6 +779,15 @@ def to_markdown(result: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+def read_draws(path: Path) -> dict[str, Any]:
+    """A saved draws file (gzipped JSON, or plain JSON when the name does not end in .gz)."""
+    raw = path.read_bytes()
+    data = json.loads(gzip.decompress(raw) if path.suffix == ".gz" else raw)
+    if not isinstance(data, dict) or "draws" not in data:
+        raise SystemExit(f"--from-draws must be a draws file this script wrote, got {path}.")
+    return data
+
+
 def select_cells(patterns: str | None) -> list[Cell]:
     """The cells whose names match any comma-separated glob (all when None)."""
     cells = all_cells()
@@ -803,9 +816,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.draws < 1:
         parser.error("--draws must be at least 1")
     args.out.mkdir(parents=True, exist_ok=True)
-    draws_path = args.out / "real_curves_draws.json"
     if args.from_draws is not None:
-        saved = json.loads(args.from_draws.read_text())
+        saved = read_draws(args.from_draws)
     else:
         started = time.perf_counter()
         deadline = None if args.max_minutes is None else time.time() + 60 * args.max_minutes
@@ -824,7 +836,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "wall_time_s": time.perf_counter() - started,
             "draws": rows,
         }
-        draws_path.write_text(json.dumps(saved, separators=(",", ":")) + "\n")
+        text = json.dumps(saved, separators=(",", ":")) + "\n"
+        (args.out / DRAWS_FILE).write_bytes(gzip.compress(text.encode(), mtime=0))
     result = summarise_run(saved, load_data())
     (args.out / "real_curves.json").write_text(json.dumps(result, indent=1) + "\n")
     markdown = to_markdown(result)

@@ -39,7 +39,7 @@ def result(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     )
     assert code == 0
     assert (out / "real_curves.md").read_text().startswith("# Real curves")
-    assert json.loads((out / "real_curves_draws.json").read_text())["draws"]["n10-e10-point"]
+    assert rc.read_draws(out / rc.DRAWS_FILE)["draws"]["n10-e10-point"]
     data = json.loads((out / "real_curves.json").read_text())
     assert isinstance(data, dict)
     return data
