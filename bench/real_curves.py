@@ -45,6 +45,14 @@ the cycles it ran after the decision until it was stopped), from the table's rec
 rule too) contains the true tau at that step; and *partial evidence*: how often the deciding
 step had fewer than n valid models (a proxy stopped before its slowest model reached it).
 
+**The re-score** (the known issue of live decisions): the same rule applied by the library's
+``step_stats`` and ``scan_stopping`` to the drawn models' complete curves, i.e. what the search
+would decide if every model had reported every step before it decided; its false-pass and
+stopping epoch, and how often it agrees with the live search (same pass/no-pass and, for a
+pass, the same recommended epoch). Also counted: confident passes whose interval recorded at
+the deciding step gives a probability below the confidence (the statistics were refreshed
+after the decision, so the recorded evidence is not what the rule saw).
+
 **Fixed-epoch coverage** (a diagnostic apart from any stopping rule): on the same draws, the
 library's interval (:func:`proxytask.stats.search.rank_correlation` and
 :func:`proxytask.stats.uncertainty.tau_interval` at 0.85) at epochs 5, 10, 20, 50 and 100, its
@@ -81,10 +89,11 @@ from proxytask.core.clock import SimulatedClock
 from proxytask.core.proxies import ProxyTaskConfig
 from proxytask.executors.command import parse_trainer_command
 from proxytask.executors.replay import ReplayExecutor, ReplayTable
-from proxytask.stats.search import rank_correlation
-from proxytask.stats.stopping import StoppingState
+from proxytask.stats.search import rank_correlation, step_stats
+from proxytask.stats.stopping import StoppingState, scan_stopping
 from proxytask.stats.uncertainty import tau_interval
 from proxytask.trainer import contract as trainer
+from proxytask.trainer.contract import AccuracyAtStep, TrainingTime, TrialTrainingMetrics
 
 _ROOT = Path(__file__).resolve().parents[1]
 if str(_ROOT) not in sys.path:  # run as a script: `bench.` imports need the repository root
@@ -457,6 +466,64 @@ def run_cells(
 
 
 # --------------------------------------------------------------------------------------------
+# The re-score: the same rule on the complete curves (every model at every step)
+# --------------------------------------------------------------------------------------------
+
+
+def _full_metrics(index: int, every: int, data: Data) -> TrialTrainingMetrics:
+    """Architecture ``index``'s whole curve as a trial that trained to the end reports it."""
+    points = tuple(
+        AccuracyAtStep(100.0 * epoch / EPOCHS, epoch - 1, float(data.valid[index, epoch - 1]))
+        for epoch in range(every, EPOCHS + 1, every)
+    )
+    secs = float(data.hours_per_epoch[index]) * 3600.0 * EPOCHS
+    return TrialTrainingMetrics(TrainingTime(EPOCHS, secs), -1.0, points)
+
+
+def rescore(cell: Cell, archs: Sequence[int], data: Data) -> tuple[str, int | None]:
+    """The state and recommended epoch of the cell's rule (the library's ``step_stats`` and
+    ``scan_stopping``) on the drawn models' complete curves: what the search would decide if
+    every model had reported every step before it decided."""
+    metrics = [_full_metrics(i, cell.every, data) for i in archs]
+    stats = step_stats(
+        metrics,
+        [float(data.finals[i]) for i in archs],
+        confidence=cell.confidence,
+        desired_accuracy_correlation=THRESHOLD,
+    )
+    decision = scan_stopping(
+        stats,
+        desired_accuracy_correlation=THRESHOLD,
+        rule=cell.rule,
+        confidence=cell.confidence,
+        persistence=cell.persistence,
+        total_steps=EPOCHS,
+    )
+    return decision.state.value, _epoch(decision.final_training_steps)
+
+
+def _rescore_figures(
+    cell: Cell, rows: Sequence[Mapping[str, Any]], seed: int, data: Data
+) -> dict[str, Any]:
+    """The re-score's false-pass and pass rates, and how often it agrees with the live search."""
+    passed = StoppingState.MET_DESIRED_ACCURACY_CORRELATION.value
+    outcomes = [rescore(cell, draw_archs(seed, cell.n, r["draw"]), data) for r in rows]
+    passes = [epoch for state, epoch in outcomes if state == passed]
+    false = [e for e in passes if e is not None and data.true_tau[e] < THRESHOLD]
+    same = sum(
+        1
+        for r, (state, epoch) in zip(rows, outcomes, strict=True)
+        if r["passed"] == (state == passed) and (not r["passed"] or r["recommended_epoch"] == epoch)
+    )
+    return {
+        "pass": _rate(len(passes), len(rows)),
+        "false_pass": _rate(len(false), len(rows)),
+        "recommended_epoch": _quartiles([e for e in passes if e is not None]),
+        "same_decision_as_live": _rate(same, len(rows)),
+    }
+
+
+# --------------------------------------------------------------------------------------------
 # Summaries
 # --------------------------------------------------------------------------------------------
 
@@ -518,7 +585,9 @@ def _below_confidence(cell: Cell, passes: Sequence[Mapping[str, Any]]) -> dict[s
     return _rate(sum(1 for p in known if p < cell.confidence - 1e-9), len(known))
 
 
-def summarise_cell(cell: Cell, rows: Sequence[Mapping[str, Any]], data: Data) -> dict[str, Any]:
+def summarise_cell(
+    cell: Cell, rows: Sequence[Mapping[str, Any]], data: Data, seed: int = 0
+) -> dict[str, Any]:
     """The cell's figures (see the module docstring) from its draws' rows."""
     passes = [r for r in rows if r["passed"]]
     false = [r for r in passes if r["true_tau_recommended"] < THRESHOLD]
@@ -551,6 +620,7 @@ def summarise_cell(cell: Cell, rows: Sequence[Mapping[str, Any]], data: Data) ->
             sum(1 for r in decided if r["pairs_at_decision"] < cell.n), len(decided)
         ),
         "recorded_probability_below_confidence": _below_confidence(cell, passes),
+        "rescore_on_complete_curves": _rescore_figures(cell, rows, seed, data),
         "secs_per_search": float(np.mean([r["secs"] for r in rows])) if rows else None,
     }
 
@@ -617,8 +687,8 @@ def summarise_run(saved: Mapping[str, Any], data: Data) -> dict[str, Any]:
     fixed-epoch coverage of every n measured."""
     cells = {c.name: c for c in all_cells()}
     rows = saved["draws"]
-    summaries = [summarise_cell(cells[name], rows[name], data) for name in rows if rows[name]]
     seed = saved["config"]["seed"]
+    summaries = [summarise_cell(cells[name], rows[name], data, seed) for name in rows if rows[name]]
     ns = sorted({s["n"] for s in summaries})
     most = {n: max(s["draws"] for s in summaries if s["n"] == n) for n in ns}
     return {
@@ -713,6 +783,26 @@ def coverage_table(cells: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def live_table(cells: Sequence[Mapping[str, Any]]) -> str:
+    """The live search beside the same rule on the complete curves (the known issue)."""
+    lines = [
+        "| n | every | rule | live false-pass | re-score false-pass | live stop epoch | "
+        "re-score stop epoch | same decision | decided on < n models | recorded probability "
+        "< confidence |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        r = c["rescore_on_complete_curves"]
+        lines.append(
+            f"| {c['n']} | {c['eval_every_epochs']} | {_rule_label(c)} | "
+            f"{_pct(c['false_pass'])} | {_pct(r['false_pass'])} | {_q(c['recommended_epoch'])} | "
+            f"{_q(r['recommended_epoch'])} | {_pct(r['same_decision_as_live'])} | "
+            f"{_pct(c['decided_with_fewer_than_n'])} | "
+            f"{_pct(c['recorded_probability_below_confidence'])} |"
+        )
+    return "\n".join(lines)
+
+
 def fixed_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The interval's coverage at fixed epochs, without any stopping rule."""
     lines = [
@@ -761,6 +851,9 @@ def to_markdown(result: Mapping[str, Any]) -> str:
             "",
             "## Where the intervals missed\n",
             coverage_table(result["cells"]),
+            "",
+            "## The live search and the same rule on the complete curves\n",
+            live_table(result["cells"]),
             "",
         ]
     if result["fixed_epoch_coverage"]:

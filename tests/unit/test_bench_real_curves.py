@@ -69,6 +69,9 @@ def test_a_cell_has_its_rates_and_coverage(result: dict[str, object]) -> None:
     assert cell["coverage_at_decision"]["of"] >= 1
     assert cell["recommended_epoch"]["q1"] <= cell["recommended_epoch"]["median"]
     assert cell["search_hours_mean"] > 0
+    rescore = cell["rescore_on_complete_curves"]
+    assert 0.0 <= _fraction(rescore["same_decision_as_live"]) <= 1.0
+    assert 0.0 <= _fraction(rescore["false_pass"]) <= 1.0
     # the point rule stops at the first evaluation of 10 epochs on most draws, where the truth
     # over the 200 is 0.586 < 0.65: the reference tools' rule false-passes
     assert false > 0.0
