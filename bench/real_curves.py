@@ -881,6 +881,31 @@ def read_draws(path: Path) -> dict[str, Any]:
     return data
 
 
+def merge_draws(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Several runs' draws as one (same seed; a cell comes from the run that has most of its
+    draws); the wall time is their sum, the machine and date the first run's."""
+    seeds = {run["config"]["seed"] for run in runs}
+    if len(seeds) != 1:
+        raise SystemExit(f"--from-draws files must share one seed, got {sorted(seeds)}.")
+    draws: dict[str, list[dict[str, Any]]] = {}
+    for run in runs:
+        for name, rows in run["draws"].items():
+            if len(rows) > len(draws.get(name, [])):
+                draws[name] = rows
+    first = runs[0]
+    return {
+        **first,
+        "config": {
+            **first["config"],
+            "draws": max(run["config"]["draws"] for run in runs),
+            "cells": [name for name in draws if draws[name]],
+            "runs": [{k: run[k] for k in ("date", "wall_time_s", "config")} for run in runs],
+        },
+        "wall_time_s": sum(run["wall_time_s"] for run in runs),
+        "draws": draws,
+    }
+
+
 def select_cells(patterns: str | None) -> list[Cell]:
     """The cells whose names match any comma-separated glob (all when None)."""
     cells = all_cells()
@@ -903,14 +928,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--cells", help="comma-separated globs of cell names, e.g. 'n10-*'")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--max-minutes", type=float, help="start no search after this long")
-    parser.add_argument("--from-draws", type=Path, help="re-summarise a saved draws file")
+    parser.add_argument(
+        "--from-draws", type=Path, nargs="+", help="re-summarise saved draws files (merged)"
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
     if args.draws < 1:
         parser.error("--draws must be at least 1")
     args.out.mkdir(parents=True, exist_ok=True)
     if args.from_draws is not None:
-        saved = read_draws(args.from_draws)
+        saved = merge_draws([read_draws(path) for path in args.from_draws])
+        if len(args.from_draws) > 1:
+            text = json.dumps(saved, separators=(",", ":")) + "\n"
+            (args.out / DRAWS_FILE).write_bytes(gzip.compress(text.encode(), mtime=0))
     else:
         started = time.perf_counter()
         deadline = None if args.max_minutes is None else time.time() + 60 * args.max_minutes

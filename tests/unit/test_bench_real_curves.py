@@ -97,3 +97,16 @@ def test_speedups_are_undone() -> None:
         assert scipy.stats.kendalltau([1.0, 2.0, 3.0], [1.0, 3.0, 2.0])[0] == pytest.approx(1 / 3)
     assert scipy.stats.kendalltau is tau
     assert scipy.stats.norm.ppf == ppf
+
+
+def test_runs_merge_cell_by_cell() -> None:
+    def run(cells: dict[str, int], wall: float) -> dict[str, object]:
+        draws = {name: [{"draw": d} for d in range(k)] for name, k in cells.items()}
+        config = {"seed": 0, "draws": max(cells.values()), "cells": list(cells)}
+        return {"config": config, "date": "d", "wall_time_s": wall, "draws": draws}
+
+    merged = rc.merge_draws([run({"a": 5, "b": 2}, 1.0), run({"b": 4, "c": 3}, 2.0)])
+    assert {k: len(v) for k, v in merged["draws"].items()} == {"a": 5, "b": 4, "c": 3}
+    assert merged["wall_time_s"] == 3.0 and merged["config"]["cells"] == ["a", "b", "c"]
+    with pytest.raises(SystemExit):
+        rc.merge_draws([run({"a": 1}, 1.0), {**run({"a": 1}, 1.0), "config": {"seed": 1}}])
