@@ -746,7 +746,7 @@ def cells_table(cells: Sequence[Mapping[str, Any]]) -> str:
     lines = [
         "| n | every | rule | draws | false-pass (95 % CI) | true-pass | no rec. | stop epoch "
         "median [IQR] | true tau at stop | proxy h/model | search h | coverage at decision "
-        "(nominal 85 %) | decided on < n models | s/search |",
+        "(nominal: the confidence) | decided on < n models | s/search |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for c in cells:
@@ -836,8 +836,9 @@ def to_markdown(result: Mapping[str, Any]) -> str:
         + ", ".join(f"{truth[e]:.3f} at {e}" for e in ("1", "5", "10", "14", "20", "50", "100"))
         + f"; first at or above {THRESHOLD} at epoch {result['first_epoch_true_tau_at_threshold']}."
         "\n\nRates are shares of all draws; false-pass: a recommendation whose epoch's true tau "
-        f"is below {THRESHOLD}; coverage: the 85 % interval recorded at the deciding step holds "
-        "the true tau there. Hours: proxy h/model is the median recommended proxy's training "
+        f"is below {THRESHOLD}; coverage: the interval recorded at the deciding step (at the "
+        "rule's confidence; 0.85 for the point rule) holds the true tau there. Hours: proxy "
+        "h/model is the median recommended proxy's training "
         "hours per model; search h the mean hours all the search's trials trained; one full "
         f"training is {result['cells'][0]['full_training_hours_per_model']:.2f} h on average.\n"
         if result["cells"]
