@@ -188,7 +188,7 @@ def speedups() -> Iterator[None]:
 
     saved_plots = {k: getattr(plots, k) for k in dir(plots) if k.startswith("render_")}
     saved = (stability.winner_frequencies, scipy.stats.kendalltau, scipy.stats.norm.ppf)
-    persist = SearchController.__dict__.get("_persist")
+    own_persist = SearchController.__dict__.get("persist")  # None: the base class's
     kendalltau, ppf = saved[1], saved[2]
 
     @functools.lru_cache(maxsize=200_000)
@@ -214,8 +214,8 @@ def speedups() -> Iterator[None]:
     stability.winner_frequencies = lambda *a, **k: None  # type: ignore[assignment]
     scipy.stats.kendalltau = tau
     scipy.stats.norm.ppf = norm_ppf
-    if persist is not None:  # the state file: the benchmark reads the controller's objects
-        SearchController._persist = lambda self: None  # type: ignore[method-assign]
+    # the state file: the benchmark reads the controller's objects, not its files
+    SearchController.persist = lambda self: None  # type: ignore[method-assign]
     try:
         yield
     finally:
@@ -223,8 +223,10 @@ def speedups() -> Iterator[None]:
             setattr(plots, name, fn)
         stability.winner_frequencies, scipy.stats.kendalltau = saved[0], saved[1]
         del scipy.stats.norm.ppf  # the instance attribute; the class method shows again
-        if persist is not None:
-            SearchController._persist = persist  # type: ignore[method-assign]
+        if own_persist is None:
+            del SearchController.persist  # the base class's shows again
+        else:
+            SearchController.persist = own_persist  # type: ignore[method-assign]
 
 
 # --------------------------------------------------------------------------------------------
@@ -626,7 +628,7 @@ def summarise_cell(
 
 
 def jackknife_covers(proxy: Sequence[float], full: Sequence[float], truth: float) -> bool:
-    """A candidate for issue 13 item 3, not proxytask's interval: the 85 % interval
+    """A candidate for a calibrated interval, not proxytask's interval: the 85 % interval
     ``tau ± q·se`` with the leave-one-out jackknife standard error of tau-b (no normality
     assumed). True when it holds ``truth``."""
     n = len(proxy)
