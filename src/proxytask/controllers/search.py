@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import sys
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -372,7 +371,8 @@ class SearchController(Controller):
         ended = self.tracker.all_terminal(keys)
         recorded = self._set_stats(name, steps=stats)
         if not recorded.posted_stop_trials_message:
-            decision = self._scan(name, _truncate(stats, self._settled_step(keys)))
+            settled = self._settled_step(keys)
+            decision = self._scan(name, stats if settled is None else _truncate(stats, settled))
             failed = [k for k in keys if self.tracker.records[k].state == TrialRecordState.FAILED]
             usable = len(keys) - len(failed)
             if decision.stopped:
@@ -384,8 +384,9 @@ class SearchController(Controller):
         if ended:
             self._finish_config(name, stats)
 
-    def _settled_step(self, keys: Sequence[str]) -> int:
-        """The last step every still-running trial of a config has reported (-1: none yet).
+    def _settled_step(self, keys: Sequence[str]) -> int | None:
+        """The last step every still-running trial of a config has reported (-1: none yet;
+        None when no trial is running, so every step is settled).
 
         A live decision is made only from settled steps: at a later step the slower models'
         accuracies are still missing, and a tau over the faster ones alone can pass a rule
@@ -399,7 +400,7 @@ class SearchController(Controller):
             points = metrics.training_accuracy_over_steps if metrics else ()
             last = points[-1].training_step if points else -1
             settled = last if settled is None else min(settled, last)
-        return sys.maxsize if settled is None else settled
+        return settled
 
     def _record_decision(self, name: str, stats: StepStats, decision: StopDecision) -> None:
         decided = self._stats(name).decided_at_training_step
