@@ -29,6 +29,8 @@ from typing import Any
 
 from proxytask.core import layout, storage
 from proxytask.core.errors import NonFiniteMetricError, StorageError, UsageError
+from proxytask.core.metric import MetricMode
+from proxytask.core.metric import metric_mode as _as_metric_mode
 
 __all__ = [
     "DEFAULT_HEARTBEAT_THRESHOLD_SECS",
@@ -645,7 +647,7 @@ def check_reward_range(values: Sequence[float], metric_mode: str = "max") -> Rew
     if not finite:
         return RewardRangeCheck(False, None, None, 1.0, "no finite rewards to check")
     lo, hi = min(finite), max(finite)
-    if metric_mode == "min":
+    if _as_metric_mode(metric_mode) is MetricMode.MIN:
         return RewardRangeCheck(
             False,
             lo,
