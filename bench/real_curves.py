@@ -14,8 +14,10 @@ real :class:`~proxytask.controllers.search.SearchController` searching one proxy
 "validation accuracy every ``e`` epochs" (``e`` = 1 or 10, the table's two validation curve
 kinds), on the real :class:`~proxytask.executors.replay.ReplayExecutor` with a
 :class:`~proxytask.core.clock.SimulatedClock`. All n models train in parallel at their own
-recorded speeds (``max_parallel_trials = n``), as in a real search. The controller dirs live on
-``memory://`` and are deleted after each draw.
+recorded speeds (``max_parallel_trials = n``), as in a real search. The controller dirs live in
+a fresh local directory per draw (under ``/dev/shm`` where it exists: in RAM; an fsspec
+``memory://`` store looks files up by scanning them all, which made a search 1.5× slower) and
+are deleted after it.
 
 **Speed-ups that change no decision** (:func:`speedups`, undone on exit): the search's PNG
 plots are not rendered, the winner-stability resampling (an output, never read by a decision)
@@ -42,22 +44,24 @@ the passes; the proxy's training hours per model at the recommendation
 the cycles it ran after the decision until it was stopped), from the table's recorded times;
 **coverage**: how often the interval the search recorded at its deciding step
 (``ProxyTaskStats.interval_at(deciding_step)``, at the search's confidence, 0.85 for the point
-rule too) contains the true tau at that step; and *partial evidence*: how often the deciding
-step had fewer than n valid models (a proxy stopped before its slowest model reached it).
+rule too, adjusted for the repeated looks as every interval the search records:
+:mod:`proxytask.stats.uncertainty`) contains the true tau at that step; and *partial
+evidence*: how often the deciding step had fewer than n valid models (a proxy stopped before
+its slowest model reached it).
 
 **The re-score** (the known issue of live decisions): the same rule applied by the library's
 ``step_stats`` and ``scan_stopping`` to the drawn models' complete curves, i.e. what the search
 would decide if every model had reported every step before it decided; its false-pass and
 stopping epoch, and how often it agrees with the live search (same pass/no-pass and, for a
-pass, the same recommended epoch). Also counted: confident passes whose interval recorded at
-the deciding step gives a probability below the confidence (the statistics were refreshed
-after the decision, so the recorded evidence is not what the rule saw).
+pass, the same recommended epoch). Also counted: confident passes whose probability recorded at
+the deciding step is below the confidence (the statistics were refreshed after the decision,
+so the recorded evidence is not what the rule saw).
 
 **Fixed-epoch coverage** (a diagnostic apart from any stopping rule): on the same draws, the
-library's interval (:func:`proxytask.stats.search.rank_correlation` and
-:func:`proxytask.stats.uncertainty.tau_interval` at 0.85) at epochs 5, 10, 20, 50 and 100, its
-coverage of the true tau, and the coverage on draws holding no chance-level architecture
-(final accuracy < 0.15: 9 of the 200 stay at chance).
+library's one-look interval (:func:`proxytask.stats.search.rank_correlation` and
+:func:`proxytask.stats.uncertainty.tau_interval` at 0.85, no adjustment for repeated looks) at
+epochs 5, 10, 20, 50 and 100, its coverage of the true tau, and the coverage on draws holding
+no chance-level architecture (final accuracy < 0.15: 9 of the 200 stay at chance).
 """
 
 from __future__ import annotations
@@ -73,7 +77,9 @@ import json
 import math
 import multiprocessing
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -104,6 +110,8 @@ from bench.stopping_rules import machine_info, wilson_interval  # noqa: E402
 #: The replay table of examples/nasbench201 (200 architectures × 200 epochs).
 TABLE_PATH = _ROOT / "examples" / "nasbench201" / "curves.json"
 EPOCHS = 200
+#: Where each draw's controller dirs live (RAM where the system has it).
+SCRATCH = "/dev/shm" if os.path.isdir("/dev/shm") else None
 THRESHOLD = 0.65
 NUM_MODELS = (10, 15, 20)
 EVAL_EVERY = (10, 1)
@@ -288,6 +296,7 @@ class DrawResult:
     deciding_epoch: int | None
     true_tau_recommended: float | None
     interval: tuple[float, float | None] | None  # (low, high) at the deciding step
+    probability: float | None  # the recorded P(true tau > threshold) there (look-adjusted)
     true_tau_interval_step: float | None
     pairs_at_decision: int | None
     proxy_hours: float | None  # final_training_time_in_hours
@@ -376,6 +385,7 @@ def _result(stats: Any, archs: Sequence[int], data: Data, spent: float, secs: fl
         deciding_epoch=_epoch(stats.deciding_step),
         true_tau_recommended=_truth(data, recommended),
         interval=None if interval is None else (interval.ci_low, interval.ci_high),
+        probability=None if interval is None else interval.probability_above_threshold,
         true_tau_interval_step=_truth(data, at),
         pairs_at_decision=pairs,
         proxy_hours=stats.final_training_time_in_hours,
@@ -403,17 +413,17 @@ def _run_chunk(
     task: tuple[Cell, int, Sequence[int], float | None],
 ) -> tuple[str, list[dict[str, Any]]]:
     """Draws ``draws`` of a cell (skipping those past the deadline); JSON-ready rows."""
-    import fsspec
-
     cell, seed, draws, deadline = task
     rows = []
     for draw in draws:
         if deadline is not None and time.time() > deadline:
             break
-        root = f"memory://real_curves/{os.getpid()}/{cell.name}/{draw}"
-        archs = draw_archs(seed, cell.n, draw)
-        result = run_search(cell, archs, _WORKER["table"], _WORKER["data"], root)
-        fsspec.filesystem("memory").rm(root.removeprefix("memory://"), recursive=True)
+        root = tempfile.mkdtemp(prefix="real_curves_", dir=SCRATCH)
+        try:
+            archs = draw_archs(seed, cell.n, draw)
+            result = run_search(cell, archs, _WORKER["table"], _WORKER["data"], root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
         rows.append(
             {
                 "draw": draw,
@@ -433,34 +443,40 @@ def run_cells(
     deadline: float | None,
     table_path: Path = TABLE_PATH,
     log: bool = False,
+    done: Mapping[str, set[int]] | None = None,
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every draw of every cell, in chunks over ``workers`` processes (1: in this process)."""
-    tasks = [
-        (cell, seed, range(start, min(start + CHUNK, draws)), deadline)
-        for cell in cells
+    """Every draw of every cell but those in ``done`` (cell name → draws already measured),
+    in chunks over ``workers`` processes (1: in this process)."""
+    todo = {
+        c.name: [d for d in range(draws) if d not in (done or {}).get(c.name, set())] for c in cells
+    }
+    tasks = [  # chunk by chunk across the cells: a deadline leaves them even, not the last short
+        (cell, seed, todo[cell.name][start : start + CHUNK], deadline)
         for start in range(0, draws, CHUNK)
+        for cell in cells
+        if todo[cell.name][start : start + CHUNK]
     ]
     rows: dict[str, list[dict[str, Any]]] = {c.name: [] for c in cells}
     started = time.perf_counter()
     if workers <= 1:
         _init_worker(str(table_path))
         try:
-            done = [_run_chunk(t) for t in tasks]
+            finished = [_run_chunk(t) for t in tasks]
         finally:
             _WORKER.pop("speedups").__exit__(None, None, None)
     else:
         context = multiprocessing.get_context("fork")
         with context.Pool(workers, _init_worker, (str(table_path),)) as pool:
-            done = []
+            finished = []
             for name, chunk in pool.imap_unordered(_run_chunk, tasks):
-                done.append((name, chunk))
+                finished.append((name, chunk))
                 if log:
                     print(
                         f"{time.perf_counter() - started:7.1f} s  {name}: +{len(chunk)}",
                         file=sys.stderr,
                         flush=True,
                     )
-    for name, chunk in done:
+    for name, chunk in finished:
         rows[name].extend(chunk)
     for name in rows:
         rows[name].sort(key=lambda r: r["draw"])
@@ -563,27 +579,13 @@ def _coverage(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
-def recorded_probability(interval: Sequence[float | None], confidence: float) -> float | None:
-    """The probability above the threshold that the search recorded at its deciding step, read
-    back from the recorded interval (both come from arctanh(tau) and the same standard error)."""
-    low, high = interval
-    if low is None or high is None or not -1.0 < low < high < 1.0:
-        return None
-    q = float(scipy.stats.norm.ppf(0.5 + confidence / 2.0))
-    z_low, z_high = np.arctanh(low), np.arctanh(high)
-    se = (z_high - z_low) / (2.0 * q)
-    z = (z_low + z_high) / 2.0
-    return float(scipy.stats.norm.cdf((z - np.arctanh(THRESHOLD)) / se))
-
-
 def _below_confidence(cell: Cell, passes: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Confident passes whose recorded interval at the deciding step gives a probability
     below the rule's confidence: the statistics were refreshed after the decision (late
     reports of the deciding step), so the recorded evidence is not what the rule saw."""
     if cell.rule != "confident":
         return _rate(0, 0)
-    probs = [recorded_probability(r["interval"], cell.confidence) for r in passes if r["interval"]]
-    known = [p for p in probs if p is not None]
+    known = [r["probability"] for r in passes if r.get("probability") is not None]
     return _rate(sum(1 for p in known if p < cell.confidence - 1e-9), len(known))
 
 
@@ -885,16 +887,17 @@ def read_draws(path: Path) -> dict[str, Any]:
 
 
 def merge_draws(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """Several runs' draws as one (same seed; a cell comes from the run that has most of its
-    draws); the wall time is their sum, the machine and date the first run's."""
+    """Several runs' draws as one (same seed; each cell's draws are the union of the runs'
+    draws of it); the wall time is their sum, the machine and date the first run's."""
     seeds = {run["config"]["seed"] for run in runs}
     if len(seeds) != 1:
         raise SystemExit(f"--from-draws files must share one seed, got {sorted(seeds)}.")
-    draws: dict[str, list[dict[str, Any]]] = {}
-    for run in runs:
+    by_draw: dict[str, dict[int, dict[str, Any]]] = {}
+    for run in runs:  # the union of the runs' draws (a draw measured twice: the first run's)
         for name, rows in run["draws"].items():
-            if len(rows) > len(draws.get(name, [])):
-                draws[name] = rows
+            for row in rows:
+                by_draw.setdefault(name, {}).setdefault(row["draw"], row)
+    draws = {name: [rows[d] for d in sorted(rows)] for name, rows in by_draw.items()}
     first = runs[0]
     return {
         **first,
@@ -934,6 +937,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--from-draws", type=Path, nargs="+", help="re-summarise saved draws files (merged)"
     )
+    parser.add_argument(
+        "--missing-from",
+        type=Path,
+        nargs="+",
+        help="run only the draws these saved draws files lack (to complete a cut-short run)",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     args = parser.parse_args(argv)
     if args.draws < 1:
@@ -948,7 +957,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         started = time.perf_counter()
         deadline = None if args.max_minutes is None else time.time() + 60 * args.max_minutes
         cells = select_cells(args.cells)
-        rows = run_cells(cells, args.draws, args.seed, args.workers, deadline, log=True)
+        done: dict[str, set[int]] = {}
+        for path in args.missing_from or ():
+            for name, rows_done in read_draws(path)["draws"].items():
+                done.setdefault(name, set()).update(r["draw"] for r in rows_done)
+        rows = run_cells(cells, args.draws, args.seed, args.workers, deadline, log=True, done=done)
         saved = {
             "config": {
                 "draws": args.draws,

@@ -54,7 +54,7 @@ def test_a_loss_gets_the_recommendation_of_the_same_runs_accuracy(
 ) -> None:
     loss, accuracy = runs["loss"]["recommendation"], runs["accuracy"]["recommendation"]
     assert loss["found"] is accuracy["found"] is True
-    assert loss["best_proxy_task_name"] == accuracy["best_proxy_task_name"] == "data25"
+    assert loss["best_proxy_task_name"] == accuracy["best_proxy_task_name"] == "data50"
     assert loss["accuracy_correlation_at_stop"] >= 0.65  # a loss ranks like its accuracy
     assert abs(loss["training_steps"] - accuracy["training_steps"]) <= 20  # one evaluation
 

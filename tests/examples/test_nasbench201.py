@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -187,18 +186,18 @@ def _workflow(tmp_path: Path) -> Path:
     return path
 
 
-def test_the_workflow_runs_end_to_end_in_seconds(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    start = time.monotonic()
+def test_the_workflow_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """(Its run time is a measurement in the example's README, not an assertion here.)"""
     assert cli.main(["run", str(_workflow(tmp_path))]) == 0
-    elapsed = time.monotonic() - start
     out = capsys.readouterr().out
-    assert elapsed < 60, elapsed
     for stage in ("== variance", "== model selection", "== search", "== final checks"):
         assert stage in out
     assert "best proxy task:" in out
-    assert re.search(r"Kendall tau-b [0-9.]+ at the deciding evaluation, 85 % interval \[", out)
+    assert re.search(
+        r"Kendall tau-b [0-9.]+ at the deciding evaluation, "
+        r"85 % interval adjusted for repeated looks \[",
+        out,
+    )
     assert "held-out check: Kendall tau-b" in out
     assert "zero-training baselines:" in out
     rec = json.loads(

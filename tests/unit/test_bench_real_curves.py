@@ -110,3 +110,18 @@ def test_runs_merge_cell_by_cell() -> None:
     assert merged["wall_time_s"] == 3.0 and merged["config"]["cells"] == ["a", "b", "c"]
     with pytest.raises(SystemExit):
         rc.merge_draws([run({"a": 1}, 1.0), {**run({"a": 1}, 1.0), "config": {"seed": 1}}])
+
+
+def test_a_cut_short_run_is_completed_by_the_draws_it_lacks() -> None:
+    def run(draws: list[int]) -> dict[str, object]:
+        config = {"seed": 0, "draws": 6, "cells": ["a"]}
+        rows = [{"draw": d, "from": len(draws)} for d in draws]
+        return {"config": config, "date": "d", "wall_time_s": 1.0, "draws": {"a": rows}}
+
+    merged = rc.merge_draws([run([0, 1, 3]), run([1, 2, 4, 5])])
+    assert [r["draw"] for r in merged["draws"]["a"]] == [0, 1, 2, 3, 4, 5]
+    assert merged["draws"]["a"][1]["from"] == 3  # a draw measured twice: the first run's
+    # run_cells skips the draws a saved run has (here every one, so nothing runs)
+    cell = next(c for c in rc.all_cells() if c.name == "n10-e10-point")
+    rows = rc.run_cells([cell], 3, 0, 1, None, done={cell.name: {0, 1, 2}})
+    assert rows == {cell.name: []}

@@ -8,6 +8,7 @@ from scipy import stats
 
 from proxytask.core.errors import UsageError
 from proxytask.stats.reference_size import (
+    DEFAULT_LOOKS,
     ReferenceSizeAdvice,
     full_vs_full_tau,
     models_needed,
@@ -61,6 +62,12 @@ def test_models_needed_is_the_smallest_n_that_passes_the_confident_rule() -> Non
         if n > 5:
             assert probability_above(tau, n - 1, threshold) < confidence
     assert models_needed(1.0, 0.65, 0.85) == 5  # a perfect ceiling: the rule's minimum
+    # at one of 20 evenly spaced looks the level is 1 − 0.15 / 20
+    n = models_needed(0.9, 0.65, 0.85, looks=20)
+    assert n is not None and n > models_needed(0.9, 0.65, 0.85)  # type: ignore[operator]
+    assert probability_above(0.9, n, 0.65) >= 1 - 0.15 / 20 > probability_above(0.9, n - 1, 0.65)
+    with pytest.raises(UsageError, match="looks must be an integer >= 1"):
+        models_needed(0.9, 0.65, 0.85, looks=0)
 
 
 def test_models_needed_grows_with_confidence_and_noise() -> None:
@@ -103,7 +110,17 @@ def test_the_advice_reads_and_serialises_its_figures() -> None:
     assert isinstance(advice, ReferenceSizeAdvice)
     assert advice.num_reference_models == 5  # the None accuracy is left out
     assert advice.ceiling == pytest.approx(1.0, abs=1e-6)
-    assert advice.needed_at_ceiling == 5 and not advice.too_small and advice.warning is None
+    # one look spends the whole error budget: 5 models suffice for a proxy at the ceiling
+    once = reference_size_advice([0.9, None, 0.8, 0.7, 0.6, 0.5], 0.002, 0.65, 0.85, looks=1)
+    assert once.needed_at_ceiling == 5 and not once.too_small and once.warning is None
+    assert "needs 5 reference models for a proxy at the ceiling" in once.message
+    # the default 20 evaluations over the budget spend 1/20 of it at each: 7 are needed
+    assert advice.looks == DEFAULT_LOOKS == 20
+    assert advice.needed_at_ceiling == 7 and advice.too_small and advice.warning is not None
+    assert "20 evaluations over the budget) needs 7 reference models" in advice.message
+    assert ReferenceSizeAdvice.from_dict(advice.to_dict()) == advice
+    old = {k: v for k, v in once.to_dict().items() if k != "looks"}  # a file from before
+    assert ReferenceSizeAdvice.from_dict(old).looks == DEFAULT_LOOKS
     data = advice.to_dict()
     assert set(data) == {
         "ceiling_tau",
@@ -116,9 +133,9 @@ def test_the_advice_reads_and_serialises_its_figures() -> None:
         "needed_midway",
         "too_small",
         "message",
+        "looks",
     }
     assert data["midway_tau"] == pytest.approx((0.65 + advice.ceiling) / 2)
-    assert "needs 5 reference models for a proxy at the ceiling" in advice.message
 
 
 @pytest.mark.parametrize(

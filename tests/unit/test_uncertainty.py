@@ -4,6 +4,7 @@ bootstrap, and the confident stopping rule built on them."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,8 +14,11 @@ from proxytask.core.errors import UsageError
 from proxytask.stats.search import StepStats, StoppingState, scan_stopping, step_stats
 from proxytask.stats.uncertainty import (
     KENDALL_TAU_B,
+    adjust_probability,
     bootstrap_tau_interval,
     kendall_tau_b,
+    look_confidence,
+    look_shares,
     probability_above,
     tau_interval,
     tau_standard_error,
@@ -153,9 +157,11 @@ def test_step_stats_carry_the_interval_and_probability() -> None:
     assert stats.accuracy_correlation_over_step == pytest.approx((1.0, 1.0))
     low = stats.accuracy_correlation_ci_low[0]
     assert low is not None and 0.8 < low < 1.0
+    # two looks over the 100-step budget: each spends half of the error budget
     assert stats.accuracy_correlation_prob_above[0] == pytest.approx(
-        probability_above(1.0, 10, 0.65)
+        adjust_probability(probability_above(1.0, 10, 0.65), 0.5), abs=1e-12
     )
+    assert low == pytest.approx(tau_interval(1.0, 10, look_confidence(0.9, 0.5)).low)
     again = StepStats.from_dict(stats.to_dict())
     assert again == stats
     plain = step_stats(trials, full)
@@ -173,25 +179,60 @@ def test_the_point_rule_stops_at_one_lucky_step_and_the_confident_rule_does_not(
 
 
 def test_the_confident_rule_needs_persistent_evidence() -> None:
-    # at n = 10 and confidence 0.9 the sample tau must be about 0.81 or more
-    assert probability_above(0.82, 10, 0.65) >= 0.9 > probability_above(0.79, 10, 0.65)
+    # six evaluations over a 600-step budget: each spends 1/6 of the error budget 0.1, so at
+    # n = 10 the probability must reach 1 − 0.1 / 6 ≈ 0.983: a sample tau of about 0.88
+    assert probability_above(0.9, 10, 0.65) >= 1 - 0.1 / 6 > probability_above(0.85, 10, 0.65)
     stats = _stats([0.5, 0.85, 0.7, 0.85, 0.9, 0.95])
-    one = scan_stopping(
-        stats, desired_accuracy_correlation=0.65, rule="confident", confidence=0.9, persistence=1
-    )
+    settings: dict[str, Any] = {
+        "desired_accuracy_correlation": 0.65,
+        "rule": "confident",
+        "confidence": 0.9,
+        "total_steps": 600,
+    }
+    one = scan_stopping(stats, **settings, persistence=1)
     assert one.state is StoppingState.MET_DESIRED_ACCURACY_CORRELATION
-    assert one.step_index == 1 and one.final_training_steps == 199
-    two = scan_stopping(stats, desired_accuracy_correlation=0.65, rule="confident", confidence=0.9)
-    assert two.step_index == 4 and two.final_training_steps == 499
-    assert two.final_training_time_in_hours == pytest.approx(0.05)
+    assert one.step_index == 4 and one.final_training_steps == 499
+    two = scan_stopping(stats, **settings)
+    assert two.step_index == 5 and two.final_training_steps == 599
+    assert two.final_training_time_in_hours == pytest.approx(0.06)
     # more models make the same taus convincing sooner
-    many = scan_stopping(
-        _stats([0.5, 0.75, 0.75], n=30),
+    many = scan_stopping(_stats([0.5, 0.75, 0.75], n=60), **{**settings, "total_steps": 300})
+    assert many.step_index == 2
+    fewer = scan_stopping(_stats([0.5, 0.75, 0.75], n=30), **{**settings, "total_steps": 300})
+    assert not fewer.stopped
+
+
+def test_looking_more_often_asks_for_more_evidence_at_each_look() -> None:
+    # one look at the end of the budget spends the whole error budget: 0.85 passes at 0.9
+    assert probability_above(0.85, 10, 0.65) >= 0.9
+    once = scan_stopping(
+        _stats([0.85, 0.85], step=300),
         desired_accuracy_correlation=0.65,
         rule="confident",
         confidence=0.9,
+        persistence=1,
+        total_steps=600,
     )
-    assert many.step_index == 2
+    assert once.step_index == 0  # the first look spends half of it: 1 − 0.1 / 2 = 0.95 ≥ P
+    # the same taus at every one of 60 evaluations never pass (each spends 1/60)
+    often = scan_stopping(
+        _stats([0.85] * 60, step=10),
+        desired_accuracy_correlation=0.65,
+        rule="confident",
+        confidence=0.9,
+        persistence=1,
+        total_steps=600,
+    )
+    assert not often.stopped
+    # without a known budget the k-th look spends 1 / (k (k + 1)): the first half of it
+    unknown = scan_stopping(
+        _stats([0.85, 0.85], step=300),
+        desired_accuracy_correlation=0.65,
+        rule="confident",
+        confidence=0.9,
+        persistence=1,
+    )
+    assert unknown.step_index == 0
 
 
 def test_the_confident_rule_abandons_a_proxy_that_cannot_reach_the_threshold() -> None:
@@ -243,3 +284,32 @@ def test_invalid_steps_carry_no_evidence() -> None:
 def test_bad_rule_settings_are_explained(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         scan_stopping(_stats([0.5]), desired_accuracy_correlation=0.65, **kwargs)  # type: ignore[arg-type]
+
+
+def test_look_shares_spread_the_error_budget_over_the_step_budget() -> None:
+    assert look_shares([9, 19, 39], 40) == (0.25, 0.25, 0.5)
+    assert sum(look_shares(list(range(200)), 200)) == pytest.approx(1.0)
+    # a budget smaller than the steps reached is the last step + 1
+    assert look_shares([9, 19], 10) == (0.5, 0.5)
+    # without a budget: 1 / (k (k + 1)), summing to less than 1 however many looks
+    assert look_shares([0, 5, 7], None) == pytest.approx((1 / 2, 1 / 6, 1 / 12))
+    assert sum(look_shares(list(range(1000)), None)) < 1.0
+    assert look_shares([], 10) == ()
+    with pytest.raises(UsageError, match="must increase"):
+        look_shares([5, 5], 10)
+
+
+def test_a_look_is_judged_at_its_share_of_the_error_budget() -> None:
+    assert look_confidence(0.85, 1.0) == pytest.approx(0.85)
+    assert look_confidence(0.85, 0.05) == pytest.approx(0.9925)
+    # the adjusted probability reaches the confidence exactly at the look's level
+    assert adjust_probability(0.9925, 0.05) == pytest.approx(0.85)
+    assert adjust_probability(0.5, 0.05) == 0.0
+    assert adjust_probability(0.9, 1.0) == pytest.approx(0.9)
+    for bad in (0.0, 1.5, -0.1):
+        with pytest.raises(UsageError, match="share of the error budget"):
+            look_confidence(0.85, bad)
+        with pytest.raises(UsageError, match="share of the error budget"):
+            adjust_probability(0.9, bad)
+    with pytest.raises(UsageError, match="confidence"):
+        look_confidence(1.0, 0.5)

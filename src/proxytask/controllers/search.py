@@ -487,7 +487,12 @@ class SearchController(Controller):
     def _rescore(self, name: str) -> None:
         s = self.settings
         recorded = self._stats(name)
-        stats = with_uncertainty(recorded.step_stats, s.confidence, s.desired_accuracy_correlation)
+        stats = with_uncertainty(
+            recorded.step_stats,
+            s.confidence,
+            s.desired_accuracy_correlation,
+            self._total_steps(name),
+        )
         self._set_stats(name, steps=stats)
         if recorded.stopping_state is StoppingState.EXCESS_TRIAL_FAILURES:
             return
@@ -941,7 +946,10 @@ def _evidence_line(rec: Recommendation, threshold: float | None) -> str | None:
     line = f"Kendall tau-b {tau:.3f} at the deciding evaluation"
     if interval is not None and interval.ci_high is not None:
         level = f"{interval.confidence * 100:g} % " if interval.confidence is not None else ""
-        line += f", {level}interval [{interval.ci_low:.3f}, {interval.ci_high:.3f}]"
+        line += (
+            f", {level}interval adjusted for repeated looks "
+            f"[{interval.ci_low:.3f}, {interval.ci_high:.3f}]"
+        )
         prob = interval.probability_above_threshold
         if prob is not None and threshold is not None:
             line += f", P(true tau > {threshold:g}) = {prob:.2f}"

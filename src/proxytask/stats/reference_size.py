@@ -18,9 +18,11 @@ reference models are closer than about 2σ, the ceiling is optimistic (by up to 
 as tightly packed as σ); with a spread-out reference set (the usual case, and what model
 selection aims at) it is within ~0.01.
 
-**The size.** The confident rule passes a proxy once ``probability_above(tau, n, threshold) >=
-confidence`` (:func:`proxytask.stats.uncertainty.probability_above`, the
-Fieller–Hartley–Pearson normal approximation). :func:`models_needed` is the smallest ``n`` for
+**The size.** The confident rule passes a proxy once ``probability_above(tau, n, threshold)``
+(:func:`proxytask.stats.uncertainty.probability_above`, the Fieller–Hartley–Pearson normal
+approximation) reaches the level of one look, ``1 − (1 − confidence) / looks`` for a search that
+evaluates ``looks`` times over its budget, evenly (:data:`DEFAULT_LOOKS`: every 5 %; see
+:func:`proxytask.stats.uncertainty.look_shares`). :func:`models_needed` is the smallest ``n`` for
 which a proxy whose measured tau equals ``tau`` passes: at the ceiling (the best any proxy can
 do) it is the fewest reference models that can give a verdict at all; midway between the
 threshold and the ceiling, a realistic good proxy. It assumes the ceiling measured on the
@@ -34,7 +36,7 @@ Example::
 
     >>> advice = reference_size_advice([0.70, 0.80, 0.85, 0.88, 0.90, 0.91], 0.003, 0.65, 0.85)
     >>> advice.needed_at_ceiling, advice.too_small
-    (5, False)
+    (7, True)
 """
 
 from __future__ import annotations
@@ -49,9 +51,15 @@ from scipy import special as _special
 from scipy import stats as _scipy_stats
 
 from proxytask.core.errors import UsageError
-from proxytask.stats.uncertainty import FHP_VARIANCE, MIN_MODELS_FOR_INTERVAL, probability_above
+from proxytask.stats.uncertainty import (
+    FHP_VARIANCE,
+    MIN_MODELS_FOR_INTERVAL,
+    look_confidence,
+    probability_above,
+)
 
 __all__ = [
+    "DEFAULT_LOOKS",
     "MAX_MODELS",
     "ReferenceSizeAdvice",
     "full_vs_full_tau",
@@ -62,6 +70,10 @@ __all__ = [
 
 #: :func:`models_needed` reports at most this many models (a larger need is a "no").
 MAX_MODELS = 100_000
+#: The evaluations a search is assumed to make over a proxy's budget when advising on the
+#: reference-set size (one every 5 % of it); the more often a search looks, the more models a
+#: confident verdict needs.
+DEFAULT_LOOKS = 20
 
 
 def _finite(name: str, value: Any) -> float:
@@ -138,9 +150,10 @@ def full_vs_full_tau(accuracies: Sequence[float], noise_std: float | Sequence[fl
     return float(agreement.sum() / (len(gap) - tied.sum()))
 
 
-def models_needed(tau: float, threshold: float, confidence: float) -> int | None:
+def models_needed(tau: float, threshold: float, confidence: float, looks: int = 1) -> int | None:
     """The fewest models for which a measured ``tau`` gives
-    ``probability_above(tau, n, threshold) >= confidence`` (the confident rule passes).
+    ``probability_above(tau, n, threshold) >= 1 − (1 − confidence) / looks`` (the confident
+    rule passes at one of ``looks`` evenly spaced evaluations).
 
     None when ``tau`` is at or below the threshold (no number of models is enough) or the need
     exceeds :data:`MAX_MODELS`. At least :data:`MIN_MODELS_FOR_INTERVAL`.
@@ -154,8 +167,11 @@ def models_needed(tau: float, threshold: float, confidence: float) -> int | None
     if not -1.0 <= tau <= 1.0:
         raise UsageError(f"tau must lie in [-1, 1], got {tau!r}.")
     threshold, confidence = _check_threshold(threshold), _check_confidence(confidence)
+    if isinstance(looks, bool) or not isinstance(looks, int) or looks < 1:
+        raise UsageError(f"looks must be an integer >= 1, got {looks!r}.")
     if tau <= threshold:
         return None
+    confidence = look_confidence(confidence, 1.0 / looks)
     q = float(_scipy_stats.norm.ppf(confidence))
     z_gap = (math.atanh(tau) if tau < 1.0 else math.inf) - math.atanh(threshold)
     # the exact answer without probability_above's pull-in at ±1; the pull-in only adds models
@@ -190,6 +206,7 @@ class ReferenceSizeAdvice:
     needed_midway: int | None
     too_small: bool
     message: str
+    looks: int = DEFAULT_LOOKS
 
     @property
     def reachable(self) -> bool:
@@ -233,14 +250,19 @@ class ReferenceSizeAdvice:
             "needed_midway": self.needed_midway,
             "too_small": self.too_small,
             "message": self.message,
+            "looks": self.looks,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ReferenceSizeAdvice:
         """Parse :meth:`to_dict`'s form."""
-        return cls(
+        return cls(  # "looks" is absent in files written before it existed
             ceiling=data["ceiling_tau"],
-            **{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name != "ceiling"},
+            **{
+                f.name: data.get(f.name, DEFAULT_LOOKS) if f.name == "looks" else data[f.name]
+                for f in dataclasses.fields(cls)
+                if f.name != "ceiling"
+            },
         )
 
 
@@ -252,6 +274,7 @@ def _message(
     confidence: float,
     needed: tuple[int | None, int | None],
     midway: float,
+    looks: int,
 ) -> str:
     head = (
         f"full-vs-full Kendall tau-b ceiling {ceiling:.3f} (seed noise std {noise:.4g}, "
@@ -261,7 +284,8 @@ def _message(
     if at_ceiling is None:
         return f"{head}: at or below the threshold {threshold:g}, no reference set can pass"
     return (
-        f"{head}: the confident rule (threshold {threshold:g}, confidence {confidence:g}) needs "
+        f"{head}: the confident rule (threshold {threshold:g}, confidence {confidence:g}, "
+        f"{looks} evaluations over the budget) needs "
         f"{at_ceiling} reference models for a proxy at the ceiling, {at_midway} for one at "
         f"tau {midway:.3f}"
     )
@@ -272,9 +296,11 @@ def reference_size_advice(
     seed_noise_std: float,
     threshold: float,
     confidence: float,
+    looks: int = DEFAULT_LOOKS,
 ) -> ReferenceSizeAdvice:
     """The ceiling and reference-set sizes for these reference models (None accuracies are
-    left out; ``num_reference_models`` counts the rest).
+    left out; ``num_reference_models`` counts the rest), for a search evaluating ``looks``
+    times over its budget.
 
     Example::
 
@@ -286,8 +312,8 @@ def reference_size_advice(
     ceiling = full_vs_full_tau(present, noise)
     threshold, confidence = _check_threshold(threshold), _check_confidence(confidence)
     midway = (threshold + ceiling) / 2.0
-    at_ceiling = models_needed(ceiling, threshold, confidence)
-    at_midway = models_needed(midway, threshold, confidence) if at_ceiling else None
+    at_ceiling = models_needed(ceiling, threshold, confidence, looks)
+    at_midway = models_needed(midway, threshold, confidence, looks) if at_ceiling else None
     n = len(present)
     return ReferenceSizeAdvice(
         ceiling=ceiling,
@@ -299,7 +325,10 @@ def reference_size_advice(
         midway_tau=midway,
         needed_midway=at_midway,
         too_small=at_ceiling is not None and n < at_ceiling,
-        message=_message(ceiling, noise, n, threshold, confidence, (at_ceiling, at_midway), midway),
+        message=_message(
+            ceiling, noise, n, threshold, confidence, (at_ceiling, at_midway), midway, looks
+        ),
+        looks=looks,
     )
 
 

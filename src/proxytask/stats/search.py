@@ -18,6 +18,7 @@ Fixes over the reference:
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -93,6 +94,8 @@ class Correlation:
 
 
 def _finite(value: object) -> float | None:
+    if type(value) is float:  # the common case, first: a search calls this millions of times
+        return value if math.isfinite(value) else None
     if value is None or isinstance(value, bool):
         return None
     try:
@@ -338,16 +341,36 @@ def curve_table(
             recorded.append((False,) * len(grid))
             accuracies.append((None,) * len(grid))
             continue
-        own = {p.training_step for p in trial.training_accuracy_over_steps}
+        own: dict[int, float] = {}
+        for point in trial.training_accuracy_over_steps:  # the first point of a step counts
+            own.setdefault(point.training_step, point.accuracy)
         recorded.append(tuple(step in own for step in grid))
-        total = trial_total_steps(trial, total_steps)
-        accuracies.append(tuple(accuracy_at_step(trial, step, total) for step in grid))
+        accuracies.append(_trial_row(trial, own, grid, trial_total_steps(trial, total_steps)))
     return CurveTable(
         steps=tuple(grid),
         recorded=tuple(recorded),
         accuracies=tuple(accuracies),
         hours_per_step=tuple(hours_per_step(t) for t in trials),
     )
+
+
+def _trial_row(
+    trial: TrialTrainingMetrics, own: Mapping[int, float], grid: Sequence[int], total: int | None
+) -> tuple[float | None, ...]:
+    """:func:`accuracy_at_step` of one trial at every grid step, reading its own points from
+    ``own`` (step → accuracy) instead of scanning its curve at each step."""
+    if total is None:
+        return (None,) * len(grid)
+    last = trial.training_accuracy_over_steps[-1].training_step
+    row: list[float | None] = []
+    for step in grid:
+        if last < step:
+            row.append(None)  # never extrapolate
+        elif step in own:
+            row.append(_finite(own[step]))  # exact, free of pct round-off
+        else:
+            row.append(_finite(get_accuracy_at_pct(trial, 100.0 * (step + 1) / total)))
+    return tuple(row)
 
 
 def median_at_step(
@@ -365,9 +388,21 @@ def median_at_step(
     ``metric_mode`` ``min`` the models are ranked by the negated metric (best last, as under
     ``max``), so the same model is the median as for the accuracy the loss mirrors.
     """
-    sign = to_metric_mode(metric_mode).sign
+    index = _median_index(accuracies, to_metric_mode(metric_mode))
+    return _median_and_hours(step, accuracies, per_step, index)
+
+
+def _median_index(accuracies: Sequence[float | None], metric_mode: MetricMode) -> int:
+    """The index of :func:`median_at_step`'s median model."""
+    sign = metric_mode.sign
     ranked = sorted((sign * acc, i) for i, acc in enumerate(accuracies) if acc is not None)
-    _, index = ranked[len(ranked) // 2]
+    return ranked[len(ranked) // 2][1]
+
+
+def _median_and_hours(
+    step: int, accuracies: Sequence[float | None], per_step: Sequence[float | None], index: int
+) -> tuple[float, float | None]:
+    """Model ``index``'s accuracy and its trial's hours up to ``step``."""
     median = accuracies[index]
     assert median is not None
     rate = per_step[index]
@@ -401,6 +436,25 @@ def _check_step_inputs(
         raise UsageError(f"total_steps must be an integer >= 1 or None, got {total_steps!r}.")
 
 
+@functools.lru_cache(maxsize=16384)
+def _column(
+    accs: tuple[float | None, ...],
+    full: tuple[float | None, ...],
+    min_pairs: int,
+    min_valid_ratio: float,
+    metric_mode: MetricMode,
+) -> tuple[Correlation, int | None]:
+    """One grid step's correlation and the index of its median model (None when the pair
+    rules fail); memoised, because a search recomputes every step at each report and most
+    steps' columns have not changed."""
+    corr = rank_correlation(accs, full, min_pairs=min_pairs, min_valid_ratio=min_valid_ratio)
+    valid = {i for i, _, _ in _valid_pairs(accs, full)}
+    if _pair_rule_reason(len(valid), len(full), min_pairs, min_valid_ratio):
+        return corr, None
+    masked = [acc if i in valid else None for i, acc in enumerate(accs)]
+    return corr, _median_index(masked, metric_mode)
+
+
 def step_stats(
     trials: Sequence[TrialTrainingMetrics | None],
     full_accuracies: Sequence[float | None],
@@ -424,9 +478,11 @@ def step_stats(
     The medians are computed at steps where the pair rules hold (enough valid pairs): see
     :func:`median_at_step` (which reads ``metric_mode``).
 
-    With ``confidence``, each valid tau also gets its two-sided interval at that level and,
-    with ``desired_accuracy_correlation`` too, the probability that the true tau exceeds it
-    (:mod:`proxytask.stats.uncertainty`; None where fewer than 5 pairs count).
+    With ``confidence``, each valid tau also gets its two-sided interval and, with
+    ``desired_accuracy_correlation`` too, the probability that the true tau exceeds it, both
+    adjusted for the repeated looks: each step spends its share of the error budget over the
+    step budget (``total_steps``, else the trials' own, :func:`step_budget`); see
+    :mod:`proxytask.stats.uncertainty`. None where fewer than 5 pairs count.
 
     Example::
 
@@ -436,23 +492,24 @@ def step_stats(
     _check_step_inputs(trials, full_accuracies, total_steps)
     check_pair_rules(min_pairs, min_valid_ratio)
     table = curve_table(trials, total_steps)
+    full, mode = tuple(full_accuracies), to_metric_mode(metric_mode)
+    by_step = list(zip(*table.accuracies, strict=True)) if table.accuracies else []
     correlations: list[Correlation] = []
     medians: list[tuple[float | None, float | None]] = []
-    for g, step in enumerate(table.steps):
-        accs = [row[g] for row in table.accuracies]
-        corr = rank_correlation(
-            accs, full_accuracies, min_pairs=min_pairs, min_valid_ratio=min_valid_ratio
-        )
+    for step, accs in zip(table.steps, by_step, strict=True):
+        corr, index = _column(accs, full, min_pairs, min_valid_ratio, mode)
         correlations.append(corr)
-        valid = {i for i, _, _ in _valid_pairs(accs, full_accuracies)}
-        if _pair_rule_reason(len(valid), len(full_accuracies), min_pairs, min_valid_ratio):
-            medians.append((None, None))
-            continue
-        masked = [acc if i in valid else None for i, acc in enumerate(accs)]
-        medians.append(median_at_step(step, masked, table.hours_per_step, metric_mode))
+        medians.append(
+            (None, None)
+            if index is None
+            else _median_and_hours(step, accs, table.hours_per_step, index)
+        )
     taus = [c.tau for c in correlations]
     counts = [c.n for c in correlations]
-    lows, highs, probs = _uncertainty(taus, counts, confidence, desired_accuracy_correlation)
+    budget = total_steps if total_steps is not None else step_budget(trials)
+    lows, highs, probs = _uncertainty(
+        taus, counts, confidence, desired_accuracy_correlation, table.steps, budget
+    )
     return StepStats(
         training_steps=table.steps,
         accuracy_correlation_over_step=tuple(taus),
@@ -469,14 +526,20 @@ def step_stats(
 
 
 def with_uncertainty(
-    stats: StepStats, confidence: float | None, desired_accuracy_correlation: float | None
+    stats: StepStats,
+    confidence: float | None,
+    desired_accuracy_correlation: float | None,
+    total_steps: int | None = None,
 ) -> StepStats:
-    """The same statistics with each step's interval and probability for new settings."""
+    """The same statistics with each step's interval and probability for new settings
+    (``total_steps``: the step budget the looks' shares are spread over; None: unknown)."""
     lows, highs, probs = _uncertainty(
         stats.accuracy_correlation_over_step,
         stats.num_pairs_over_step,
         confidence,
         desired_accuracy_correlation,
+        stats.training_steps,
+        total_steps,
     )
     return dataclasses.replace(
         stats,
@@ -493,26 +556,52 @@ def _uncertainty(
     counts: Sequence[int],
     confidence: float | None,
     threshold: float | None,
+    steps: Sequence[int],
+    total_steps: int | None,
 ) -> tuple[tuple[float | None, ...], tuple[float | None, ...], tuple[float | None, ...]]:
-    from proxytask.stats.uncertainty import MIN_MODELS_FOR_INTERVAL, probability_above, tau_interval
+    """Each step's interval and probability, adjusted for the repeated looks (each step
+    spends its share of the error budget: :func:`proxytask.stats.uncertainty.look_shares`)."""
+    from proxytask.stats.uncertainty import look_shares
 
     none = (None,) * len(taus)
     if confidence is None:
         return none, none, none
-    lows: list[float | None] = []
-    highs: list[float | None] = []
-    probs: list[float | None] = []
-    for tau, n in zip(taus, counts, strict=True):
-        if tau is None or n < MIN_MODELS_FOR_INTERVAL:
-            lows.append(None)
-            highs.append(None)
-            probs.append(None)
-            continue
-        interval = tau_interval(tau, n, confidence)
-        lows.append(interval.low)
-        highs.append(interval.high)
-        probs.append(None if threshold is None else probability_above(tau, n, threshold))
-    return tuple(lows), tuple(highs), tuple(probs)
+    shares = look_shares(steps, total_steps)
+    rows = [
+        _step_uncertainty(tau, n, confidence, share, threshold)
+        for tau, n, share in zip(taus, counts, shares, strict=True)
+    ]
+    return (
+        tuple(low for low, _, _ in rows),
+        tuple(high for _, high, _ in rows),
+        tuple(prob for _, _, prob in rows),
+    )
+
+
+@functools.lru_cache(maxsize=16384)
+def _step_uncertainty(
+    tau: float | None, n: int, confidence: float, share: float, threshold: float | None
+) -> tuple[float | None, float | None, float | None]:
+    """One step's look-adjusted interval (low, high) and probability above the threshold
+    (None where there is no tau or fewer than 5 models); memoised like :func:`_column`."""
+    from proxytask.stats.uncertainty import (
+        MIN_MODELS_FOR_INTERVAL,
+        adjust_probability,
+        look_confidence,
+        probability_above,
+        tau_interval,
+    )
+
+    if tau is None or n < MIN_MODELS_FOR_INTERVAL:
+        return None, None, None
+    interval = tau_interval(tau, n, look_confidence(confidence, share))
+    if threshold is None:
+        return interval.low, interval.high, None
+    return (
+        interval.low,
+        interval.high,
+        adjust_probability(probability_above(tau, n, threshold), share),
+    )
 
 
 def best_proxy_task(results: Mapping[str, tuple[StoppingState, float | None]]) -> str | None:

@@ -22,12 +22,27 @@ replacement and takes percentiles of tau-b. It assumes nothing about the scores'
 but is too narrow at n = 10 (a perfect sample bootstraps to [1, 1]); proxytask reports it for
 researchers and uses the analytic interval to decide.
 
+**Repeated looks.** A search evaluates a proxy's tau at every step its trials report and
+stops at the first that passes, so a per-step level of 85 % would be spent many times over:
+on NAS-Bench-201's real curves, the confident rule judged at 85 % per step passed proxies whose
+true tau was below the threshold in 26 % of searches evaluating every epoch (the benchmark
+``bench/real_curves.py``). The search therefore spends its error budget ``1 − confidence``
+across the step budget (a Bonferroni split): a look at step ``s_k`` gets the share
+``w_k = (s_k − s_{k−1}) / total_steps`` of it (:func:`look_shares`), its interval is the
+two-sided interval at ``1 − (1 − confidence)·w_k`` (:func:`look_confidence`) and its
+probability the adjusted ``1 − (1 − P)/w_k`` (:func:`adjust_probability`). Evaluating twice as
+often halves each look's share: looking more often costs evidence, not error. The intervals
+so made hold the true tau at every look at once with probability ≥ ``confidence``, so they
+still do at the step where a rule stopped. Without a known budget the shares are
+``1 / (k (k + 1))`` for the k-th look (they also sum to 1).
+
 Every number here is labelled with the statistic it is about: :data:`KENDALL_TAU_B`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -41,8 +56,11 @@ __all__ = [
     "KENDALL_TAU_B",
     "MIN_MODELS_FOR_INTERVAL",
     "TauInterval",
+    "adjust_probability",
     "bootstrap_tau_interval",
     "kendall_tau_b",
+    "look_confidence",
+    "look_shares",
     "probability_above",
     "tau_interval",
     "tau_standard_error",
@@ -150,6 +168,60 @@ def probability_above(tau: float, n: int, threshold: float) -> float:
         return 1.0
     x = (_z(tau, n) - math.atanh(threshold)) / tau_standard_error(n)
     return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))  # Φ(x), without scipy's overhead
+
+
+def look_shares(steps: Sequence[int], total_steps: int | None) -> tuple[float, ...]:
+    """Each look's share of the error budget (see the module docstring).
+
+    ``steps`` are the looks' 0-based end steps, increasing; ``total_steps`` the proxy's step
+    budget (None: unknown). With a budget the share of the look at ``steps[k]`` is its span
+    ``(steps[k] − steps[k−1]) / total_steps`` (the first look's span starts at step −1); a
+    budget smaller than the steps reached is replaced by the last step + 1. Without one the
+    k-th look (from 1) gets ``1 / (k (k + 1))``. The shares sum to at most 1.
+
+    Example::
+
+        >>> look_shares([9, 19, 39], 40)
+        (0.25, 0.25, 0.5)
+    """
+    if any(b <= a for a, b in itertools.pairwise(steps)):
+        raise UsageError(f"the look steps must increase, got {list(steps)!r}.")
+    if not steps:
+        return ()
+    if total_steps is None:
+        return tuple(1.0 / (k * (k + 1)) for k in range(1, len(steps) + 1))
+    budget = max(int(total_steps), steps[-1] + 1)
+    starts = [-1, *steps[:-1]]
+    return tuple((step - start) / budget for start, step in zip(starts, steps, strict=True))
+
+
+def look_confidence(confidence: float, share: float) -> float:
+    """The per-look level that spends ``share`` of the error budget: ``1 − (1 − c)·share``.
+
+    Example::
+
+        >>> round(look_confidence(0.85, 0.05), 4)
+        0.9925
+    """
+    confidence = _check_confidence(confidence)
+    if not 0.0 < share <= 1.0:
+        raise UsageError(f"a look's share of the error budget must lie in (0, 1], got {share!r}.")
+    return 1.0 - (1.0 - confidence) * share
+
+
+def adjust_probability(probability: float, share: float) -> float:
+    """A probability above the threshold read at one look with ``share`` of the error budget:
+    ``1 − min(1, (1 − P) / share)`` (so it reaches a confidence c exactly when
+    ``P ≥ look_confidence(c, share)``).
+
+    Example::
+
+        >>> round(adjust_probability(0.995, 0.05), 2)
+        0.9
+    """
+    if not 0.0 < share <= 1.0:
+        raise UsageError(f"a look's share of the error budget must lie in (0, 1], got {share!r}.")
+    return 1.0 - min(1.0, (1.0 - probability) / share)
 
 
 def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:

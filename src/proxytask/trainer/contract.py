@@ -113,8 +113,13 @@ class TrialTrainingMetrics:
         return {
             "training_time": dataclasses.asdict(self.training_time),
             "latency": self.latency,
-            "training_accuracy_over_steps": [
-                dataclasses.asdict(p) for p in self.training_accuracy_over_steps
+            "training_accuracy_over_steps": [  # as dataclasses.asdict, without its deep copy
+                {
+                    "training_step_pct": p.training_step_pct,
+                    "training_step": p.training_step,
+                    "accuracy": p.accuracy,
+                }
+                for p in self.training_accuracy_over_steps
             ],
         }
 
