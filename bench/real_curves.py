@@ -97,7 +97,7 @@ from proxytask.executors.command import parse_trainer_command
 from proxytask.executors.replay import ReplayExecutor, ReplayTable
 from proxytask.stats.search import rank_correlation, step_stats
 from proxytask.stats.stopping import StoppingState, scan_stopping
-from proxytask.stats.uncertainty import tau_interval
+from proxytask.stats.uncertainty import MIN_MODELS_FOR_INTERVAL, probability_above, tau_interval
 from proxytask.trainer import contract as trainer
 from proxytask.trainer.contract import AccuracyAtStep, TrainingTime, TrialTrainingMetrics
 
@@ -541,6 +541,51 @@ def _rescore_figures(
     }
 
 
+def per_look(cell: Cell, archs: Sequence[int], data: Data) -> tuple[int | None, bool | None]:
+    """The confident rule as it was before repeated looks were counted, on the complete curves:
+    the first epoch at which ``probability_above`` ≥ the confidence at ``persistence``
+    consecutive evaluations (each judged at the full level), and whether the one-look interval
+    there holds the true tau. (None, None) when it never passes. A diagnostic: the library's
+    rule spends the error budget over the evaluations (:mod:`proxytask.stats.uncertainty`)."""
+    stats = step_stats(
+        [_full_metrics(i, cell.every, data) for i in archs], [float(data.finals[i]) for i in archs]
+    )
+    passes = 0
+    for step, tau, n in zip(
+        stats.training_steps,
+        stats.accuracy_correlation_over_step,
+        stats.num_pairs_over_step,
+        strict=True,
+    ):
+        if tau is None or n < MIN_MODELS_FOR_INTERVAL:
+            continue
+        passes = passes + 1 if probability_above(tau, n, THRESHOLD) >= cell.confidence else 0
+        if passes >= cell.persistence:
+            epoch = step + 1
+            interval = tau_interval(tau, n, cell.confidence)
+            return epoch, bool(interval.low <= data.true_tau[epoch] <= interval.high)
+    return None, None
+
+
+def _per_look_figures(
+    cell: Cell, rows: Sequence[Mapping[str, Any]], seed: int, data: Data
+) -> dict[str, Any] | None:
+    """The confident cell's rule judged at the full level at every evaluation (see
+    :func:`per_look`): its false-pass, stopping epoch and one-look interval's coverage."""
+    if cell.rule != "confident":
+        return None
+    outcomes = [per_look(cell, draw_archs(seed, cell.n, r["draw"]), data) for r in rows]
+    epochs = [e for e, _ in outcomes if e is not None]
+    false = [e for e in epochs if data.true_tau[e] < THRESHOLD]
+    covered = [c for e, c in outcomes if e is not None]
+    return {
+        "pass": _rate(len(epochs), len(rows)),
+        "false_pass": _rate(len(false), len(rows)),
+        "recommended_epoch": _quartiles(epochs),
+        "coverage": _rate(sum(1 for c in covered if c), len(covered)),
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Summaries
 # --------------------------------------------------------------------------------------------
@@ -625,6 +670,7 @@ def summarise_cell(
         ),
         "recorded_probability_below_confidence": _below_confidence(cell, passes),
         "rescore_on_complete_curves": _rescore_figures(cell, rows, seed, data),
+        "judged_per_look": _per_look_figures(cell, rows, seed, data),
         "secs_per_search": float(np.mean([r["secs"] for r in rows])) if rows else None,
     }
 
@@ -807,6 +853,25 @@ def live_table(cells: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def per_look_table(cells: Sequence[Mapping[str, Any]]) -> str:
+    """Per confident cell: judged per look vs the library's rule (live)."""
+    lines = [
+        "| n | every | rule | draws | per look: false-pass | per look: stop epoch | per look: "
+        "coverage | counted looks (live): false-pass | counted looks: stop epoch | counted "
+        "looks: coverage |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for c in cells:
+        p = c["judged_per_look"]
+        lines.append(
+            f"| {c['n']} | {c['eval_every_epochs']} | {_rule_label(c)} | {c['draws']} | "
+            f"{_pct(p['false_pass'], ci=True)} | {_q(p['recommended_epoch'])} | "
+            f"{_pct(p['coverage'])} | {_pct(c['false_pass'], ci=True)} | "
+            f"{_q(c['recommended_epoch'])} | {_pct(c['coverage_at_decision'])} |"
+        )
+    return "\n".join(lines)
+
+
 def fixed_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The interval's coverage at fixed epochs, without any stopping rule."""
     lines = [
@@ -859,6 +924,16 @@ def to_markdown(result: Mapping[str, Any]) -> str:
             "",
             "## The live search and the same rule on the complete curves\n",
             live_table(result["cells"]),
+            "",
+        ]
+    per_look_rows = [c for c in result["cells"] if c.get("judged_per_look")]
+    if per_look_rows:
+        parts += [
+            "## The confident rule judged at its full confidence at every evaluation\n",
+            "What the rule did before repeated looks were counted (each evaluation judged at "
+            "the confidence, the one-look interval), on the complete curves of the same draws; "
+            "beside it the live search's figures from the first table.\n",
+            per_look_table(per_look_rows),
             "",
         ]
     if result["fixed_epoch_coverage"]:

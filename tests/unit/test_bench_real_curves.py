@@ -11,6 +11,8 @@ from types import ModuleType
 import pytest
 import scipy.stats
 
+from proxytask.stats.stopping import StoppingState
+
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -125,3 +127,15 @@ def test_a_cut_short_run_is_completed_by_the_draws_it_lacks() -> None:
     cell = next(c for c in rc.all_cells() if c.name == "n10-e10-point")
     rows = rc.run_cells([cell], 3, 0, 1, None, done={cell.name: {0, 1, 2}})
     assert rows == {cell.name: []}
+
+
+def test_judging_every_look_at_full_confidence_passes_no_later_than_counting_them() -> None:
+    data = rc.load_data()
+    cell = next(c for c in rc.all_cells() if c.name == "n10-e1-confident-0.85-2")
+    passed = StoppingState.MET_DESIRED_ACCURACY_CORRELATION.value
+    for draw in range(5):
+        archs = rc.draw_archs(0, 10, draw)
+        epoch, covered = rc.per_look(cell, archs, data)
+        assert epoch is not None and isinstance(covered, bool)
+        state, counted = rc.rescore(cell, archs, data)
+        assert state != passed or (counted is not None and epoch <= counted)
