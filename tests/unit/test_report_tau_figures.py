@@ -245,3 +245,13 @@ def test_renderers_do_not_touch_pyplot() -> None:
     finally:
         storage.remove(f"{base}/t.png")
         storage.remove(f"{base}/s.png")
+
+
+def test_a_scatter_says_how_its_interval_was_adjusted() -> None:
+    args = ("t", [0.9, 0.8, 0.7], [0.6, 0.5, 0.4], ["a", "b", "c"], 1.0, 0.3, "full", "proxy")
+    plain = data.correlation_scatter_figure(*args, interval=(0.2, 0.99, 0.85))
+    assert plain.subtitle.endswith("· 85 % interval [0.20, 0.99]")
+    noted = data.correlation_scatter_figure(
+        *args, interval=(0.2, 0.99, 0.85), interval_note="adjusted for repeated looks"
+    )
+    assert noted.subtitle.endswith("· 85 % interval adjusted for repeated looks [0.20, 0.99]")

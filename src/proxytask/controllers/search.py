@@ -555,6 +555,9 @@ class SearchController(Controller):
         acc = _tau_summary(
             proxy_at_stop, list(self.references.accuracies), self.settings.confidence
         )
+        # the interval the search recorded there (adjusted for repeated looks), as printed
+        recorded = stats.interval_at(at_step)
+        interval = acc.interval if recorded is None else recorded.interval
         metric = self.settings.mode.label
         render_correlation_scatter(
             correlation_scatter_figure(
@@ -566,7 +569,8 @@ class SearchController(Controller):
                 acc.p_value,
                 f"full-training {metric}",
                 f"proxy-task {metric}",
-                acc.interval,
+                interval,
+                "adjusted for repeated looks" if recorded is not None and interval else "",
             ),
             prefix + "_accuracy_correlation.png",
         )

@@ -207,6 +207,13 @@ class IntervalAtStop:
     probability_above_threshold: float | None
     confidence: float | None
 
+    @property
+    def interval(self) -> tuple[float, float, float] | None:
+        """``(low, high, confidence)``, or None without a full interval."""
+        if self.ci_high is None or self.confidence is None:
+            return None
+        return (self.ci_low, self.ci_high, self.confidence)
+
     def to_json(self) -> dict[str, Any]:
         """The JSON form."""
         return _fields_json(self) | {"statistic": STATISTIC}

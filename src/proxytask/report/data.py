@@ -620,7 +620,9 @@ def _search_subtitle(curves: _CurveInput, marks: _Marks) -> str:
     valid = sum(1 for v in curves.correlations if v is not None)
     details.append(f"{valid}/{len(curves.steps)} steps with a valid correlation")
     if curves.confidence is not None and curves.band(curves.steps):
-        details.append(f"band: {curves.confidence * 100:g} % interval of tau")
+        details.append(
+            f"band: {curves.confidence * 100:g} % interval of tau, adjusted for repeated looks"
+        )
     return " · ".join(details)
 
 
@@ -731,10 +733,12 @@ def correlation_scatter_figure(
     x_label: str,
     y_label: str,
     interval: tuple[float, float, float] | None = None,
+    interval_note: str = "",
 ) -> CorrelationScatterFigure:
     """Build a correlation scatter: ``full`` on x, ``proxy`` on y, one point per label.
 
-    ``interval`` is ``(low, high, confidence)`` of tau, shown after it when given.
+    ``interval`` is ``(low, high, confidence)`` of tau, shown after it when given, followed by
+    ``interval_note`` (e.g. how it was adjusted).
 
     Pairs where either value is None (or NaN) are dropped (their labels are kept in
     ``dropped``). ``tau`` / ``p_value`` are the caller's Kendall tau-b and its p-value (None:
@@ -775,7 +779,8 @@ def correlation_scatter_figure(
         subtitle = f"Kendall tau-b = {t:.2f} ({_p_text(p)}, n = {n})"
     if t is not None and interval is not None:
         low, high, level = interval
-        subtitle += f" · {level * 100:g} % interval [{low:.2f}, {high:.2f}]"
+        note = f" {interval_note}" if interval_note else ""
+        subtitle += f" · {level * 100:g} % interval{note} [{low:.2f}, {high:.2f}]"
     if dropped:
         subtitle += f" · {len(dropped)} without a value: {', '.join(dropped)}"
     return CorrelationScatterFigure(
