@@ -222,6 +222,9 @@ def test_the_workflow_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     # the reference-set size, from the variance stage's seed noise (selection and final checks)
     size = rec["reference_set_size"]
     assert size["num_reference_models"] == 10 and size["threshold"] == 0.65
+    # judged for the winner's evaluations over its budget: every 10 of 200 epochs
+    winner = found["best_proxy_task_name"]
+    assert size["looks"] == {"valid_e10": 20, "valid_e1": 200, "train_e10": 20}[winner]
     assert 0.85 < size["ceiling_tau"] < 0.97  # the seeds' own tau over the 200 is 0.915
     assert size["needed_at_ceiling"] <= size["needed_midway"] and size["too_small"] is False
     assert "reference set size (for the search's default settings): full-vs-full" in out

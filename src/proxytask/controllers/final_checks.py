@@ -767,16 +767,24 @@ def reference_set_size(
     search: SearchController, seed_noise_std: float | None
 ) -> ReferenceSizeAdvice | None:
     """How many reference models the search's confident rule needs at its threshold and
-    confidence (:mod:`proxytask.stats.reference_size`); None without a seed noise or a
-    correlation threshold, or when the reference models cannot give a ceiling."""
-    from proxytask.stats.reference_size import reference_size_advice
+    confidence (:mod:`proxytask.stats.reference_size`), for the number of evaluations the
+    recommended proxy makes over its budget (the default 20 without a recommendation); None
+    without a seed noise or a correlation threshold, or when the reference models cannot give
+    a ceiling."""
+    from proxytask.stats.reference_size import DEFAULT_LOOKS, reference_size_advice
 
     threshold = search.settings.desired_accuracy_correlation
     if seed_noise_std is None or threshold is None:
         return None
+    best = search.best_proxy_task_name
+    looks = search.evaluations_in_budget(best) if best else None
     try:
         return reference_size_advice(
-            search.references.accuracies, seed_noise_std, threshold, search.settings.confidence
+            search.references.accuracies,
+            seed_noise_std,
+            threshold,
+            search.settings.confidence,
+            looks or DEFAULT_LOOKS,
         )
     except UsageError:
         return None

@@ -347,6 +347,16 @@ class SearchController(Controller):
         """The proxy task's step budget, from its trials' reports (None before any)."""
         return step_budget(self._metrics(name))
 
+    def evaluations_in_budget(self, name: str) -> int | None:
+        """How many evaluations config ``name`` makes over its step budget at the pace of
+        those it made (None before any, or without a known budget): the number of looks the
+        confident rule spreads its error budget over."""
+        total = self._total_steps(name)
+        steps = self._stats(name).step_stats.training_steps if name in self.tasks else ()
+        if total is None or not steps:
+            return None
+        return max(1, round(total * len(steps) / (steps[-1] + 1)))
+
     def _budget_end(self, name: str) -> int:
         """The last 0-based step of the proxy task's budget (-1 when unknown)."""
         total = self._total_steps(name)
