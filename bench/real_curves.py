@@ -891,6 +891,22 @@ def fixed_table(rows: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def _runs_line(result: Mapping[str, Any]) -> str:
+    """For merged runs: each run's machine, workers, wall time and cells (empty otherwise)."""
+    runs = result["config"].get("runs") or []
+    if len(runs) < 2:
+        return ""
+    parts = []
+    for run in runs:
+        m, c = run.get("machine") or {}, run["config"]
+        parts.append(
+            f"{run['date']}: {m.get('cpu', '?')} ({m.get('cores', '?')} cores), "
+            f"{c.get('workers', '?')} workers, {run['wall_time_s']:.0f} s, "
+            f"{', '.join(c.get('cells', []))}"
+        )
+    return " Merged from " + str(len(runs)) + " runs: " + "; ".join(parts) + "."
+
+
 def to_markdown(result: Mapping[str, Any]) -> str:
     """The results as Markdown: the setup line, the three tables, what was not run."""
     m = result["machine"]
@@ -900,7 +916,7 @@ def to_markdown(result: Mapping[str, Any]) -> str:
         f"{result['date']}, {m['cpu']} ({m['cores']} cores), Python {m['python']}, numpy "
         f"{m['numpy']}, scipy {m['scipy']}; seed {result['config']['seed']}, up to "
         f"{result['config']['draws']} draws per cell, {result['config']['workers']} workers, "
-        f"wall time {result['wall_time_s']:.0f} s.\n\n"
+        f"wall time {result['wall_time_s']:.0f} s.{_runs_line(result)}\n\n"
         f"True tau (over the 200 architectures, epoch e vs epoch 200): "
         + ", ".join(f"{truth[e]:.3f} at {e}" for e in ("1", "5", "10", "14", "20", "50", "100"))
         + f"; first at or above {THRESHOLD} at epoch {result['first_epoch_true_tau_at_threshold']}."
@@ -980,7 +996,10 @@ def merge_draws(runs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             **first["config"],
             "draws": max(run["config"]["draws"] for run in runs),
             "cells": [name for name in draws if draws[name]],
-            "runs": [{k: run[k] for k in ("date", "wall_time_s", "config")} for run in runs],
+            "runs": [
+                {k: run[k] for k in ("date", "wall_time_s", "config", "machine") if k in run}
+                for run in runs
+            ],
         },
         "wall_time_s": sum(run["wall_time_s"] for run in runs),
         "draws": draws,
