@@ -791,104 +791,173 @@ def _rule_label(row: Mapping[str, Any]) -> str:
     return f"`confident` {row['confidence']:.2f}/{row['persistence']}"
 
 
+def _markdown_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table: the header row, its separator and one line per row."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _cell_key(c: Mapping[str, Any]) -> list[object]:
+    """The first three columns of every per-cell table: n, the interval, the rule."""
+    return [c["n"], c["eval_every_epochs"], _rule_label(c)]
+
+
+_KEY = ["n", "every", "rule"]
+
+
 def cells_table(cells: Sequence[Mapping[str, Any]]) -> str:
     """The main table: one row per cell."""
-    lines = [
-        "| n | every | rule | draws | false-pass (95 % CI) | true-pass | no rec. | stop epoch "
-        "median [IQR] | true tau at stop | proxy h/model | search h | coverage at decision "
-        "(nominal: the confidence) | decided on < n models | s/search |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+    headers = [
+        *_KEY,
+        "draws",
+        "false-pass (95 % CI)",
+        "true-pass",
+        "no rec.",
+        "stop epoch median [IQR]",
+        "true tau at stop",
+        "proxy h/model",
+        "search h",
+        "coverage at decision (nominal: the confidence)",
+        "decided on < n models",
+        "s/search",
     ]
+    rows = []
     for c in cells:
         hours = c["proxy_hours_per_model"]
-        proxy_hours = "–" if hours is None else f"{hours['median']:.3f}"
-        lines.append(
-            f"| {c['n']} | {c['eval_every_epochs']} | {_rule_label(c)} | {c['draws']} | "
-            f"{_pct(c['false_pass'], ci=True)} | {_pct(c['true_pass'])} | "
-            f"{_pct(c['no_recommendation'])} | {_q(c['recommended_epoch'])} | "
-            f"{_q(c['true_tau_at_recommendation'], 2)} | "
-            f"{proxy_hours} | "
-            f"{c['search_hours_mean']:.2f} | {_pct(c['coverage_at_decision'], ci=True)} | "
-            f"{_pct(c['decided_with_fewer_than_n'])} | {c['secs_per_search']:.2f} |"
+        rows.append(
+            [
+                *_cell_key(c),
+                c["draws"],
+                _pct(c["false_pass"], ci=True),
+                _pct(c["true_pass"]),
+                _pct(c["no_recommendation"]),
+                _q(c["recommended_epoch"]),
+                _q(c["true_tau_at_recommendation"], 2),
+                "–" if hours is None else f"{hours['median']:.3f}",
+                f"{c['search_hours_mean']:.2f}",
+                _pct(c["coverage_at_decision"], ci=True),
+                _pct(c["decided_with_fewer_than_n"]),
+                f"{c['secs_per_search']:.2f}",
+            ]
         )
-    return "\n".join(lines)
+    return _markdown_table(headers, rows)
 
 
 def coverage_table(cells: Sequence[Mapping[str, Any]]) -> str:
     """Where the intervals at the deciding step missed, and the effect of chance-level models."""
-    lines = [
-        "| n | every | rule | coverage | truth below / above the interval | mean width | "
-        "coverage, passes only | coverage, no chance-level model in the draw | with one or more |",
-        "|---|---|---|---|---|---|---|---|---|",
+    headers = [
+        *_KEY,
+        "coverage",
+        "truth below / above the interval",
+        "mean width",
+        "coverage, passes only",
+        "coverage, no chance-level model in the draw",
+        "with one or more",
     ]
+    rows = []
     for c in cells:
         cov = c["coverage_at_decision"]
-        width = "–" if cov["mean_width"] is None else f"{cov['mean_width']:.2f}"
-        lines.append(
-            f"| {c['n']} | {c['eval_every_epochs']} | {_rule_label(c)} | {_pct(cov)} | "
-            f"{cov['truth_below_interval']} / {cov['truth_above_interval']} | {width} | "
-            f"{_pct(c['coverage_at_decision_passes'])} | {_pct(c['coverage_no_chance_models'])} | "
-            f"{_pct(c['coverage_with_chance_models'])} |"
+        rows.append(
+            [
+                *_cell_key(c),
+                _pct(cov),
+                f"{cov['truth_below_interval']} / {cov['truth_above_interval']}",
+                "–" if cov["mean_width"] is None else f"{cov['mean_width']:.2f}",
+                _pct(c["coverage_at_decision_passes"]),
+                _pct(c["coverage_no_chance_models"]),
+                _pct(c["coverage_with_chance_models"]),
+            ]
         )
-    return "\n".join(lines)
+    return _markdown_table(headers, rows)
 
 
 def live_table(cells: Sequence[Mapping[str, Any]]) -> str:
     """The live search beside the same rule on the complete curves (the known issue)."""
-    lines = [
-        "| n | every | rule | live false-pass | re-score false-pass | live stop epoch | "
-        "re-score stop epoch | same decision | decided on < n models | recorded probability "
-        "< confidence |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    headers = [
+        *_KEY,
+        "live false-pass",
+        "re-score false-pass",
+        "live stop epoch",
+        "re-score stop epoch",
+        "same decision",
+        "decided on < n models",
+        "recorded probability < confidence",
     ]
-    for c in cells:
-        r = c["rescore_on_complete_curves"]
-        lines.append(
-            f"| {c['n']} | {c['eval_every_epochs']} | {_rule_label(c)} | "
-            f"{_pct(c['false_pass'])} | {_pct(r['false_pass'])} | {_q(c['recommended_epoch'])} | "
-            f"{_q(r['recommended_epoch'])} | {_pct(r['same_decision_as_live'])} | "
-            f"{_pct(c['decided_with_fewer_than_n'])} | "
-            f"{_pct(c['recorded_probability_below_confidence'])} |"
-        )
-    return "\n".join(lines)
+    rows = [
+        [
+            *_cell_key(c),
+            _pct(c["false_pass"]),
+            _pct(c["rescore_on_complete_curves"]["false_pass"]),
+            _q(c["recommended_epoch"]),
+            _q(c["rescore_on_complete_curves"]["recommended_epoch"]),
+            _pct(c["rescore_on_complete_curves"]["same_decision_as_live"]),
+            _pct(c["decided_with_fewer_than_n"]),
+            _pct(c["recorded_probability_below_confidence"]),
+        ]
+        for c in cells
+    ]
+    return _markdown_table(headers, rows)
 
 
 def per_look_table(cells: Sequence[Mapping[str, Any]]) -> str:
     """Per confident cell: judged per look vs the library's rule (live)."""
-    lines = [
-        "| n | every | rule | draws | per look: false-pass | per look: stop epoch | per look: "
-        "coverage | counted looks (live): false-pass | counted looks: stop epoch | counted "
-        "looks: coverage |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    headers = [
+        *_KEY,
+        "draws",
+        "per look: false-pass",
+        "per look: stop epoch",
+        "per look: coverage",
+        "counted looks (live): false-pass",
+        "counted looks: stop epoch",
+        "counted looks: coverage",
     ]
-    for c in cells:
-        p = c["judged_per_look"]
-        lines.append(
-            f"| {c['n']} | {c['eval_every_epochs']} | {_rule_label(c)} | {c['draws']} | "
-            f"{_pct(p['false_pass'], ci=True)} | {_q(p['recommended_epoch'])} | "
-            f"{_pct(p['coverage'])} | {_pct(c['false_pass'], ci=True)} | "
-            f"{_q(c['recommended_epoch'])} | {_pct(c['coverage_at_decision'])} |"
-        )
-    return "\n".join(lines)
+    rows = [
+        [
+            *_cell_key(c),
+            c["draws"],
+            _pct(c["judged_per_look"]["false_pass"], ci=True),
+            _q(c["judged_per_look"]["recommended_epoch"]),
+            _pct(c["judged_per_look"]["coverage"]),
+            _pct(c["false_pass"], ci=True),
+            _q(c["recommended_epoch"]),
+            _pct(c["coverage_at_decision"]),
+        ]
+        for c in cells
+    ]
+    return _markdown_table(headers, rows)
 
 
 def fixed_table(rows: Sequence[Mapping[str, Any]]) -> str:
     """The interval's coverage at fixed epochs, without any stopping rule."""
-    lines = [
-        "| n | epoch | true tau | coverage (nominal 85 %) | no chance-level model | mean sample − "
-        "true tau | sd of sample tau | mean width | draws with tied proxy scores | jackknife "
-        "candidate's coverage |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    headers = [
+        "n",
+        "epoch",
+        "true tau",
+        "coverage (nominal 85 %)",
+        "no chance-level model",
+        "mean sample − true tau",
+        "sd of sample tau",
+        "mean width",
+        "draws with tied proxy scores",
+        "jackknife candidate's coverage",
     ]
-    for r in rows:
-        lines.append(
-            f"| {r['n']} | {r['epoch']} | {r['true_tau']:.3f} | {_pct(r['coverage'], ci=True)} | "
-            f"{_pct(r['coverage_no_chance_models'])} | {r['mean_sample_minus_true']:+.3f} | "
-            f"{r['sd_sample_tau']:.3f} | {r['mean_width']:.2f} | "
-            f"{100 * r['draws_with_tied_proxy_scores']:.1f} % | "
-            f"{_pct(r['coverage_jackknife_candidate'])} |"
-        )
-    return "\n".join(lines)
+    table = [
+        [
+            r["n"],
+            r["epoch"],
+            f"{r['true_tau']:.3f}",
+            _pct(r["coverage"], ci=True),
+            _pct(r["coverage_no_chance_models"]),
+            f"{r['mean_sample_minus_true']:+.3f}",
+            f"{r['sd_sample_tau']:.3f}",
+            f"{r['mean_width']:.2f}",
+            f"{100 * r['draws_with_tied_proxy_scores']:.1f} %",
+            _pct(r["coverage_jackknife_candidate"]),
+        ]
+        for r in rows
+    ]
+    return _markdown_table(headers, table)
 
 
 def _runs_line(result: Mapping[str, Any]) -> str:
