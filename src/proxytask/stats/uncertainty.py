@@ -92,6 +92,12 @@ def _check_tau(name: str, tau: float) -> float:
     return float(tau)
 
 
+def _check_share(share: float) -> float:
+    if not 0.0 < share <= 1.0:
+        raise UsageError(f"a look's share of the error budget must lie in (0, 1], got {share!r}.")
+    return share
+
+
 def _check_n(n: int) -> int:
     if isinstance(n, bool) or not isinstance(n, int) or n < MIN_MODELS_FOR_INTERVAL:
         raise UsageError(
@@ -203,10 +209,7 @@ def look_confidence(confidence: float, share: float) -> float:
         >>> round(look_confidence(0.85, 0.05), 4)
         0.9925
     """
-    confidence = _check_confidence(confidence)
-    if not 0.0 < share <= 1.0:
-        raise UsageError(f"a look's share of the error budget must lie in (0, 1], got {share!r}.")
-    return 1.0 - (1.0 - confidence) * share
+    return 1.0 - (1.0 - _check_confidence(confidence)) * _check_share(share)
 
 
 def adjust_probability(probability: float, share: float) -> float:
@@ -219,9 +222,7 @@ def adjust_probability(probability: float, share: float) -> float:
         >>> round(adjust_probability(0.995, 0.05), 2)
         0.9
     """
-    if not 0.0 < share <= 1.0:
-        raise UsageError(f"a look's share of the error budget must lie in (0, 1], got {share!r}.")
-    return 1.0 - min(1.0, (1.0 - probability) / share)
+    return 1.0 - min(1.0, (1.0 - probability) / _check_share(share))
 
 
 def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
