@@ -11,13 +11,13 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first: the pinned CPU wheel; any other torch request would pull a CUDA build.
 	$(PY) -m pip install -q "numpy>=1.23" "torch==2.13.0"
-	$(PY) -m pip install -q -e ".[torch,ray,s3,dev]"
+	$(PY) -m pip install -q -e ".[torch,ray,s3,dev,examples]"
 	touch $(STAMP)
 
 demo: $(STAMP)
-	# the whole workflow on the digits example: variance measurement, model selection,
+	# the whole workflow on the MNIST-1D example: variance measurement, model selection,
 	# proxy-task search, final checks; running it again skips the finished stages
-	$(VENV)/bin/proxytask run examples/digits/workflow.yaml
+	$(VENV)/bin/proxytask run examples/mnist1d/workflow.yaml
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests examples

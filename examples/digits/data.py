@@ -23,6 +23,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from examples.common.data import (
+    batch_indices,
+    batches_per_epoch,
+    epoch_permutation,
+    subsample_indices,
+)
+
 __all__ = [
     "NUM_VALIDATION",
     "SPLIT_SEED",
@@ -45,9 +52,7 @@ _PIXEL_MAX = 16.0
 _SIDE = 8
 
 # Streams of the trial seed, kept apart so that changing one use does not shift the others.
-_STREAM_SUBSAMPLE = 1
-_STREAM_ORDER = 2
-_STREAM_AUGMENT = 3
+_STREAM_AUGMENT = 3  # streams 1 and 2: the subset and the order (examples.common.data)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -110,43 +115,6 @@ def load_split(num_validation: int = NUM_VALIDATION) -> Split:
     train_mask[val_idx] = False
     train_idx = np.flatnonzero(train_mask)
     return Split(images[train_idx], labels[train_idx], images[val_idx], labels[val_idx])
-
-
-def subsample_indices(labels: np.ndarray, train_data_pct: float, seed: int) -> np.ndarray:
-    """Indices of a class-balanced random ``train_data_pct`` % of ``labels`` (sorted).
-
-    Each class keeps ``round(n_class * pct / 100)`` (at least 1) members drawn at random with
-    ``seed``; 100 % keeps everything.
-    """
-    if not 0 < train_data_pct <= 100:
-        raise ValueError(f"train_data_pct must be in (0, 100], got {train_data_pct!r}")
-    if train_data_pct >= 100:
-        return np.arange(len(labels))
-    rng = np.random.default_rng([int(seed), _STREAM_SUBSAMPLE])
-    keep = []
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        n_keep = max(1, int(np.floor(len(members) * train_data_pct / 100 + 0.5)))
-        keep.append(rng.permutation(members)[:n_keep])
-    return np.sort(np.concatenate(keep))
-
-
-def batches_per_epoch(num_examples: int, batch_size: int) -> int:
-    """Full batches per epoch (the last partial batch is dropped; at least one batch)."""
-    return max(1, num_examples // batch_size)
-
-
-def epoch_permutation(num_examples: int, seed: int, epoch: int) -> np.ndarray:
-    """The example order of ``epoch`` for ``seed``: a pure function, so resumes repeat it."""
-    return np.random.default_rng([int(seed), _STREAM_ORDER, int(epoch)]).permutation(num_examples)
-
-
-def batch_indices(num_examples: int, batch_size: int, seed: int, step: int) -> np.ndarray:
-    """The example indices of the batch at 0-based ``step``."""
-    per_epoch = batches_per_epoch(num_examples, batch_size)
-    epoch, i = divmod(step, per_epoch)
-    size = min(batch_size, num_examples)
-    return epoch_permutation(num_examples, seed, epoch)[i * size : (i + 1) * size]
 
 
 def to_tensor(images: np.ndarray, image_size: int) -> torch.Tensor:

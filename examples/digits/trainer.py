@@ -12,7 +12,8 @@ What it does: saves the architecture, then trains in cycles of
 ``--eval_every_steps`` steps; before each cycle it asks :func:`get_stop_training`, after each
 it evaluates on the fixed validation split, saves a checkpoint (full training state) and
 reports the accuracy with the training-only time. At the end, or when told to stop, it
-measures the model's CPU latency (batch 1, milliseconds) and saves final metrics. A
+reports the model's CPU latency (batch 1, milliseconds; measured once per model and kept in
+``$PROXYTASK_CACHE_DIR``: :func:`latency_ms`) and saves final metrics. A
 continuation (``--retrain_search_job_trials``) takes the architecture from the earlier trial
 and, with ``--retrain_use_search_job_checkpoint=True``, resumes its full training state, so
 the cosine schedule carries on where it stopped.
@@ -41,16 +42,14 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
-import io
 import logging
 import math
 import os
-import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import numpy as np
 
@@ -61,9 +60,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from examples.common import checkpoints
+from examples.common.checkpoints import CHECKPOINT_FILE, checkpoint_path
+from examples.common.cli import Parser as _Parser
+from examples.common.cli import boolean as _bool
+from examples.common.cli import choice as _choice
+from examples.common.cli import number as _number
+from examples.common.cli import run_main
 from examples.digits import data, search_space
 from examples.digits.model import build_model, count_params, estimate_macs
-from proxytask import NonFiniteMetricError, ProxyTaskError, UsageError
+from proxytask import UsageError
 from proxytask import trainer as pt
 from proxytask.core import layout, storage
 from proxytask.torch import (
@@ -73,8 +79,12 @@ from proxytask.torch import (
     NonFiniteGuard,
     WeightAverager,
     build_schedule,
+    cached_latency,
     cosine_decay_factor,
+    cpu_name,
+    measure_latency_ms,
     save_zero_cost_scores,
+    training_cycle,
     zero_cost_scores,
 )
 
@@ -89,8 +99,8 @@ __all__ = [
     "TrialResult",
     "checkpoint_path",
     "cosine_lr_factor",
+    "latency_ms",
     "main",
-    "measure_latency_ms",
     "parse_args",
     "run_trial",
     "zero_cost_batch_indices",
@@ -100,7 +110,6 @@ logger = logging.getLogger("examples.digits.trainer")
 
 #: The full recipe's step budget (batch 64: about 45 epochs of the 1437 training images).
 DEFAULT_TOTAL_STEPS = 1000
-CHECKPOINT_FILE = "checkpoint.pt"
 #: The weight-averaging choices: none, or a proxytask.torch.WeightAverager mode.
 WEIGHT_AVERAGING = ("none", *AVERAGING_MODES)
 DEFAULT_EMA_DECAY = 0.99
@@ -108,7 +117,6 @@ DEFAULT_SWA_START_FRACTION = 0.75
 #: How many training images the zero-cost scores see (the papers use 64-128).
 ZERO_COST_BATCH_SIZE = 64
 _ZERO_COST_SEED = 0  # fixed: every trial scores the same images with the same seed
-_CHECKPOINT_FORMAT = 1
 # A checkpoint only continues a run of the same model and schedule; these must match.
 _MUST_MATCH = (
     "arch",
@@ -147,7 +155,7 @@ class TrainConfig:
     resume_from: str | None = None
     #: Resume from this trial's own checkpoint when one exists (a restarted trial).
     auto_resume: bool = True
-    latency_runs: int = 20
+    latency_runs: int = 50
     #: Random translations of up to one original pixel (a pure function of seed and step).
     augment: bool = True
     #: Per-step learning-rate schedule: cosine (to ~0), step (x0.1 at 50 % and 75 %), constant.
@@ -183,11 +191,6 @@ def cosine_lr_factor(step: int, total_steps: int) -> float:
     return cosine_decay_factor(step, total_steps)
 
 
-def checkpoint_path(trial_dir: str) -> str:
-    """Where a trial keeps its checkpoint: ``<trial dir>/checkpoint/checkpoint.pt``."""
-    return storage.join(trial_dir, layout.CHECKPOINT_DIR, CHECKPOINT_FILE)
-
-
 def _resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -204,22 +207,31 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure_latency_ms(net: nn.Module, image_size: int, runs: int = 20, warmup: int = 5) -> float:
-    """Median CPU latency in milliseconds of one image (batch 1), after ``warmup`` runs.
+def latency_ms(net: nn.Module, cfg: TrainConfig) -> float:
+    """The model's CPU latency (batch 1, ms): the shared cache's value, or measured once.
 
-    Measures a copy on the CPU in eval mode, with the current ``torch.get_num_threads()``.
+    The 10 % quantile of ``cfg.latency_runs`` timings after a warm-up, kept per (architecture,
+    model scale, image size, CPU, threads) in ``$PROXYTASK_CACHE_DIR``
+    (:func:`proxytask.torch.cached_latency`): every trial of one model reports one latency.
     """
-    cpu_net = copy.deepcopy(net).to("cpu")
-    cpu_net = cpu_net.to(memory_format=torch.channels_last).eval()  # type: ignore[call-overload]
-    x = torch.zeros(1, 1, image_size, image_size).contiguous(memory_format=torch.channels_last)
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + runs):
-            start = time.perf_counter()
-            cpu_net(x)
-            if i >= warmup:
-                times.append((time.perf_counter() - start) * 1000.0)
-    return float(statistics.median(times))
+    key = {
+        "trainer": "examples.digits",
+        "arch": cfg.arch,
+        "width_multiplier": cfg.width_multiplier,
+        "depth_multiplier": cfg.depth_multiplier,
+        "image_size": cfg.image_size,
+        "cpu": cpu_name(),
+        "threads": torch.get_num_threads(),
+        "runs": cfg.latency_runs,
+    }
+    fmt = torch.channels_last
+    example = torch.zeros(1, 1, cfg.image_size, cfg.image_size).contiguous(memory_format=fmt)
+
+    def measure() -> float:
+        cpu_net = copy.deepcopy(net).to("cpu").to(memory_format=fmt)  # type: ignore[call-overload]
+        return measure_latency_ms(cpu_net, example, runs=cfg.latency_runs)
+
+    return cached_latency(key, measure)
 
 
 def zero_cost_batch_indices(num_examples: int, size: int = ZERO_COST_BATCH_SIZE) -> np.ndarray:
@@ -271,25 +283,6 @@ def _evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def _save_checkpoint(url: str, state: dict[str, Any]) -> None:
-    buffer = io.BytesIO()
-    torch.save(state, buffer)
-    storage.write_bytes_atomic(url, buffer.getvalue())  # temp file + rename; one put remotely
-
-
-def _load_checkpoint(url: str, device: torch.device) -> dict[str, Any] | None:
-    raw = storage.read_bytes(url)
-    if raw is None:
-        return None
-    state: dict[str, Any] = torch.load(io.BytesIO(raw), map_location=device, weights_only=True)
-    if state.get("format") != _CHECKPOINT_FORMAT:
-        raise UsageError(
-            f"checkpoint {url!r} must be format {_CHECKPOINT_FORMAT} of this trainer, got "
-            f"{state.get('format')!r}. Start the trial fresh."
-        )
-    return state
-
-
 def _recipe(cfg: TrainConfig) -> dict[str, Any]:
     return {
         "arch": cfg.arch,
@@ -310,26 +303,14 @@ def _recipe(cfg: TrainConfig) -> dict[str, Any]:
 
 
 def _check_resumable(url: str, saved: dict[str, Any], cfg: TrainConfig) -> None:
-    now = _recipe(cfg)
-    saved = {**_RECIPE_DEFAULTS, **saved}
-    for key in _MUST_MATCH:
-        if saved.get(key) != now[key]:
-            raise UsageError(
-                f"`{key}` must match the checkpoint being continued ({url}), got "
-                f"{now[key]!r} here and {saved.get(key)!r} there. Continue with the same "
-                "architecture, model scale, --total_steps, --lr_schedule and "
-                "--weight_averaging, or start fresh."
-            )
     relevant = {"ema": ("ema_decay",), "swa": ("swa_start_fraction",)}
-    for key in (*_SHOULD_MATCH, *relevant.get(cfg.weight_averaging, ())):
-        if saved.get(key) != now[key]:
-            logger.warning(
-                "continuing %s with %s=%r (the checkpoint used %r)",
-                url,
-                key,
-                now[key],
-                saved.get(key),
-            )
+    checkpoints.check_resumable(
+        url,
+        {**_RECIPE_DEFAULTS, **saved},
+        _recipe(cfg),
+        _MUST_MATCH,
+        (*_SHOULD_MATCH, *relevant.get(cfg.weight_averaging, ())),
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -392,7 +373,7 @@ def run_trial(cfg: TrainConfig, out: Callable[[str], None] = print) -> TrialResu
     own = checkpoint_path(cfg.job_dir)
     source = own if cfg.auto_resume and storage.exists(own) else cfg.resume_from
     if source is not None:
-        state = _load_checkpoint(source, device)
+        state = checkpoints.load(source, device)
         if state is None:
             raise UsageError(
                 f"the checkpoint to continue must exist at {source!r}, got nothing there. Did "
@@ -443,49 +424,50 @@ def run_trial(cfg: TrainConfig, out: Callable[[str], None] = print) -> TrialResu
             break
         begin = last_step + 1
         end = min(begin + cfg.eval_every_steps - 1, total - 1)
-        loss_sum = torch.zeros((), device=device)
-        _sync(device)
-        start = time.perf_counter()
-        for step in range(begin, end + 1):
-            epoch, i = divmod(step, per_epoch)
-            if epoch not in epoch_cache:  # data order: a pure function of (seed, epoch)
-                epoch_cache.clear()
-                order = data.epoch_permutation(num_train, cfg.seed, epoch)
-                epoch_cache[epoch] = torch.from_numpy(order).to(device)
-            idx = epoch_cache[epoch][i * size : (i + 1) * size]
-            images = train_x[idx]
-            if cfg.augment:
-                shifts = data.batch_shifts(size, cfg.image_size, cfg.seed, step)
-                images = data.shift_images(images, torch.from_numpy(shifts).to(device))
-            loss = F.cross_entropy(net(images), train_y[idx])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()  # type: ignore[no-untyped-call]
-            optimizer.step()
-            scheduler.step()
-            if averager is not None:
-                averager.update(net, step)
-            guard.observe(loss, step)
-            loss_sum += loss.detach()
-        # records TRIAL_FAILURE.json (cause "nan") and raises NonFiniteMetricError
-        guard.check()
-        if averager is not None and averager.needs_bn_update:
-            # SWA: the averaged weights need their own BatchNorm statistics (training cost)
-            averager.update_bn(train_x[i : i + size] for i in range(0, num_train, size))
-        _sync(device)
-        train_secs = time.perf_counter() - start
+        # a cooperating latency measurement never overlaps this cycle (proxytask.torch)
+        with training_cycle():
+            loss_sum = torch.zeros((), device=device)
+            _sync(device)
+            start = time.perf_counter()
+            for step in range(begin, end + 1):
+                epoch, i = divmod(step, per_epoch)
+                if epoch not in epoch_cache:  # data order: a pure function of (seed, epoch)
+                    epoch_cache.clear()
+                    order = data.epoch_permutation(num_train, cfg.seed, epoch)
+                    epoch_cache[epoch] = torch.from_numpy(order).to(device)
+                idx = epoch_cache[epoch][i * size : (i + 1) * size]
+                images = train_x[idx]
+                if cfg.augment:
+                    shifts = data.batch_shifts(size, cfg.image_size, cfg.seed, step)
+                    images = data.shift_images(images, torch.from_numpy(shifts).to(device))
+                loss = F.cross_entropy(net(images), train_y[idx])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                optimizer.step()
+                scheduler.step()
+                if averager is not None:
+                    averager.update(net, step)
+                guard.observe(loss, step)
+                loss_sum += loss.detach()
+            # records TRIAL_FAILURE.json (cause "nan") and raises NonFiniteMetricError
+            guard.check()
+            if averager is not None and averager.needs_bn_update:
+                # SWA: the averaged weights need their own BatchNorm statistics (training cost)
+                averager.update_bn(train_x[i : i + size] for i in range(0, num_train, size))
+            _sync(device)
+            train_secs = time.perf_counter() - start
+            eval_net = net if averager is None else averager.eval_module(net)
+            accuracy = _evaluate(eval_net, val_x, val_y)  # evaluation is load too
         mean_loss = float(loss_sum.item()) / (end - begin + 1)
-        eval_net = net if averager is None else averager.eval_module(net)
-        accuracy = _evaluate(eval_net, val_x, val_y)
         if not math.isfinite(accuracy):
             # records TRIAL_FAILURE.json (cause "nan") and raises NonFiniteMetricError
             pt.update_trial_training_accuracy_metric(
                 cfg.job_dir, accuracy, begin, end, train_secs, total
             )
         # checkpoint first: whoever sees a reported pct can rely on its checkpoint
-        _save_checkpoint(
+        checkpoints.save(
             own,
             {
-                "format": _CHECKPOINT_FORMAT,
                 "step": end,
                 "accuracy": accuracy,
                 "recipe": _recipe(cfg),
@@ -506,7 +488,7 @@ def run_trial(cfg: TrainConfig, out: Callable[[str], None] = print) -> TrialResu
             f"accuracy={accuracy:.4f} loss={mean_loss:.4f} train_secs={train_secs:.2f}"
         )
 
-    latency = measure_latency_ms(net, cfg.image_size, runs=cfg.latency_runs)
+    latency = latency_ms(net, cfg)
     pt.update_trial_training_latency_metric(cfg.job_dir, latency)
     final: dict[str, float] = {"latency_ms": latency, "params": params, "macs": macs}
     if accuracy is not None:
@@ -520,52 +502,6 @@ def run_trial(cfg: TrainConfig, out: Callable[[str], None] = print) -> TrialResu
 # --------------------------------------------------------------------------------------------
 # Command line
 # --------------------------------------------------------------------------------------------
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> NoReturn:
-        raise UsageError(message)
-
-
-def _number(
-    kind: type, lo: float, hi: float = math.inf, lo_open: bool = False, hi_open: bool = False
-) -> Callable[[str], Any]:
-    def parse(text: str) -> Any:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(
-                f"must be {'an integer' if kind is int else 'a number'}, got {text!r}."
-            ) from None
-        below = value < hi if hi_open else value <= hi
-        ok = (value > lo if lo_open else value >= lo) and below and math.isfinite(value)
-        if not ok:
-            bound = f"{'>' if lo_open else '>='} {lo:g}" + (
-                f" and {'<' if hi_open else '<='} {hi:g}" if hi < math.inf else ""
-            )
-            raise argparse.ArgumentTypeError(f"must be {bound}, got {text!r}.")
-        return value
-
-    return parse
-
-
-def _choice(options: Sequence[str]) -> Callable[[str], str]:
-    def parse(text: str) -> str:
-        if text not in options:
-            raise argparse.ArgumentTypeError(f"must be one of {', '.join(options)}, got {text!r}.")
-        return text
-
-    return parse
-
-
-def _bool(text: str) -> bool:
-    # stricter than proxytask.trainer.str_2_bool: a typo must not silently mean False
-    lowered = text.strip().lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"must be true or false, got {text!r}.")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -621,7 +557,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add("--seed", type=_number(int, 0), default=0)
     add("--num_threads", type=_number(int, 1), default=1)
     add("--device", default="auto", help="auto (cuda if available, else cpu), cpu, cuda, cuda:N")
-    add("--latency_runs", type=_number(int, 1), default=20)
+    add("--latency_runs", type=_number(int, 1), default=50)
     add(
         "--augment",
         type=_bool,
@@ -726,40 +662,14 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     )
 
 
-def _fail(job_dir: str | None, cause: str, message: str) -> None:
-    if job_dir:
-        try:
-            pt.record_trial_failure(job_dir, cause, message)
-        except ProxyTaskError:
-            pass  # the message on stderr still tells the controller
-    print(f"error: {message}", file=sys.stderr, flush=True)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the trainer on ``argv`` (default ``sys.argv[1:]``) and return its exit code."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    try:
-        cfg = parse_args(argv)
-    except SystemExit as exc:  # --help
-        return int(exc.code or 0)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
-    try:
-        run_trial(cfg, out=lambda line: print(line, flush=True))
-    except NonFiniteMetricError as exc:  # already recorded as failed (cause "nan")
-        print(f"error: NonFiniteMetricError: {exc}", file=sys.stderr, flush=True)
-        return 1
-    except torch.OutOfMemoryError as exc:  # torch's message says "CUDA out of memory"
-        _fail(cfg.job_dir, "oom", str(exc).strip().replace("\n", " "))
-        return 1
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
-        return 2
-    except ProxyTaskError as exc:
-        _fail(cfg.job_dir, "crash", f"{type(exc).__name__}: {exc}")
-        return 1
-    return 0
+    return run_main(
+        argv,
+        parse_args,
+        lambda cfg: run_trial(cfg, out=lambda line: print(line, flush=True)),
+        lambda cfg: cfg.job_dir,
+    )
 
 
 if __name__ == "__main__":

@@ -60,7 +60,8 @@ def _files_under(folder: Path) -> list[str]:
 
 
 def _one_controller_dir(root: str, kind: str) -> str:
-    (name,) = storage.listdir(root)
+    # beside the controller dir: the shared cache of model latencies (proxytask.trainer.latency)
+    (name,) = [n for n in storage.listdir(root) if n != layout.CACHE_DIR]
     assert name.startswith(kind), name
     return storage.join(root, name)
 

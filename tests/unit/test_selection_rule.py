@@ -394,3 +394,37 @@ def test_next_round_pct_rejects_bad_values() -> None:
         next_round_pct(math.nan, 10, 5)
     with pytest.raises(UsageError, match="num_models"):
         next_round_pct(0.0, 0, 5)
+
+
+# ---- held-out models ------------------------------------------------------------------------
+
+
+def test_stratified_holdout_takes_one_model_from_each_accuracy_stratum() -> None:
+    from proxytask.stats.selection import stratified_holdout
+
+    accuracies = [0.97, 0.61, 0.88, 0.95, 0.72, 0.98, 0.84, 0.93, 0.66, 0.9]
+    order = sorted(range(10), key=lambda i: accuracies[i])
+    for seed in range(30):
+        chosen = stratified_holdout(accuracies, 5, (seed, 1))
+        assert chosen == sorted(chosen) and len(set(chosen)) == 5
+        ranks = sorted(order.index(i) for i in chosen)
+        # ten models in five strata of two: one from ranks {0,1}, one from {2,3}, ...
+        assert [r // 2 for r in ranks] == [0, 1, 2, 3, 4]
+        assert chosen == stratified_holdout(accuracies, 5, (seed, 1))  # seeded
+    drawn = {tuple(stratified_holdout(accuracies, 5, (seed, 1))) for seed in range(30)}
+    assert len(drawn) > 5  # random within the strata
+
+
+def test_stratified_holdout_edge_cases() -> None:
+    from proxytask.stats.selection import stratified_holdout
+
+    assert stratified_holdout([0.5, 0.6], 0, (0,)) == []
+    assert stratified_holdout([], 3, (0,)) == []
+    assert stratified_holdout([0.5, 0.6], 5, (0,)) == [0, 1]  # no more than there are
+    # models without an accuracy sort last: one stratum of three holds them all
+    for seed in range(10):
+        chosen = stratified_holdout([None, 0.2, None, 0.1, None, 0.3], 2, (seed,))
+        assert len(set(chosen) & {0, 2, 4}) == 1 and len(set(chosen) & {1, 3, 5}) == 1
+    for seed in range(10):  # uneven strata: 7 models in 3 runs of 2-3, one drawn from each
+        chosen = stratified_holdout([0.1 * i for i in range(7)], 3, (seed,))
+        assert len(chosen) == 3 and chosen[0] <= 2 and chosen[-1] >= 4

@@ -713,17 +713,18 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
         """Draw the held-out models at random (seeded) from the fully trained ones.
 
         Random, not by score: the held-out models must be a fair sample of what the search
-        will rank. Reference models come first when fewer models finished than asked.
+        will rank. Stratified by accuracy (:func:`stratified_holdout`), so that both sets span
+        the accuracy range: a held-out set that happens to gather near-equal models cannot
+        check a ranking. Reference models come first when fewer models finished than asked.
         """
-        import numpy as np
+        from proxytask.stats.selection import stratified_holdout
 
         k = max(
             0, min(self.settings.num_holdout_models, len(models) - self.settings.final_num_models)
         )
-        if k == 0:
-            return models, []
-        rng = np.random.default_rng([self.settings.seed, 0x401D])
-        chosen = set(rng.choice(len(models), size=k, replace=False).tolist())
+        mode = self.settings.metric_mode  # strata from worst to best, whatever the direction
+        scores = [None if m.accuracy is None else mode.oriented(m.accuracy) for m in models]
+        chosen = set(stratified_holdout(scores, k, (self.settings.seed, 0x401D)))
         reference = [m for i, m in enumerate(models) if i not in chosen]
         holdout = [m for i, m in enumerate(models) if i in chosen]
         return reference, holdout

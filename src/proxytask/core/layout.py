@@ -47,6 +47,10 @@ ENV_TRIAL_ID = "CLOUD_ML_TRIAL_ID"
 ENV_MODEL_DIR = "AIP_MODEL_DIR"
 ENV_TRIAL_DIR = "PROXYTASK_TRIAL_DIR"
 ENV_CONTROLLER_DIR = "PROXYTASK_CONTROLLER_DIR"
+# A folder shared by every trial under the same root output dir: measurements that depend only
+# on the model (its latency), not on the training run, are kept there and reused.
+ENV_CACHE_DIR = "PROXYTASK_CACHE_DIR"
+CACHE_DIR = "cache"
 
 # Controller dir kinds (the prefix of each controller dir's name).
 KIND_VARIANCE = "Variance_Measurement"
@@ -135,6 +139,14 @@ def controller_dir(root_output_dir: str, kind: str, job_name: str, now: float) -
     if kind not in CONTROLLER_KINDS:
         raise ValueError(f"unknown controller kind {kind!r}")
     return join(root_output_dir, f"{kind}_{check_job_name(job_name)}_{timestamp_suffix(now)}")
+
+
+def cache_dir(controller_dir: str) -> str:
+    """``<root>/cache`` beside a controller dir: shared by every controller under that root."""
+    parent, _, _ = controller_dir.rstrip("/").rpartition("/")
+    if parent.endswith(":/"):  # "memory://name": the store's root
+        parent += "/"
+    return join(parent or ".", CACHE_DIR)
 
 
 def job_dir(controller_dir: str, job_name: str) -> str:

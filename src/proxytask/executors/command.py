@@ -141,8 +141,9 @@ def build_trial_spec(
 
     The trainer is started as ``<trainer> --job-dir=<trial dir> --nas_params_str=<JSON>
     [--k=v ...] [continuation flags]`` with ``CLOUD_ML_TRIAL_ID``, ``AIP_MODEL_DIR``,
-    ``PROXYTASK_TRIAL_DIR`` and ``PROXYTASK_CONTROLLER_DIR`` set. On a continuation without an
-    explicit architecture, the trainer reads it from the earlier trial's
+    ``PROXYTASK_TRIAL_DIR``, ``PROXYTASK_CONTROLLER_DIR`` and ``PROXYTASK_CACHE_DIR`` (the
+    root's shared ``cache/`` folder: :mod:`proxytask.trainer.latency`) set. On a continuation
+    without an explicit architecture, the trainer reads it from the earlier trial's
     ``nas_params_str.json``.
     """
     if trial_number < 1:
@@ -159,6 +160,7 @@ def build_trial_spec(
         layout.ENV_MODEL_DIR: tdir,
         layout.ENV_TRIAL_DIR: tdir,
         layout.ENV_CONTROLLER_DIR: controller_dir,
+        layout.ENV_CACHE_DIR: layout.cache_dir(controller_dir),
         **(extra_env or {}),
     }
     return TrialSpec(

@@ -29,6 +29,7 @@ __all__ = [
     "removal_count",
     "round_schedule",
     "select_survivors",
+    "stratified_holdout",
 ]
 
 _FloatArray = npt.NDArray[np.float64]
@@ -394,3 +395,33 @@ def round_schedule(
         if is_final:
             return plans
         k -= removing
+
+
+def stratified_holdout(
+    accuracies: Sequence[float | None], k: int, seed: Sequence[int]
+) -> list[int]:
+    """Indices of ``k`` models to hold out: one drawn at random from each of ``k`` strata.
+
+    The models, ordered by accuracy (missing ones last), are cut into ``k`` runs of
+    consecutive models whose sizes differ by at most one (the larger runs drawn at random);
+    one model is drawn at random from each run. Seeded by ``seed``; sorted indices.
+
+    Example::
+
+        stratified_holdout([0.9, 0.5, 0.7, 0.6], 2, (0, 1))  # one of the two weakest, one
+                                                               # of the two strongest
+    """
+    n = len(accuracies)
+    if k <= 0 or n == 0:
+        return []
+    k = min(k, n)
+    rng = np.random.default_rng(list(seed))
+    order = sorted(range(n), key=lambda i: (accuracies[i] is None, accuracies[i] or 0.0, i))
+    sizes = [n // k] * k
+    for j in rng.choice(k, size=n % k, replace=False).tolist():
+        sizes[j] += 1
+    chosen, start = [], 0
+    for size in sizes:
+        chosen.append(order[start + int(rng.integers(size))])
+        start += size
+    return sorted(chosen)

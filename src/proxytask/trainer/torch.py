@@ -26,9 +26,11 @@ Every object here saves and restores its state through ``state_dict``/``load_sta
 # shadow it, and nothing does that.
 from __future__ import annotations
 
+import copy
 import itertools
 import logging
 import math
+import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Literal
 
@@ -39,6 +41,13 @@ from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn, update_bn
 
 from proxytask.core.errors import NonFiniteMetricError, ProxyTaskError, UsageError
 from proxytask.trainer import contract as _trainer
+from proxytask.trainer.latency import (
+    DEFAULT_QUANTILE,
+    cached_latency,
+    cpu_name,
+    robust_latency,
+    training_cycle,
+)
 from proxytask.trainer.zero_cost import (
     JACOB_COV_K,
     ZERO_COST_NAMES,
@@ -63,20 +72,25 @@ __all__ = [
     "NonFiniteGuard",
     "WeightAverager",
     "build_schedule",
+    "cached_latency",
     "check_finite",
     "constant_schedule",
     "cosine_decay_factor",
     "cosine_decay_schedule",
     "count_flops",
     "count_parameters",
+    "cpu_name",
     "grad_norm",
     "jacob_cov",
+    "measure_latency_ms",
     "naswot",
     "read_zero_cost_scores",
+    "robust_latency",
     "save_zero_cost_scores",
     "step_decay_factor",
     "step_decay_schedule",
     "synflow",
+    "training_cycle",
     "zero_cost_scores",
 ]
 
@@ -576,3 +590,47 @@ class NonFiniteGuard:
     def reset(self) -> None:
         """Forget what was observed (e.g. after rolling back to a checkpoint)."""
         self._first_bad = self._bad_value = None
+
+
+# --------------------------------------------------------------------------------------------
+# Latency
+# --------------------------------------------------------------------------------------------
+
+
+def measure_latency_ms(
+    net: nn.Module,
+    example: torch.Tensor,
+    runs: int = 50,
+    warmup: int = 10,
+    quantile: float = DEFAULT_QUANTILE,
+    device: torch.device | str = "cpu",
+) -> float:
+    """Latency of one forward pass of ``net`` on ``example`` in milliseconds, robust to load.
+
+    Times a copy of ``net`` in eval mode on ``device`` (default the CPU, with the current
+    ``torch.get_num_threads()``), ``warmup`` untimed runs then ``runs`` timed ones, and returns
+    their ``quantile`` (:func:`proxytask.trainer.latency.robust_latency`): the runs other
+    processes slowed down drop out. Keep the result per model with
+    :func:`proxytask.trainer.latency.cached_latency`.
+
+    Example::
+
+        ms = measure_latency_ms(net, torch.zeros(1, 1, 40))
+    """
+    runs = _int_at_least("runs", runs, 1)
+    warmup = _int_at_least("warmup", warmup, 0)
+    target = torch.device(device)
+    model = copy.deepcopy(net).to(target).eval()
+    x = example.to(target)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + runs):
+            if target.type == "cuda":
+                torch.cuda.synchronize(target)
+            start = time.perf_counter()
+            model(x)
+            if target.type == "cuda":
+                torch.cuda.synchronize(target)
+            if i >= warmup:
+                times.append((time.perf_counter() - start) * 1000.0)
+    return robust_latency(times, quantile)

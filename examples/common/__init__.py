@@ -1,0 +1,1 @@
+"""Pieces the example trainers share: data order and subsets, flag parsing, checkpoints."""
