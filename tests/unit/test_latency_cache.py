@@ -219,3 +219,14 @@ def test_cycles_of_parallel_trials_overlap(tmp_path: Path) -> None:
     assert other.exitcode == 0
     with training_cycle(None):  # no cache dir (and none in the environment): a no-op
         pass
+
+
+def test_an_unusable_cache_still_measures(tmp_path: Path) -> None:
+    from proxytask.trainer.latency import training_cycle
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    with training_cycle(str(blocked)):  # no lock to take: the cycle runs
+        pass
+    assert cached_latency(KEY, lambda: 3.5, str(blocked)) == 3.5
+    assert cached_latency(KEY, lambda: 4.5, str(blocked)) == 4.5  # nothing could be kept

@@ -139,7 +139,7 @@ def _read_cached(url: str, parts: Mapping[str, Any]) -> float | None:
     """The stored latency at ``url`` when it is a valid entry for ``parts``; else None."""
     try:
         data = storage.read_json(url)
-    except ProxyTaskError as exc:
+    except (ProxyTaskError, OSError) as exc:
         logger.warning("ignoring the unreadable latency cache entry %s: %s", url, exc)
         return None
     if not isinstance(data, dict) or data.get("format") != _FORMAT:
@@ -157,7 +157,13 @@ def _lock_path(cache: str, name: str) -> str | None:
     if not storage.is_local(cache):
         return None
     path = storage.to_local_path(storage.join(cache, LATENCY_CACHE_DIR, name))
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "ab"):
+            pass
+    except OSError as exc:  # a read-only cache: measure without the lock, say so once
+        logger.warning("latency lock %s unusable (%s); measuring without it", path, exc)
+        return None
     return path
 
 
@@ -274,7 +280,7 @@ def cached_latency(
             storage.makedirs(folder)
             if storage.create_exclusive(url, body):
                 return value
-        except ProxyTaskError as exc:
+        except (ProxyTaskError, OSError) as exc:
             logger.warning("latency not cached at %s (%s); using this measurement", url, exc)
             return value
     winner = _read_cached(url, parts)
