@@ -18,7 +18,10 @@ Usage::
     .venv/bin/python bench/demo_stability.py --seeds 0 1 --out /tmp/ds
 
 Writes ``demo_stability.json`` and ``demo_stability.md`` under ``--out`` (default
-``bench/results/``); the runs' dirs go under ``--work`` (default a temp dir, deleted after).
+``bench/results/``) after every run, so an interrupted benchmark keeps what it finished;
+``--resume`` keeps the runs already in ``--out`` and does only the missing seeds (a seed
+whose run was cut short starts over in a fresh dir). The runs' dirs go under ``--work``
+(default a temp dir, deleted after).
 """
 
 from __future__ import annotations
@@ -154,20 +157,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4])
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--work", type=Path, default=None, help="keep the runs' dirs here")
+    p.add_argument("--resume", action="store_true", help="keep the runs already in --out")
     args = p.parse_args(argv)
     workflow = yaml.safe_load(args.workflow.read_text())
     work = args.work or Path(tempfile.mkdtemp(prefix="demo-stability-"))
     work.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    runs = []
+    done: dict[int, dict[str, Any]] = {}
+    saved = args.out / "demo_stability.json"
+    if args.resume and saved.is_file():
+        done = {int(r["seed"]): r for r in json.loads(saved.read_text())["runs"]}
+    runs = [done[seed] for seed in args.seeds if seed in done]
     try:
         for seed in args.seeds:
+            if seed in done:
+                continue
+            shutil.rmtree(work / f"seed{seed}", ignore_errors=True)  # fresh, never resumed
             result = run_once(workflow, seed, work)
             runs.append(result)
             print(json.dumps(result), flush=True)
+            table = _save(args, runs)
     finally:
         if args.work is None:
             shutil.rmtree(work, ignore_errors=True)
+    table = _save(args, runs)
+    print(table)
+    return 0 if all(r.get("exit_code") == 0 for r in runs) else 1
+
+
+def _save(args: argparse.Namespace, runs: list[dict[str, Any]]) -> str:
+    """Write the runs so far and their verdict to ``args.out``; return the Markdown."""
     verdict = agreement(runs)
     table = markdown(runs, verdict)
     record = {
@@ -180,15 +198,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "cores": os.cpu_count(),
             "python": platform.python_version(),
         },
-        "wall_secs": round(time.perf_counter() - started, 1),
+        "wall_secs": round(sum(r.get("wall_secs", 0.0) for r in runs), 1),
         "runs": runs,
         "verdict": verdict,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "demo_stability.json").write_text(json.dumps(record, indent=1) + "\n")
     (args.out / "demo_stability.md").write_text(table)
-    print(table)
-    return 0 if all(r.get("exit_code") == 0 for r in runs) else 1
+    return table
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import sys
 from pathlib import Path
@@ -86,3 +87,48 @@ def test_the_stability_table_shows_failed_and_found_runs() -> None:
     assert "| 0 | len20 | 400 | 1.80 | 3.1× | 0.85 [0.66, 0.94] | 0.71 [0.30, 0.90] (8) |" in text
     assert "| 1 | failed: bad trainer |" in text
     assert "1 of 2 runs agree" in text
+
+
+def _full(seed: int, wall: float) -> dict[str, Any]:
+    return {
+        **_run(seed, "len20", 0.0004),
+        "exit_code": 0,
+        "wall_secs": wall,
+        "steps": 300,
+        "speedup": 3.5,
+        "tau_at_stop": 0.82,
+        "interval_at_stop": [0.64, 0.92],
+        "holdout_tau": 0.86,
+        "holdout_interval": [0.67, 0.94],
+        "holdout_models": 8,
+    }
+
+
+def test_stability_runs_are_saved_one_by_one_and_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+
+    def fake_run(workflow: dict[str, Any], seed: int, work: Path) -> dict[str, Any]:
+        calls.append(seed)
+        if seed == 2:
+            raise KeyboardInterrupt  # the benchmark is cut short during seed 2
+        return _full(seed, 1.0)
+
+    monkeypatch.setattr(ds, "run_once", fake_run)
+    argv = ["--seeds", "0", "1", "2", "--out", str(tmp_path / "out"), "--work", str(tmp_path)]
+    with pytest.raises(KeyboardInterrupt):
+        ds.main(argv)
+    saved = (tmp_path / "out" / "demo_stability.json").read_text()
+    assert [r["seed"] for r in json.loads(saved)["runs"]] == [0, 1]
+    calls.clear()
+    monkeypatch.setattr(
+        ds,
+        "run_once",
+        lambda workflow, seed, work: calls.append(seed) or _full(seed, 2.0),
+    )
+    assert ds.main([*argv, "--resume"]) == 0
+    assert calls == [2]  # only the missing seed
+    record = json.loads((tmp_path / "out" / "demo_stability.json").read_text())
+    assert [r["seed"] for r in record["runs"]] == [0, 1, 2]
+    assert record["verdict"]["agreeing"] == 3 and record["wall_secs"] == 4.0
