@@ -230,3 +230,11 @@ def test_an_unusable_cache_still_measures(tmp_path: Path) -> None:
         pass
     assert cached_latency(KEY, lambda: 3.5, str(blocked)) == 3.5
     assert cached_latency(KEY, lambda: 4.5, str(blocked)) == 4.5  # nothing could be kept
+
+
+def test_measuring_inside_ones_own_cycle_is_refused(tmp_path: Path) -> None:
+    from proxytask.trainer.latency import training_cycle
+
+    with training_cycle(str(tmp_path)), pytest.raises(UsageError, match="inside a training_cycle"):
+        cached_latency(KEY, lambda: 1.0, str(tmp_path))
+    assert cached_latency(KEY, lambda: 1.0, str(tmp_path)) == 1.0  # after the block: fine

@@ -67,6 +67,9 @@ _FORMAT = 1
 # Local lock files in the cache's latency folder (see training_cycle).
 _GATE_FILE = ".gate"
 _QUIET_FILE = ".quiet"
+# The lock files of the training cycles this process holds now (a measurement must not wait
+# on its own process's cycle).
+_open_cycles: list[str] = []
 try:
     import fcntl as _fcntl  # noqa: F401 - POSIX only
 
@@ -233,9 +236,11 @@ def training_cycle(cache_dir: str | None = None) -> Iterator[None]:
     with _flocks([(gate, fcntl.LOCK_EX)]):  # wait while a measurement holds the gate
         handle = open(quiet, "a+b")  # noqa: SIM115 - closed in the finally below
         fcntl.flock(handle.fileno(), fcntl.LOCK_SH)
+    _open_cycles.append(quiet)
     try:
         yield
     finally:
+        _open_cycles.remove(quiet)
         handle.close()
 
 
@@ -256,6 +261,12 @@ def cached_latency(
     cache = cache_dir if cache_dir is not None else cache_dir_from_env()
     if cache is None:
         return _checked(measure())
+    if _open_cycles:
+        raise UsageError(
+            "cached_latency must not be called inside a training_cycle() block, got a call "
+            "while this process holds a cycle: the measurement would wait for its own cycle "
+            "forever. Measure after the block ends."
+        )
     folder = storage.join(cache, LATENCY_CACHE_DIR)
     url = storage.join(folder, latency_key(parts) + ".json")
     stored = _read_cached(url, parts)
