@@ -70,6 +70,8 @@ _QUIET_FILE = ".quiet"
 # The lock files of the training cycles this process holds now (a measurement must not wait
 # on its own process's cycle).
 _open_cycles: list[str] = []
+# Lock files this process has already created (so a training cycle does no disk I/O for them).
+_prepared: set[str] = set()
 try:
     import fcntl as _fcntl  # noqa: F401 - POSIX only
 
@@ -156,17 +158,24 @@ def _read_cached(url: str, parts: Mapping[str, Any]) -> float | None:
 
 
 def _lock_path(cache: str, name: str) -> str | None:
-    """The local path of lock file ``name`` in ``cache``; None when the cache is not local."""
-    if not storage.is_local(cache):
+    """The local path of lock file ``name`` in ``cache``, created once per process.
+
+    None when the cache is not local, there is no ``flock`` (not POSIX), or the file cannot be
+    created (a read-only cache: measurements then go without the lock).
+    """
+    if not _HAS_FLOCK or not storage.is_local(cache):
         return None
     path = storage.to_local_path(storage.join(cache, LATENCY_CACHE_DIR, name))
+    if path in _prepared:  # every training cycle asks: touch the disk only the first time
+        return path
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         with open(path, "ab"):
             pass
-    except OSError as exc:  # a read-only cache: measure without the lock, say so once
+    except OSError as exc:
         logger.warning("latency lock %s unusable (%s); measuring without it", path, exc)
         return None
+    _prepared.add(path)
     return path
 
 
@@ -195,7 +204,7 @@ def _quiet(cache: str) -> Iterator[None]:
     exclusively (so the cycles in flight end first). Nothing on a remote cache.
     """
     gate, quiet = _lock_path(cache, _GATE_FILE), _lock_path(cache, _QUIET_FILE)
-    if gate is None or quiet is None or not _HAS_FLOCK:
+    if gate is None or quiet is None:
         yield
         return
     import fcntl
@@ -226,7 +235,7 @@ def training_cycle(cache_dir: str | None = None) -> Iterator[None]:
     """
     cache = cache_dir if cache_dir is not None else cache_dir_from_env()
     gate = quiet = None
-    if cache is not None and _HAS_FLOCK:
+    if cache is not None:
         gate, quiet = _lock_path(cache, _GATE_FILE), _lock_path(cache, _QUIET_FILE)
     if gate is None or quiet is None:
         yield
