@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from examples.common.arch import scale_depth
 from examples.digits.search_space import STRIDES, validate
 
 __all__ = [
@@ -36,13 +37,6 @@ def scale_width(channels: int, multiplier: float) -> int:
     if multiplier <= 0:
         raise ValueError(f"width_multiplier must be > 0, got {multiplier!r}")
     return max(4, 4 * math.floor(channels * multiplier / 4 + 0.5))
-
-
-def scale_depth(repeats: int, multiplier: float) -> int:
-    """Block repeats after ``multiplier``: rounded half up, at least 1."""
-    if multiplier <= 0:
-        raise ValueError(f"depth_multiplier must be > 0, got {multiplier!r}")
-    return max(1, math.floor(repeats * multiplier + 0.5))
 
 
 def _se_channels(channels: int) -> int:

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from examples.common.arch import int_in as _int_in
 from proxytask import UsageError
 
 __all__ = [
@@ -108,12 +109,6 @@ def baseline() -> dict[str, Any]:
             {"kernel": 5, "expand": 6, "width": 32, "repeats": 2, "se": True},
         ],
     }
-
-
-def _int_in(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise UsageError(f"`{name}` must be an integer in [{lo}, {hi}], got {value!r}.")
-    return value
 
 
 def _one_of(name: str, value: Any, options: Sequence[int]) -> int:

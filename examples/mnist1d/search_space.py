@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from examples.common.arch import int_in as _int_in
 from proxytask import UsageError
 
 __all__ = [
@@ -100,12 +101,6 @@ def baseline() -> dict[str, Any]:
             {"kernel": 5, "width": 32, "repeats": 1},
         ],
     }
-
-
-def _int_in(name: str, value: Any, lo: int, hi: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
-        raise UsageError(f"`{name}` must be an integer in [{lo}, {hi}], got {value!r}.")
-    return value
 
 
 def _odd_kernel(name: str, value: Any) -> int:
