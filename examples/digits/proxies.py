@@ -7,9 +7,9 @@ where the proxy becomes good enough.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from examples.common.proxies import reducing_configs
 from proxytask import ProxyTaskConfig
 
 __all__ = ["DATA_PCTS", "DEMO_NAMES", "IMAGE_SIZES", "WIDTH_MULTIPLIERS", "demo", "generate"]
@@ -25,14 +25,6 @@ _COMBINATIONS: tuple[dict[str, Any], ...] = (
     {"train_data_pct": 25, "image_size": 8},
 )
 _SHORT = {"train_data_pct": "data", "image_size": "img", "width_multiplier": "width"}
-
-
-def _name(args: Mapping[str, Any]) -> str:
-    parts = []
-    for key, value in args.items():
-        text = f"{value:g}" if isinstance(value, float) else str(value)
-        parts.append(_SHORT[key] + text)
-    return "_".join(parts)
 
 
 def generate(baseline_args: dict[str, Any]) -> list[ProxyTaskConfig]:
@@ -52,18 +44,11 @@ def generate(baseline_args: dict[str, Any]) -> list[ProxyTaskConfig]:
 
     baseline = {"train_data_pct": base_pct, "image_size": base_size, "width_multiplier": base_width}
 
-    def reduces(args: Mapping[str, Any]) -> bool:
-        return all(value < baseline[key] for key, value in args.items())
-
     candidates: list[dict[str, Any]] = [{"train_data_pct": p} for p in DATA_PCTS]
     candidates += [{"image_size": s} for s in IMAGE_SIZES]
     candidates += [{"width_multiplier": w} for w in WIDTH_MULTIPLIERS]
     candidates += [dict(c) for c in _COMBINATIONS]
-    return [
-        ProxyTaskConfig(_name(args), {**baseline_args, **args})
-        for args in candidates
-        if reduces(args)
-    ]
+    return reducing_configs(baseline_args, baseline, candidates, _SHORT)
 
 
 DEMO_NAMES = ("data25", "data50", "img8", "img12", "data25_img8")

@@ -7,9 +7,9 @@ step where the proxy becomes good enough.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
+from examples.common.proxies import reducing_configs
 from proxytask import ProxyTaskConfig
 
 __all__ = ["DATA_PCTS", "DEMO_NAMES", "SEQ_LENGTHS", "WIDTH_MULTIPLIERS", "demo", "generate"]
@@ -24,14 +24,6 @@ _COMBINATIONS: tuple[dict[str, Any], ...] = (
     {"seq_length": 20, "width_multiplier": 0.5},
 )
 _SHORT = {"train_data_pct": "data", "seq_length": "len", "width_multiplier": "width"}
-
-
-def _name(args: Mapping[str, Any]) -> str:
-    parts = []
-    for key, value in args.items():
-        text = f"{value:g}" if isinstance(value, float) else str(value)
-        parts.append(_SHORT[key] + text)
-    return "_".join(parts)
 
 
 def generate(baseline_args: dict[str, Any]) -> list[ProxyTaskConfig]:
@@ -51,18 +43,11 @@ def generate(baseline_args: dict[str, Any]) -> list[ProxyTaskConfig]:
         "width_multiplier": float(baseline_args.get("width_multiplier", 1.0)),
     }
 
-    def reduces(args: Mapping[str, Any]) -> bool:
-        return all(value < baseline[key] for key, value in args.items())
-
     candidates: list[dict[str, Any]] = [{"train_data_pct": p} for p in DATA_PCTS]
     candidates += [{"seq_length": n} for n in SEQ_LENGTHS]
     candidates += [{"width_multiplier": w} for w in WIDTH_MULTIPLIERS]
     candidates += [dict(c) for c in _COMBINATIONS]
-    return [
-        ProxyTaskConfig(_name(args), {**baseline_args, **args})
-        for args in candidates
-        if reduces(args)
-    ]
+    return reducing_configs(baseline_args, baseline, candidates, _SHORT)
 
 
 DEMO_NAMES = ("data25", "data50", "len20", "width0.5", "data25_len20")
