@@ -67,6 +67,8 @@ from examples.common.cli import boolean as _bool
 from examples.common.cli import choice as _choice
 from examples.common.cli import number as _number
 from examples.common.cli import run_main
+from examples.common.torch_utils import evaluate as _evaluate
+from examples.common.torch_utils import resolve_device as _resolve_device
 from examples.digits import data, search_space
 from examples.digits.model import build_model, count_params, estimate_macs
 from proxytask import UsageError
@@ -191,17 +193,6 @@ def cosine_lr_factor(step: int, total_steps: int) -> float:
     return cosine_decay_factor(step, total_steps)
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(
-            f"--device must name an available device, got {name!r} but CUDA is not available "
-            "here (check CUDA_VISIBLE_DEVICES). Use --device=auto or --device=cpu."
-        )
-    return torch.device(name)
-
-
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -265,17 +256,6 @@ def _zero_cost(
     shown = " ".join(f"{name}={value:.6g}" for name, value in scores.items())
     out(f"zero-cost scores ({secs:.3f} s): {shown}")
     return scores
-
-
-def _evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Validation accuracy in [0, 1]; NaN when the network outputs non-finite values."""
-    net.eval()
-    with torch.no_grad():
-        logits = net(x)
-    net.train()
-    if not bool(torch.isfinite(logits).all()):
-        return math.nan
-    return float((logits.argmax(dim=1) == y).float().mean().item())
 
 
 # --------------------------------------------------------------------------------------------

@@ -63,6 +63,8 @@ from torch import nn
 
 from examples.common import checkpoints
 from examples.common.cli import Parser, boolean, choice, number, run_main
+from examples.common.torch_utils import evaluate as _evaluate
+from examples.common.torch_utils import resolve_device as _resolve_device
 from examples.mnist1d import data, search_space
 from examples.mnist1d.model import build_model, count_params, estimate_macs
 from proxytask import UsageError
@@ -162,17 +164,6 @@ class TrialResult:
     stopped_early: bool
 
 
-def _resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError(
-            f"--device must name an available device, got {name!r} but CUDA is not available "
-            "here (check CUDA_VISIBLE_DEVICES). Use --device=auto or --device=cpu."
-        )
-    return torch.device(name)
-
-
 def zero_cost_batch_indices(num_examples: int, size: int = ZERO_COST_BATCH_SIZE) -> np.ndarray:
     """The zero-cost scores' batch: ``min(size, num_examples)`` distinct indices, sorted.
 
@@ -221,17 +212,6 @@ def _zero_cost(
     shown = " ".join(f"{name}={value:.6g}" for name, value in scores.items())
     out(f"zero-cost scores ({time.perf_counter() - start:.3f} s): {shown}")
     return scores
-
-
-def _evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
-    """Validation accuracy in [0, 1]; NaN when the network outputs non-finite values."""
-    net.eval()
-    with torch.no_grad():
-        logits = net(x)
-    net.train()
-    if not bool(torch.isfinite(logits).all()):
-        return math.nan
-    return float((logits.argmax(dim=1) == y).float().mean().item())
 
 
 def _recipe(cfg: TrainConfig) -> dict[str, Any]:
