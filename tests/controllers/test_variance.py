@@ -132,6 +132,25 @@ def test_no_workable_model_names_the_causes(tmp_path: Path) -> None:
     assert not (tmp_path / "c" / RESULT_FILE).exists()
 
 
+def test_a_given_architecture_is_measured_instead_of_a_sampled_one(tmp_path: Path) -> None:
+    arch = {"width": 64, "depth": 3}
+    assert all(SPACE.sample(0, k) != arch for k in range(2))
+    ctl = _run(tmp_path / "c", architecture=arch)
+    assert ctl.phase == "done"
+    assert ctl.workable_key == "workable/1"
+    assert ctl.tracker.records["workable/1"].nas_params == arch
+    assert _result(tmp_path / "c")["architecture"] == arch
+
+
+def test_a_given_architecture_that_fails_is_not_replaced_by_a_sampled_one(tmp_path: Path) -> None:
+    ctl = _run(tmp_path / "c", {"workable/1": Fault.parse("nan")}, architecture={"width": 8})
+    assert ctl.phase == "failed"
+    assert ctl.error is not None
+    assert "the given architecture did not train to 1 %" in ctl.error
+    assert "1× nan (lower the learning rate" in ctl.error
+    assert [r.key for r in ctl.tracker.records.values()] == ["workable/1"]
+
+
 def test_a_failed_copy_is_tolerated_while_three_finish(tmp_path: Path) -> None:
     faults = {"copies/2": Fault.parse("crash@50"), "copies/4": Fault.parse("nan@70")}
     ctl = _run(tmp_path / "c", faults)
@@ -270,6 +289,17 @@ def test_cli_measurement_with_the_fake_trainer_and_resume(
     # resuming a finished measurement needs only the dir and does no work
     assert cli.main(["variance", f"--previous-variance-dir={cdir}"]) == 0
     assert json.loads((cdir / RESULT_FILE).read_text()) == result
+
+
+def test_cli_measures_the_architecture_it_is_given(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--trainer-args", "cycles=3", "cycle_secs=0.01", "--num-copies=3"]
+    arch = '{"width": 32, "depth": 2}'
+    assert cli.main(_cli(tmp_path, FAKE, *args, f"--architecture={arch}")) == 0
+    assert "training the given architecture" in capsys.readouterr().out
+    (cdir,) = (tmp_path / "runs").iterdir()
+    assert json.loads((cdir / RESULT_FILE).read_text())["architecture"] == json.loads(arch)
 
 
 def test_cli_resume_of_a_dir_that_is_not_a_measurement(

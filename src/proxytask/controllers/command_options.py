@@ -202,6 +202,15 @@ VARIANCE_OPTIONS: tuple[Option, ...] = (
         "train each candidate to this pct to see that it works",
         "PCT",
     ),
+    Option(
+        "architecture",
+        text,
+        None,
+        "measure this architecture (JSON, a .json file, or PKG.MOD:FN returning a dict), e.g. "
+        "the baseline (default: the first sampled architecture that trains, as the reference "
+        "tools)",
+        "ARCH",
+    ),
     LIVE_OPTION,
 )
 

@@ -130,6 +130,7 @@ def variance_inputs(values: Mapping[str, Any]) -> tuple[SearchSpace, VarianceSet
         seed=values["seed"],
         copy_seed_flag=values["copy_seed_flag"],
         metric_mode=metric_mode(values.get("metric_mode")),
+        architecture=resolve_architecture(values.get("architecture")),
     )
     return space, settings
 

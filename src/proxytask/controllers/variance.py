@@ -93,6 +93,8 @@ class VarianceSettings:
     seed: int = 0
     copy_seed_flag: str | None = None  # vary this trainer flag per copy (1..N), e.g. "seed"
     metric_mode: MetricMode = MetricMode.MAX  # min: a loss, judged by its rising slopes
+    # measure this architecture's copies instead of the first sampled one that trains
+    architecture: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if self.num_copies < 2:
@@ -427,6 +429,14 @@ class VarianceController(SpaceController[VarianceSettings]):
             self.events.append(self.ctx.clock.now(), "workable_found", trial=good[0].key)
             self._plan_copies(good[0])
             return
+        if attempts and self.settings.architecture is not None:
+            self._fail(
+                "the given architecture did not train to "
+                f"{self.settings.workable_pct:g} %: "
+                + describe_causes(self.tracker.failure_causes([r.key for r in attempts]))
+                + "; fix the trainer or name another architecture (or none, to sample)"
+            )
+            return
         if len(attempts) >= self.settings.max_workable_attempts:
             self._fail(
                 f"no workable model after {len(attempts)} tries: "
@@ -434,7 +444,11 @@ class VarianceController(SpaceController[VarianceSettings]):
             )
             return
         number = len(attempts) + 1
-        arch = self.space.sample(self.settings.seed, number - 1)
+        arch = (
+            dict(self.settings.architecture)
+            if self.settings.architecture is not None
+            else self.space.sample(self.settings.seed, number - 1)
+        )
         self.tracker.plan(
             WORKABLE_JOB,
             number,
@@ -443,8 +457,9 @@ class VarianceController(SpaceController[VarianceSettings]):
             target_pct=self.settings.workable_pct,
         )
         if number == 1:
+            which = "the given" if self.settings.architecture is not None else "a sampled"
             self.ctx.display.message(
-                f"finding a workable model: training a sampled architecture to "
+                f"finding a workable model: training {which} architecture to "
                 f"{self.settings.workable_pct:g} %"
             )
 
