@@ -19,6 +19,7 @@ from proxytask.controllers.search import (
 )
 from proxytask.controllers.tracker import TrialSettings
 from proxytask.core.clock import SimulatedClock
+from proxytask.core.errors import UsageError
 from proxytask.core.proxies import load_proxy_task_configs
 from proxytask.executors.command import parse_trainer_command
 from proxytask.executors.replay import ReplayTable
@@ -498,3 +499,86 @@ def test_resume_without_settings_keeps_the_saved_ones(tmp_path: Path) -> None:
     again.run()
     after = json.loads((cdir / SEARCH_STATE).read_text())
     assert after["proxy_tasks_map"] == json.loads(before)["proxy_tasks_map"]
+
+
+# ---- stages: fewer slots than reference models ---------------------------------------------
+
+
+def _run_with_slots(
+    cdir: Path, slots: int, generator: str, crash_after: int | None = None, **settings: Any
+) -> SearchController:
+    """A search on ``slots`` replay slots; with ``crash_after``, killed after that many steps
+    and resumed to the end."""
+    from proxytask.executors.replay import ReplayExecutor
+
+    refs = ReferenceModels.load(str(_model_selection_dir(cdir.parent / f"{cdir.name}_ms")))
+    clock = SimulatedClock()
+
+    def ctx() -> ControllerContext:
+        executor = ReplayExecutor(TABLE, clock, max_parallel_trials=slots)
+        return dataclasses.replace(_ctx(cdir, clock), executor=executor)
+
+    chosen = point_settings(**settings)
+    ctl = SearchController.create(ctx(), refs, _configs(generator), chosen)
+    if crash_after is None:
+        ctl.run()
+        return ctl
+    for _ in range(crash_after):
+        if ctl.is_finished():
+            break
+        ctl.step()
+        clock.sleep(ctl.tracker.wait_secs(5.0))
+    resumed = SearchController.resume(ctx(), refs, _configs(generator), chosen)
+    resumed.run()
+    return resumed
+
+
+def _last_steps(ctl: SearchController, name: str) -> list[int]:
+    return [m.training_accuracy_over_steps[-1].training_step for m in ctl._metrics(name) if m]
+
+
+def _answer(cdir: Path, name: str) -> dict[str, Any]:
+    stats = _stats(cdir, name)
+    keys = ("stopping_state", "final_training_steps", "training_steps")
+    return {k: stats[k] for k in (*keys, "accuracy_correlation_over_step")}
+
+
+def test_with_fewer_slots_than_models_the_search_trains_in_stages(tmp_path: Path) -> None:
+    # 8 slots: every model trains at once, no stages; 2 slots: stages of 25 % (auto)
+    wide = _run_with_slots(tmp_path / "wide", 8, "late_only")
+    narrow = _run_with_slots(tmp_path / "narrow", 2, "late_only")
+    assert {r.job for r in wide.tracker.records.values()} == {"proxy_late"}
+    # tau crosses 0.65 between the 6th and 7th evaluation: stages to 30, 50 and 80 %
+    jobs = sorted({r.job for r in narrow.tracker.records.values()})
+    assert jobs == ["proxy_late", "proxy_late@stage2", "proxy_late@stage3"]
+    assert _answer(tmp_path / "narrow", "late") == _answer(tmp_path / "wide", "late")
+    assert _stats(tmp_path / "narrow", "late")["stopping_state"] == "Met desired correlation"
+    # no model trained past the stage the decision fell in
+    assert max(_last_steps(narrow, "late")) == 79
+    # each stage continues the stage before from its checkpoint, with its curve
+    record = narrow.tracker.records["proxy_late@stage2/3"]
+    assert record.continuation is not None and record.continuation["use_checkpoint"]
+    assert record.copy_metrics_from == narrow.tracker.records["proxy_late/3"].trial_dir
+
+
+def test_stage_pct_100_turns_stages_off_and_a_small_one_adds_stages(tmp_path: Path) -> None:
+    off = _run_with_slots(tmp_path / "off", 2, "late_only", stage_pct=100.0)
+    small = _run_with_slots(tmp_path / "small", 2, "late_only", stage_pct=10.0)
+    assert {r.job for r in off.tracker.records.values()} == {"proxy_late"}
+    # without stages, the first models train to the end before the last ones start
+    assert max(_last_steps(off, "late")) == 99
+    assert len({r.job for r in small.tracker.records.values()}) == 7  # 10 % ... 70 %
+    assert _answer(tmp_path / "small", "late") == _answer(tmp_path / "off", "late")
+    with pytest.raises(UsageError, match="--stage-pct must be in"):
+        SearchSettings(stage_pct=0.0)
+
+
+def test_a_staged_search_killed_at_any_step_resumes_to_the_same_answer(tmp_path: Path) -> None:
+    ref = _run_with_slots(tmp_path / "ref", 2, "late_then_good")
+    expected = {n: _answer(tmp_path / "ref", n) for n in ("late", "good")}
+    assert ref.best_proxy_task_name == "good"
+    for crash_after in range(1, 40, 3):
+        cdir = tmp_path / f"crash{crash_after}"
+        ctl = _run_with_slots(cdir, 2, "late_then_good", crash_after=crash_after)
+        assert ctl.best_proxy_task_name == "good", crash_after
+        assert {n: _answer(cdir, n) for n in ("late", "good")} == expected, crash_after

@@ -19,6 +19,7 @@ from proxytask.core.options import (
     integer,
     non_negative_float,
     non_negative_int,
+    pct_or_auto,
     positive_float,
     positive_int,
     string_list,
@@ -375,6 +376,16 @@ SEARCH_OPTIONS: tuple[Option, ...] = (
         1,
         "proxy-task configs evaluated at once (1 matches the reference's cost accounting)",
         "N",
+    ),
+    Option(
+        "stage-pct",
+        pct_or_auto,
+        "auto",
+        "when the reference models cannot all train at once, train them in stages of this pct, "
+        "continuing from checkpoints, so no model trains far past the step the search decides "
+        "at (auto: 25 when the executor has fewer slots than reference models, else no stages; "
+        "100: no stages)",
+        "PCT|auto",
     ),
     Option(
         "previous-proxy-task-search-dir",

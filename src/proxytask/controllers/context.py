@@ -176,6 +176,8 @@ def search_inputs(
             lat is not None for lat in references.latencies
         )
         latency_corr = 0.65 if has_latency else None
+    from proxytask.core.options import pct_or_auto
+
     settings = SearchSettings(
         desired_accuracy_correlation=values["desired_accuracy_correlation"],
         desired_accuracy=values["desired_accuracy"],
@@ -183,6 +185,7 @@ def search_inputs(
         desired_latency_correlation=latency_corr,
         early_stop_proxy_task_if_not_best=values["early_stop_proxy_task_if_not_best"],
         max_parallel_proxy_tasks=values["max_parallel_proxy_tasks"],
+        stage_pct=pct_or_auto(values.get("stage_pct")),
         stopping_rule=values["stopping_rule"],
         confidence=values["confidence"],
         persistence=values["persistence"],

@@ -39,7 +39,7 @@ from proxytask.controllers.search_state import (
     ZeroTrainingComparison,
 )
 from proxytask.controllers.state import TrialRecord, TrialRecordState
-from proxytask.controllers.tracker import TrialTracker
+from proxytask.controllers.tracker import PCT_TOLERANCE, TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.errors import UsageError
 from proxytask.core.proxies import ProxyTaskConfig
@@ -70,6 +70,11 @@ __all__ = [
     "SearchState",
     "config_args",
 ]
+
+#: The stage size (pct) when the executor has fewer slots than reference models (--stage-pct auto).
+AUTO_STAGE_PCT = 25.0
+#: A later stage's job: ``proxy_<name>@stage<s>`` (``@`` is never in a config name).
+STAGE_SEPARATOR = "@stage"
 
 COMPARISON_PLOT = layout.SEARCH_COMPARISON_PLOT
 TAU_PLOT = layout.SEARCH_TAU_PLOT
@@ -213,7 +218,7 @@ class SearchController(Controller):
         and re-score the finished configs under the current settings."""
         replanned = super().recover()
         for key in replanned:
-            entry = self.tasks.get(self.tracker.records[key].job.removeprefix("proxy_"))
+            entry = self.tasks.get(config_of_job(self.tracker.records[key].job))
             if entry is not None and entry.stats.posted_stop_trials_message:
                 # told to stop before the crash: start it again in its dir as it is, so it
                 # keeps its curve, sees the stop signal at once and reports its latency
@@ -246,7 +251,7 @@ class SearchController(Controller):
 
     def announce(self, record: TrialRecord) -> None:
         """An ended trial: its config's statistics are computed again (nothing is shown)."""
-        self._dirty.add(record.job.removeprefix("proxy_"))
+        self._dirty.add(config_of_job(record.job))
 
     def decide(self) -> None:
         """Update the active configs' statistics and stops, start configs, check the winner."""
@@ -258,9 +263,36 @@ class SearchController(Controller):
         if self._configs_done() and self._holdout_pending():
             self._check_holdout(self.best_proxy_task_name)
 
+    def _chains(self, name: str) -> list[list[str]]:
+        """Each reference model's trials under config ``name``, one per stage, in order."""
+        chains = []
+        for number in range(1, len(self.references.trial_ids) + 1):
+            chain: list[str] = []
+            while (key := f"{stage_job(name, len(chain) + 1)}/{number}") in self.tracker.records:
+                chain.append(key)
+            if chain:
+                chains.append(chain)
+        return chains
+
     def _keys(self, name: str) -> list[str]:
-        job = f"proxy_{name}"
-        return [k for k, r in self.tracker.records.items() if r.job == job]
+        """Each reference model's latest trial under config ``name`` (its latest stage)."""
+        return [chain[-1] for chain in self._chains(name)]
+
+    def _stage_pct(self) -> float | None:
+        """The stage size in pct, or None for no stages (see ``--stage-pct``)."""
+        chosen = self.settings.stage_pct
+        if chosen is None:  # auto: stages only when the models cannot all train at once
+            slots = getattr(self.ctx.executor, "max_parallel_trials", None)
+            needed = len(self.references.trial_ids) * self.settings.max_parallel_proxy_tasks
+            chosen = AUTO_STAGE_PCT if isinstance(slots, int) and slots < needed else 100.0
+        return None if chosen >= 100.0 else chosen
+
+    def _stage_target(self, stage: int) -> float:
+        """The pct stage ``stage`` trains to (0: to the end, the controller decides)."""
+        size = self._stage_pct()
+        if size is None or stage * size >= 100.0 - PCT_TOLERANCE:
+            return 0.0
+        return stage * size
 
     def _start_configs(self) -> None:
         while len(self._active()) < self.settings.max_parallel_proxy_tasks:
@@ -274,13 +306,14 @@ class SearchController(Controller):
         refs = self.references
         cont = Continuation(refs.job_dir, refs.trial_ids, use_checkpoint=False)
         args = {**self.ctx.baseline_args, **config_args(self.configs[name])}
+        target = self._stage_target(1)
         for number in range(1, len(refs.trial_ids) + 1):
             self.tracker.plan(
                 job,
                 number,
                 None,
                 args,
-                target_pct=0.0,
+                target_pct=target,
                 continuation=cont,
                 max_training_time_hrs=self.settings.training_time_hrs_limit,
             )
@@ -290,9 +323,10 @@ class SearchController(Controller):
             search_job_name=job,
             search_job_link=layout.job_dir(self.ctx.controller_dir, job),
         )
+        upto = f" (in stages: to {target:g} % first)" if target else ""
         self.ctx.display.message(
             f"proxy task {name}: training {len(refs.trial_ids)} reference models with "
-            f"{config_args(self.configs[name])}"
+            f"{config_args(self.configs[name])}{upto}"
         )
         self.events.append(self.ctx.clock.now(), "proxy_task_started", proxy_task=name)
 
@@ -309,7 +343,17 @@ class SearchController(Controller):
         return stats
 
     def _metrics(self, name: str) -> list[TrialTrainingMetrics | None]:
-        return [self.tracker.progress(k).metrics for k in self._keys(name)]
+        """Each model's curve under config ``name``: its latest trial's, or while a next
+        stage has not reported yet, the stage before's (the curve it continues)."""
+        out: list[TrialTrainingMetrics | None] = []
+        for chain in self._chains(name):
+            found = None
+            for key in reversed(chain):
+                found = self.tracker.progress(key).metrics
+                if found is not None:
+                    break
+            out.append(found)
+        return out
 
     def _best_time(self, excluding: str, finished_before: bool = False) -> float | None:
         """The best successful config's final time, among the finished ones other than
@@ -391,8 +435,63 @@ class SearchController(Controller):
             elif usable < max(MIN_PAIRS, MIN_VALID_RATIO * len(keys)):
                 self._set_stats(name, stopping_state=StoppingState.EXCESS_TRIAL_FAILURES)
                 self._post_stop(name, keys, "too many trials failed to compute a correlation")
-        if ended:
+        if ended and not (
+            not self._stats(name).posted_stop_trials_message and self._start_next_stage(name)
+        ):
             self._finish_config(name, stats)
+
+    def _start_next_stage(self, name: str) -> bool:
+        """Continue the config's models that ended a stage short of the budget; True if any.
+
+        A stage's trials stop at its pct; with no decision yet, each model that finished
+        the stage goes on from its checkpoint (its full training state, its curve copied)
+        to the next stage's pct, in a trial of the next stage's job.
+        """
+        chains = self._chains(name)
+        stage = max(len(chain) for chain in chains)
+        going_on = []
+        for chain in chains:
+            record = self.tracker.records[chain[-1]]
+            metrics = self.tracker.progress(record.key).metrics
+            if (
+                len(chain) == stage
+                and record.state == TrialRecordState.SUCCEEDED
+                and metrics is not None
+                and metrics.last_pct + PCT_TOLERANCE < 100.0
+            ):
+                going_on.append(record)
+        if not going_on:
+            return False
+        target = self._stage_target(stage + 1)
+        ids = tuple(str(n) for n in range(1, len(self.references.trial_ids) + 1))
+        args = {**self.ctx.baseline_args, **config_args(self.configs[name])}
+        for record in going_on:
+            # trial k of each stage's job continues trial k of the stage before
+            cont = Continuation(layout.job_dir(self.ctx.controller_dir, record.job), ids)
+            self.tracker.plan(
+                stage_job(name, stage + 1),
+                record.number,
+                None,
+                args,
+                target_pct=target,
+                continuation=cont,
+                copy_metrics_from=record.trial_dir,
+                max_training_time_hrs=self.settings.training_time_hrs_limit,
+            )
+        upto = f"{target:g} %" if target else "the end of the budget"
+        self.ctx.display.message(
+            f"proxy task {name}: no decision yet; stage {stage + 1}: continuing "
+            f"{len(going_on)} models from their checkpoints to {upto}"
+        )
+        self.events.append(
+            self.ctx.clock.now(),
+            "proxy_task_stage_started",
+            proxy_task=name,
+            stage=stage + 1,
+            models=len(going_on),
+            target_pct=target,
+        )
+        return True
 
     def _settled_step(self, keys: Sequence[str]) -> int | None:
         """The last step every still-running trial of a config has reported (-1: none yet;
@@ -981,6 +1080,16 @@ def _truncate(stats: StepStats, last_step: int) -> StepStats:
             if isinstance(getattr(stats, f.name), tuple)
         },
     )
+
+
+def stage_job(name: str, stage: int) -> str:
+    """The job of config ``name``'s trials in ``stage`` (1-based): ``proxy_<name>`` first."""
+    return f"proxy_{name}" if stage == 1 else f"proxy_{name}{STAGE_SEPARATOR}{stage}"
+
+
+def config_of_job(job: str) -> str:
+    """The config a trial job belongs to (``proxy_<name>[@stage<s>]`` → ``<name>``)."""
+    return job.removeprefix("proxy_").split(STAGE_SEPARATOR, 1)[0]
 
 
 def config_args(config: ProxyTaskConfig) -> dict[str, str]:

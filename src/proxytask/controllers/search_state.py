@@ -81,6 +81,9 @@ class SearchSettings:
     confidence: float = 0.85  # the defaults measured best in bench/stopping_rules.py
     persistence: int = 2
     metric_mode: str = "max"  # min: a loss; --desired-accuracy and zero-training signs follow
+    # train the reference models in stages of this pct when they cannot all run at once
+    # (None: auto, AUTO_STAGE_PCT when the executor has fewer slots than models; 100: never)
+    stage_pct: float | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "metric_mode", metric_mode(self.metric_mode).value)
@@ -113,6 +116,11 @@ class SearchSettings:
         if self.max_parallel_proxy_tasks < 1:
             raise UsageError(
                 f"--max-parallel-proxy-tasks must be >= 1, got {self.max_parallel_proxy_tasks}."
+            )
+        if self.stage_pct is not None and not 0 < self.stage_pct <= 100:
+            raise UsageError(
+                f"--stage-pct must be in (0, 100] or auto, got {self.stage_pct}. Use e.g. 25 "
+                "(100: no stages)."
             )
 
     @property

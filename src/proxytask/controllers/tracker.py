@@ -34,7 +34,8 @@ __all__ = ["ReattachingExecutor", "TrialSettings", "TrialTracker"]
 
 logger = logging.getLogger(__name__)
 
-_PCT_TOLERANCE = 1e-6
+#: How far below its target pct a trial may end and still count as having reached it.
+PCT_TOLERANCE = 1e-6
 
 
 @runtime_checkable
@@ -327,7 +328,7 @@ class TrialTracker:
         ):
             state, cause = TrialState.FAILED, FailureCause.NO_REPORT
             message = f"exited 0 without reporting any accuracy; {ADVICE[FailureCause.NO_REPORT]}"
-        elif state is TrialState.SUCCEEDED and reached + _PCT_TOLERANCE < record.target_pct:
+        elif state is TrialState.SUCCEEDED and reached + PCT_TOLERANCE < record.target_pct:
             state, cause = TrialState.FAILED, FailureCause.INCOMPLETE
             message = (
                 f"exited 0 at {reached:.2f} % of the {record.target_pct:.2f} % asked; "
@@ -420,7 +421,7 @@ class TrialTracker:
             self.monitor.poll([key])
             metrics = self.monitor.progress(key).metrics
             finish_pct = record.target_pct if record.target_pct > 0 else 100.0
-            if metrics is not None and metrics.last_pct + _PCT_TOLERANCE >= finish_pct:
+            if metrics is not None and metrics.last_pct + PCT_TOLERANCE >= finish_pct:
                 self.records[key] = dataclasses.replace(
                     record,
                     state=TrialRecordState.SUCCEEDED,

@@ -106,6 +106,16 @@ def float_or_none(value: Any) -> float | None:
     return number
 
 
+def pct_or_auto(value: Any) -> float | None:
+    """``auto`` (None) or a pct in (0, 100]."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    number = positive_float(value)
+    if number > 100:
+        raise ValueError("must be auto or a pct in (0, 100]")
+    return number
+
+
 def correlation_or_auto(value: Any) -> float | str | None:
     """``auto``, ``none``, or a finite number."""
     if isinstance(value, str) and value.strip().lower() == "auto":
@@ -298,6 +308,7 @@ RESUMABLE_OVERRIDES = frozenset(
         "desired_latency_correlation",
         "early_stop_proxy_task_if_not_best",
         "max_parallel_proxy_tasks",
+        "stage_pct",
         "stopping_rule",
         "confidence",
         "persistence",
