@@ -3,18 +3,25 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.installed-demo
 RUNS ?= runs
 
 .PHONY: demo test lint typecheck unit docs clean
 
-$(STAMP): pyproject.toml
+# What `make demo` needs (torch and the examples' packages); `make test` adds Ray, the S3
+# server and the dev tools on top.
+$(DEMO_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first: the pinned CPU wheel; any other torch request would pull a CUDA build.
 	$(PY) -m pip install -q "numpy>=1.23" "torch==2.13.0"
+	$(PY) -m pip install -q -e ".[torch,examples]"
+	touch $(DEMO_STAMP)
+
+$(STAMP): $(DEMO_STAMP)
 	$(PY) -m pip install -q -e ".[torch,ray,s3,dev,examples]"
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(DEMO_STAMP)
 	# the whole workflow on the MNIST-1D example: variance measurement, model selection,
 	# proxy-task search, final checks; running it again skips the finished stages
 	$(VENV)/bin/proxytask run examples/mnist1d/workflow.yaml

@@ -544,9 +544,9 @@ def _answer(cdir: Path, name: str) -> dict[str, Any]:
 
 
 def test_with_fewer_slots_than_models_the_search_trains_in_stages(tmp_path: Path) -> None:
-    # 8 slots: every model trains at once, no stages; 2 slots: stages of 25 % (auto)
-    wide = _run_with_slots(tmp_path / "wide", 8, "late_only")
-    narrow = _run_with_slots(tmp_path / "narrow", 2, "late_only")
+    # 8 slots: every model trains at once, no stages; 2 slots: stages of 25 %
+    wide = _run_with_slots(tmp_path / "wide", 8, "late_only", stage_pct=25.0)
+    narrow = _run_with_slots(tmp_path / "narrow", 2, "late_only", stage_pct=25.0)
     assert {r.job for r in wide.tracker.records.values()} == {"proxy_late"}
     # tau crosses 0.65 between the 6th and 7th evaluation: stages to 30, 50 and 80 %
     jobs = sorted({r.job for r in narrow.tracker.records.values()})
@@ -574,11 +574,21 @@ def test_stage_pct_100_turns_stages_off_and_a_small_one_adds_stages(tmp_path: Pa
 
 
 def test_a_staged_search_killed_at_any_step_resumes_to_the_same_answer(tmp_path: Path) -> None:
-    ref = _run_with_slots(tmp_path / "ref", 2, "late_then_good")
+    ref = _run_with_slots(tmp_path / "ref", 2, "late_then_good", stage_pct=25.0)
     expected = {n: _answer(tmp_path / "ref", n) for n in ("late", "good")}
     assert ref.best_proxy_task_name == "good"
     for crash_after in range(1, 40, 3):
         cdir = tmp_path / f"crash{crash_after}"
-        ctl = _run_with_slots(cdir, 2, "late_then_good", crash_after=crash_after)
+        ctl = _run_with_slots(cdir, 2, "late_then_good", crash_after=crash_after, stage_pct=25.0)
         assert ctl.best_proxy_task_name == "good", crash_after
         assert {n: _answer(cdir, n) for n in ("late", "good")} == expected, crash_after
+
+
+def test_auto_stages_only_crowded_slots_and_long_trainings() -> None:
+    from proxytask.controllers.search import auto_stage_pct
+
+    assert auto_stage_pct(2, 20, 1.0) == 25.0
+    assert auto_stage_pct(20, 20, 1.0) == 100.0  # every model trains at once
+    assert auto_stage_pct(None, 20, 1.0) == 100.0  # an unbounded executor
+    assert auto_stage_pct(2, 20, 0.001) == 100.0  # seconds of training: start-up dominates
+    assert auto_stage_pct(2, 20, None) == 100.0  # unknown: as the reference tools

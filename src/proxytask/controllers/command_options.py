@@ -383,8 +383,8 @@ SEARCH_OPTIONS: tuple[Option, ...] = (
         "auto",
         "when the reference models cannot all train at once, train them in stages of this pct, "
         "continuing from checkpoints, so no model trains far past the step the search decides "
-        "at (auto: 25 when the executor has fewer slots than reference models, else no stages; "
-        "100: no stages)",
+        "at (auto: 25 when the executor has fewer slots than reference models and a full "
+        "training takes 10 minutes or more, else no stages; 100: no stages)",
         "PCT|auto",
     ),
     Option(

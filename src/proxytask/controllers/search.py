@@ -73,6 +73,9 @@ __all__ = [
 
 #: The stage size (pct) when the executor has fewer slots than reference models (--stage-pct auto).
 AUTO_STAGE_PCT = 25.0
+#: ... and only when a full training takes at least this long (hours): below it, starting a
+#: trial again costs more than the training a stage saves.
+AUTO_STAGE_MIN_FULL_HOURS = 10.0 / 60.0
 #: A later stage's job: ``proxy_<name>@stage<s>`` (``@`` is never in a config name).
 STAGE_SEPARATOR = "@stage"
 
@@ -280,11 +283,14 @@ class SearchController(Controller):
 
     def _stage_pct(self) -> float | None:
         """The stage size in pct, or None for no stages (see ``--stage-pct``)."""
+        slots = getattr(self.ctx.executor, "max_parallel_trials", None)
+        slots = slots if isinstance(slots, int) else None
+        models = len(self.references.trial_ids) * self.settings.max_parallel_proxy_tasks
         chosen = self.settings.stage_pct
-        if chosen is None:  # auto: stages only when the models cannot all train at once
-            slots = getattr(self.ctx.executor, "max_parallel_trials", None)
-            needed = len(self.references.trial_ids) * self.settings.max_parallel_proxy_tasks
-            chosen = AUTO_STAGE_PCT if isinstance(slots, int) and slots < needed else 100.0
+        if chosen is None:
+            chosen = auto_stage_pct(slots, models, self.references.full_training_hours)
+        elif slots is None or slots >= models:
+            chosen = 100.0  # every model trains at once: the stop signal ends them in time
         return None if chosen >= 100.0 else chosen
 
     def _stage_target(self, stage: int) -> float:
@@ -1080,6 +1086,23 @@ def _truncate(stats: StepStats, last_step: int) -> StepStats:
             if isinstance(getattr(stats, f.name), tuple)
         },
     )
+
+
+def auto_stage_pct(slots: int | None, models: int, full_training_hours: float | None) -> float:
+    """``--stage-pct auto``: AUTO_STAGE_PCT when ``models`` trials cannot all run at once on
+    ``slots`` (None: unbounded) and a full training takes at least
+    AUTO_STAGE_MIN_FULL_HOURS; else 100 (no stages).
+
+    Example::
+
+        auto_stage_pct(2, 20, 1.0)    # 25.0: an hour per model, 2 slots for 20 models
+        auto_stage_pct(2, 20, 0.001)  # 100.0: seconds of training, start-up dominates
+    """
+    crowded = slots is not None and slots < models
+    long_enough = full_training_hours is not None and (
+        full_training_hours >= AUTO_STAGE_MIN_FULL_HOURS
+    )
+    return AUTO_STAGE_PCT if crowded and long_enough else 100.0
 
 
 def stage_job(name: str, stage: int) -> str:
