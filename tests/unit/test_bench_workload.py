@@ -69,6 +69,35 @@ def test_runs_agree_on_the_same_proxy_or_a_cost_within_25_percent() -> None:
     assert ds.agreement([_run(0, "a", None, found=False)])["agreeing"] == 0
 
 
+def test_runs_compare_costs_relative_to_full_training_when_they_have_them() -> None:
+    # 1.0 s against 1.5 s per model: 50 % apart; relative to full training 0.40 and 0.44
+    a = {**_run(0, "data25", 1.0), "relative_cost": 0.40}
+    b = {**_run(1, "width0.5", 1.5), "relative_cost": 0.44}
+    assert ds.agreement([a, b])["agreeing"] == 2
+    assert ds.agreement([a, {**b, "relative_cost": None}])["agreeing"] == 1  # hours: 50 %
+
+
+def test_relative_cost_is_the_median_ratio_to_each_models_full_training(tmp_path: Path) -> None:
+    from proxytask.trainer import contract as pt
+
+    wf = tmp_path / "Workflow_x"
+    models = []
+    for number, (full_hours, proxy_secs) in enumerate(((1.0, 720.0), (2.0, 2880.0)), start=1):
+        models.append({"trial_id": str(number), "training_hours": full_hours})
+        # stage 1 to step 399, then stage 2 on to step 799: the latest stage's rate counts
+        first = wf / "Search_controller_x" / "jobs" / "proxy_p" / str(number)
+        pt.update_trial_training_accuracy_metric(str(first), 0.5, 0, 399, 9999.0, 1000)
+        later = wf / "Search_controller_x" / "jobs" / "proxy_p@stage2" / str(number)
+        pt.update_trial_training_accuracy_metric(str(later), 0.6, 0, 799, proxy_secs, 1000)
+    (wf / "Model_Selection_x").mkdir(parents=True)
+    (wf / "Model_Selection_x" / "REFERENCE_MODELS.json").write_text(
+        json.dumps({"reference_models": models})
+    )
+    # per model: (secs / 800 steps * 400 steps) / full: 360 s / 1 h = 0.1, 1440 s / 2 h = 0.2
+    assert ds.relative_cost(wf, "p", 400) == pytest.approx(0.15)
+    assert ds.relative_cost(tmp_path / "missing", "p", 400) is None
+
+
 def test_the_stability_table_shows_failed_and_found_runs() -> None:
     found = {
         **_run(0, "len20", 0.0005),
@@ -84,7 +113,7 @@ def test_the_stability_table_shows_failed_and_found_runs() -> None:
     }
     failed = {"seed": 1, "exit_code": 1, "wall_secs": 3.0, "error": "bad trainer"}
     text = ds.markdown([found, failed], ds.agreement([found, failed]))
-    assert "| 0 | len20 | 400 | 1.80 | 3.1× | 0.85 [0.66, 0.94] | 0.71 [0.30, 0.90] (8) |" in text
+    assert "| 0 | len20 | 400 | 1.80 | - | 3.1× | 0.85 [0.66, 0.94] | 0.71 [0.30, 0.90] (8) |" in text
     assert "| 1 | failed: bad trainer |" in text
     assert "1 of 2 runs agree" in text
 
