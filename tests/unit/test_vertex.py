@@ -8,7 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from proxytask import vertex
+from proxytask.core.errors import UsageError
 from proxytask.vertex import proxy_task_utils
 
 FIXTURE = Path(__file__).parent.parent / "fixtures" / "reference_style_trainer.py"
@@ -51,6 +54,9 @@ def test_reference_trainer_runs_with_only_the_imports_changed(tmp_path: Path) ->
     assert [p["training_step_pct"] for p in points] == [20.0, 40.0, 60.0, 80.0, 100.0]
     assert all(set(p) == {"training_step_pct", "training_step", "accuracy"} for p in points)
     assert json.loads((job / "1" / "job_status.json").read_text()) == {"job_status": "success"}
+    # CloudSession.report: the reference sends the metrics to its service; here, the trial dir
+    final = json.loads((job / "1" / "FINAL_METRICS.json").read_text())
+    assert set(final) == {"reward", "acc", "model_flops"}
 
 
 def test_reference_trainer_stop_signal_and_continuation(tmp_path: Path) -> None:
@@ -88,3 +94,97 @@ def test_stop_now_zero_is_written_unlike_the_reference(tmp_path: Path) -> None:
         "desired_training_pct": 0.0
     }
     assert vertex.get_stop_training(str(tmp_path), -1, 10)
+
+
+# ---- cloud_nas_utils: the reference's helpers beyond the three core calls -------------------
+
+
+def test_job_dir_from_environment_keeps_proxytask_trial_dirs_and_cuts_vertex_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from proxytask.vertex import cloud_nas_utils as cnu
+
+    monkeypatch.delenv("AIP_MODEL_DIR", raising=False)
+    assert cnu.get_job_dir_from_environment_if_exist("/given") == "/given"
+    monkeypatch.setenv("AIP_MODEL_DIR", "/runs/Search_x/jobs/proxy_a/3")
+    assert cnu.get_job_dir_from_environment_if_exist("/given") == "/runs/Search_x/jobs/proxy_a/3"
+    monkeypatch.setenv("AIP_MODEL_DIR", "gs://b/job_1/nas/search/12/model")
+    assert cnu.get_job_dir_from_environment_if_exist("/given") == "gs://b/job_1/nas/search/12"
+    monkeypatch.setenv("AIP_MODEL_DIR", "gs://b/job_1/nas/train/4/x")
+    assert cnu.get_job_dir_from_environment_if_exist("/given") == "gs://b/job_1/nas/train/4"
+    monkeypatch.setenv("AIP_MODEL_DIR", " ")
+    with pytest.raises(UsageError, match="AIP_MODEL_DIR must name the trial dir"):
+        cnu.get_job_dir_from_environment_if_exist("/given")
+
+
+def test_trial_id_from_environment_returns_what_the_reference_returns(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from proxytask.vertex import cloud_nas_utils as cnu
+
+    monkeypatch.delenv("CLOUD_ML_TRIAL_ID", raising=False)
+    assert cnu.get_trial_id_from_environment() == 0  # the int, as the reference
+    monkeypatch.setenv("CLOUD_ML_TRIAL_ID", "7")
+    assert cnu.get_trial_id_from_environment() == "7"
+
+
+def test_saved_model_dir_and_waiting_for_the_latency_file(tmp_path: Path) -> None:
+    from proxytask.vertex import cloud_nas_utils as cnu
+
+    saved = cnu.get_saved_model_dir(str(tmp_path / "trial"))
+    assert saved == str(tmp_path / "trial" / "saved_model")
+    with pytest.raises(TimeoutError, match=r"model_latency\.json after 0\.05 seconds"):
+        cnu.wait_and_retrieve_latency(saved, sleep_time=0.01, timeout_secs=0.05)
+    Path(saved).mkdir(parents=True)
+    stats = {"latency_in_milliseconds": 3.5, "model_memory": 12}
+    (Path(saved) / "model_latency.json").write_text(json.dumps(stats))
+    assert cnu.wait_and_retrieve_latency(saved, sleep_time=0.01) == stats
+
+
+def test_cloud_session_records_the_reported_metrics(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from types import SimpleNamespace
+
+    from proxytask.trainer.contract import read_final_metrics
+    from proxytask.vertex import cloud_nas_utils as cnu
+
+    session = cnu.CloudSession(str(tmp_path))
+    monkeypatch.setenv("CLOUD_ML_HP_METRIC_TAG", "top_1_accuracy")
+    measurement = SimpleNamespace(metrics={"top_1_accuracy": 0.9, "loss": 0.3}, step=100)
+    session.report(measurement, model_flops=2.5, other_metrics={"latency": 4.0})
+    assert read_final_metrics(str(tmp_path)) == {
+        "top_1_accuracy": 0.9,
+        "loss": 0.3,
+        "latency": 4.0,
+        "model_flops": 2.5,
+        "reward": 0.9,
+    }
+    with pytest.raises(ValueError, match=r"hp_metric_tag \[top_1_accuracy\] is missing"):
+        session.report(SimpleNamespace(metrics={"loss": 0.2}, step=1))
+    with (
+        pytest.raises(RuntimeError, match="ZeroDivisionError"),
+        session.fail_on_exceptions(ZeroDivisionError),
+    ):
+        _ = 1 / 0
+    assert json.loads((tmp_path / "job_status.json").read_text()) == {"job_status": "failed"}
+
+
+def test_setup_logging_sends_info_to_stdout(capsys: pytest.CaptureFixture[str]) -> None:
+    import logging
+
+    from proxytask.vertex import cloud_nas_utils as cnu
+
+    root = logging.getLogger()
+    saved = (list(root.handlers), root.level, root.propagate)
+    try:
+        cnu.setup_logging()
+        logging.getLogger("some.trainer").info("hello from the trainer")
+        assert "hello from the trainer" in capsys.readouterr().out
+    finally:
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in saved[0]:
+            root.addHandler(handler)
+        root.setLevel(saved[1])
+        root.propagate = saved[2]
