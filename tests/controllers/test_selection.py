@@ -32,8 +32,9 @@ def _final(width: int, depth: int) -> float:
     return 0.5 + 0.1 * depth + width / 200
 
 
-def _table(evaluations: int = 100) -> ReplayTable:
-    """One curve per architecture of the tiny space; ``evaluations`` evenly spaced points."""
+def _table(evaluations: int = 100, latency: bool = True) -> ReplayTable:
+    """One curve per architecture of the tiny space; ``evaluations`` evenly spaced points;
+    without ``latency`` the trials report none."""
     every = TOTAL // evaluations
     curves = []
     for width in (8, 16, 32, 64):
@@ -48,7 +49,7 @@ def _table(evaluations: int = 100) -> ReplayTable:
                     "curve_id": f"w{width}d{depth}",
                     "match": {"nas_params": {"width": width, "depth": depth}},
                     "total_steps": TOTAL,
-                    "latency": width * depth / 10,
+                    "latency": width * depth / 10 if latency else None,
                     "points": points,
                 }
             )
@@ -324,6 +325,23 @@ def test_latency_worker_timeout_makes_trials_invalid(tmp_path: Path) -> None:
     ctl.run()  # no worker runs: every round's latencies time out, every trial is invalid
     assert ctl.phase == "failed"
     assert ctl.error is not None and "left 0 valid models" in ctl.error
+
+
+def test_a_trainer_that_reports_no_latency_is_pruned_by_accuracy_alone(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    clock = SimulatedClock()
+    cdir = tmp_path / "c"
+    table = _table(evaluations=20, latency=False)
+    ctl = ModelSelectionController.create(
+        _ctx(cdir, clock, table=table), SPACE, SelectionSettings(6, 3, 2)
+    )
+    ctl.run()  # the default --latency-source trainer
+    assert ctl.phase == "done", ctl.error
+    out = capsys.readouterr().out
+    assert out.count("no trial reported a latency: pruning by accuracy alone") == 1
+    refs = json.loads((cdir / "REFERENCE_MODELS.json").read_text())["reference_models"]
+    assert len(refs) == 3 and all(m["latency"] is None for m in refs)
 
 
 def test_the_result_codec_round_trips_the_file(tmp_path: Path) -> None:

@@ -74,6 +74,7 @@ def test_reference_trainer_stop_signal_and_continuation(tmp_path: Path) -> None:
     _run(
         script,
         f"--job-dir={second / '1'}",
+        '--nas_params_str={"width": 30}',  # continuations get it too, as under the reference
         f"--retrain_search_job_dir={first}",
         "--retrain_search_job_trials=1",
         "--retrain_use_search_job_checkpoint=True",
@@ -86,6 +87,37 @@ def test_reference_trainer_stop_signal_and_continuation(tmp_path: Path) -> None:
     assert m2.training_time.total_training_steps == 100
     assert proxy_task_utils.get_accuracy_at_step(m2, 50.0) is not None
     assert proxy_task_utils.has_accuracy_at_step(m2, 100.0)
+
+
+def test_model_selection_runs_the_reference_trainer_through_its_rounds(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from proxytask import cli
+
+    script = _ported_trainer(tmp_path)
+    args = [
+        "select-models",
+        f"--trainer={sys.executable} {script}",
+        "--search-space=tests.fixtures.spaces:tiny",
+        f"--root-output-dir={tmp_path / 'runs'}",
+        "--job-name=ref",
+        "--start-num-models=5",
+        "--final-num-models=3",
+        "--num-models-to-remove-per-iter=1",
+        "--max-parallel-trials=2",
+        "--trainer-args",
+        "num_steps=100",
+        "steps_per_cycle=20",
+    ]
+    assert cli.main(args) == 0, capsys.readouterr()
+    (cdir,) = (tmp_path / "runs").iterdir()
+    jobs = sorted(p.name for p in (cdir / "jobs").iterdir())
+    assert jobs == ["round1", "round2", "round3"]  # 5 -> 4 -> 3 (trained fully)
+    refs = json.loads((cdir / "REFERENCE_MODELS.json").read_text())["reference_models"]
+    assert len(refs) == 3
+    for ref in refs:  # every continuation got --nas_params_str, which this trainer requires
+        saved = json.loads((Path(ref["trial_dir"]) / "nas_params_str.json").read_text())
+        assert set(saved) == {"width", "depth"}
 
 
 def test_stop_now_zero_is_written_unlike_the_reference(tmp_path: Path) -> None:

@@ -599,7 +599,8 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
         count = len(keys)
         to_remove = min(s.num_models_to_remove_per_iter, count - s.num_survivors)
         scores = self._scores(keys, pct)
-        result = select_survivors(scores, to_remove, requires_latency=s.requires_latency)
+        requires = s.requires_latency and not self._no_trainer_latency(scores, index)
+        result = select_survivors(scores, to_remove, requires_latency=requires)
         job = current.search_job_name
         fig = selection_figure(scores, result, index + 1, pct, metric_label=s.metric_mode.label)
         render_selection_figure(fig, storage.join(current.search_job_link, SCORES_PLOT))
@@ -621,6 +622,27 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
             self._fail(f"{job} left {len(result.kept)} valid models; a ranking needs 2.")
             return
         self._start_round(index + 1, list(result.kept), pct)
+
+    def _no_trainer_latency(self, scores: Sequence[TrialScore], index: int) -> bool:
+        """True when latency should come from the trainer and no valid trial reported one.
+
+        A trainer that reports no latency at all (many do not: the reference tools needed one
+        only with a latency job) is pruned by accuracy alone instead of leaving no valid
+        model; the first round says so in one line. A trainer that reports some latencies
+        and not others is broken, and its silent trials stay invalid.
+        """
+        if self.settings.latency_source != "trainer":
+            return False
+        valid = [sc for sc in scores if sc.invalid_reason is None]
+        if not valid or any(sc.latency is not None for sc in valid):
+            return False
+        if index == 0:
+            self.ctx.display.message(
+                "no trial reported a latency: pruning by accuracy alone (report one with "
+                "update_trial_training_latency_metric, or pass --latency-source none to "
+                "silence this)"
+            )
+        return True
 
     def _fail(self, message: str) -> None:
         self.phase = SelectionPhase.FAILED

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 from proxytask.controllers.state import EventLog, TrialRecord, TrialRecordState
 from proxytask.core import layout, storage
 from proxytask.core.clock import Clock
-from proxytask.core.errors import UsageError
+from proxytask.core.errors import ProxyTaskError, UsageError
 from proxytask.executors.base import FailureCause, Resources, TrialState
 from proxytask.executors.causes import ADVICE
 from proxytask.executors.command import Continuation, build_trial_spec
@@ -188,6 +188,13 @@ class TrialTracker:
         return launched
 
     def _launch(self, record: TrialRecord) -> None:
+        if record.nas_params is None and record.continuation:
+            # as under the reference tools, a continuation gets --nas_params_str too: the
+            # earlier trial's architecture (trainers check the flag before the retrain flags)
+            arch = _continued_architecture(record)
+            if arch is not None:
+                record = dataclasses.replace(record, nas_params=arch)
+                self.records[record.key] = record
         self._clear_trial_dir(record)
         storage.makedirs(record.trial_dir)
         if record.copy_metrics_from:
@@ -454,3 +461,18 @@ class TrialTracker:
                 cause = record.cause or "crash"
                 counts[cause] = counts.get(cause, 0) + 1
         return counts
+
+
+def _continued_architecture(record: TrialRecord) -> dict[str, Any] | None:
+    """The architecture of the trial ``record`` continues (its ``nas_params_str.json``), or
+    None when that trial saved none (the trainer then reads the retrain flags alone)."""
+    cont = record.continuation or {}
+    ids = list(cont.get("trial_ids") or [])
+    if not 1 <= record.number <= len(ids):
+        return None
+    earlier = layout.trial_dir(str(cont["job_dir"]), ids[record.number - 1])
+    try:
+        data = storage.read_json(layout.trial_file(earlier, layout.NAS_PARAMS))
+    except ProxyTaskError:
+        return None
+    return dict(data) if isinstance(data, dict) else None

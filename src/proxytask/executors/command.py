@@ -144,7 +144,8 @@ def build_trial_spec(
     ``PROXYTASK_TRIAL_DIR``, ``PROXYTASK_CONTROLLER_DIR`` and ``PROXYTASK_CACHE_DIR`` (the
     root's shared ``cache/`` folder: :mod:`proxytask.trainer.latency`) set. On a continuation
     without an explicit architecture, the trainer reads it from the earlier trial's
-    ``nas_params_str.json``.
+    ``nas_params_str.json`` (the controllers' tracker passes that file's architecture as
+    ``nas_params`` when it exists, so the trainer gets ``--nas_params_str`` as well).
     """
     if trial_number < 1:
         raise ValueError(f"trial numbers are 1-based, got {trial_number}")
