@@ -70,6 +70,8 @@ def test_non_finite_accuracy_records_failure(tmp_path: Path, value: float) -> No
         ((0.5, 0, 9, 1.0, 0), "total_training_steps must be an integer >= 1"),
         (("high", 0, 9, 1.0, 100), "accuracy must be a number"),
         ((0.5, -1, 9, 1.0, 100), "begin_training_cycle_step must be an integer >= 0"),
+        ((0.5, 0, 9.5, 1.0, 100), "end_training_cycle_step must be an integer >= 0"),
+        ((0.5, 0, True, 1.0, 100), "end_training_cycle_step must be an integer >= 0"),
     ],
 )
 def test_bad_reports_are_rejected_with_a_clear_message(
@@ -78,6 +80,28 @@ def test_bad_reports_are_rejected_with_a_clear_message(
     with pytest.raises(UsageError, match=match):
         trainer.update_trial_training_accuracy_metric(str(tmp_path), *args)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_steps_may_be_numpy_integers_or_integral_floats(tmp_path: Path) -> None:
+    import numpy as np
+
+    # reference trainers count steps in numpy ints or floats (e.g. 300.0)
+    trainer.update_trial_training_accuracy_metric(
+        str(tmp_path), 0.5, np.int64(0), np.int64(99), 1.0, 1000.0
+    )
+    trainer.update_trial_training_accuracy_metric(str(tmp_path), 0.6, 100.0, 199.0, 1.0, 1000)
+    data = _read(tmp_path, "TRIAL_TRAINING_METRICS.json")
+    assert [p["training_step"] for p in data["training_accuracy_over_steps"]] == [99, 199]
+    assert data["training_time"]["total_training_steps"] == 200  # the steps trained so far
+
+
+def test_latency_minus_one_records_none_and_other_negatives_are_refused(tmp_path: Path) -> None:
+    trainer.update_trial_training_latency_metric(str(tmp_path), 3.0)
+    trainer.update_trial_training_latency_metric(str(tmp_path), -1)  # the reference's "none"
+    metrics = trainer.read_trial_training_metrics(str(tmp_path))
+    assert metrics is not None and not metrics.has_latency
+    with pytest.raises(UsageError, match=r"latency must be a finite number >= 0 \(or -1"):
+        trainer.update_trial_training_latency_metric(str(tmp_path), -2.0)
 
 
 def test_stop_signals(tmp_path: Path) -> None:

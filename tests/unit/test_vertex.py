@@ -220,3 +220,11 @@ def test_setup_logging_sends_info_to_stdout(capsys: pytest.CaptureFixture[str]) 
             root.addHandler(handler)
         root.setLevel(saved[1])
         root.propagate = saved[2]
+
+
+def test_copying_missing_metrics_raises_a_value_error_as_the_reference(tmp_path: Path) -> None:
+    from proxytask.core.errors import StorageError
+
+    with pytest.raises(ValueError, match="must exist to be copied") as caught:
+        proxy_task_utils.copy_trial_training_metrics(str(tmp_path / "a"), str(tmp_path / "b"))
+    assert isinstance(caught.value, StorageError)  # and proxytask's own kind

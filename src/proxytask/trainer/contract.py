@@ -22,6 +22,7 @@ import dataclasses
 import json
 import logging
 import math
+import numbers
 import os
 import time
 from collections.abc import Mapping, Sequence
@@ -89,12 +90,16 @@ class TrainingTime:
     total_training_time_in_secs: float = 0.0
 
 
+#: The metrics file's latency when none was reported (the reference tools' value).
+NO_LATENCY = -1.0
+
+
 @dataclasses.dataclass(frozen=True)
 class TrialTrainingMetrics:
     """The content of ``TRIAL_TRAINING_METRICS.json`` (latency -1 means none reported)."""
 
     training_time: TrainingTime = TrainingTime()
-    latency: float = -1.0
+    latency: float = NO_LATENCY
     training_accuracy_over_steps: tuple[AccuracyAtStep, ...] = ()
 
     @property
@@ -161,9 +166,18 @@ def _check_dir(model_dir: object) -> str:
 
 
 def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """``value`` as an int >= ``minimum``: Python and numpy integers, and integral floats
+    (``300.0``, as trainers that count steps in floats pass them), are accepted."""
+    number: int | None = None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        number = int(value)
+    elif isinstance(value, numbers.Real) and not isinstance(value, bool):
+        as_float = float(value)
+        if math.isfinite(as_float) and as_float.is_integer():
+            number = int(as_float)
+    if number is None or number < minimum:
         raise UsageError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-    return value
+    return number
 
 
 def _check_number(name: str, value: object) -> float:
@@ -275,12 +289,16 @@ def update_trial_training_accuracy_metric(
 
 
 def update_trial_training_latency_metric(model_dir: str, latency: float) -> None:
-    """Record the trained model's latency (any unit, used consistently; ms is customary)."""
+    """Record the trained model's latency (any unit, used consistently; ms is customary).
+
+    ``-1`` records "no latency", the file's own value for none (reference trainers pass it).
+    """
     model_dir = _check_dir(model_dir)
     value = _check_number("latency", latency)
-    if not math.isfinite(value) or value < 0:
+    if not math.isfinite(value) or (value < 0 and value != NO_LATENCY):
         raise UsageError(
-            f"latency must be a finite number >= 0, got {value!r}. Measure the model again."
+            f"latency must be a finite number >= 0 (or {NO_LATENCY:g} for none, as the file "
+            f"holds it), got {value!r}. Measure the model again."
         )
     metrics = read_trial_training_metrics(model_dir) or TrialTrainingMetrics()
     _write_metrics(model_dir, dataclasses.replace(metrics, latency=value))

@@ -22,6 +22,7 @@ from proxytask.trainer.contract import set_stop_training as _set_stop_training
 
 __all__ = [
     "AccuracyAtStep",
+    "MissingMetricsError",
     "TrainingTime",
     "TrialTrainingMetrics",
     "compute_training_step_pct",
@@ -81,11 +82,21 @@ def get_accuracy_at_step(
     return get_accuracy_at_pct(trial_training_metrics, desired_training_step_pct)
 
 
+class MissingMetricsError(StorageError, ValueError):
+    """No metrics file to copy: a StorageError for proxytask, a ValueError as the reference
+    raises, so code written for either catches it."""
+
+
 def copy_trial_training_metrics(prev_model_dir: str, curr_model_dir: str) -> None:
-    """Copy the metrics file of an earlier trial into a continuing trial's dir."""
+    """Copy the metrics file of an earlier trial into a continuing trial's dir.
+
+    Raises :class:`MissingMetricsError` (a ValueError, as the reference) when there is none.
+    """
     src = get_trial_training_metrics_file(prev_model_dir)
     if not storage.exists(src):
-        raise StorageError(f"metrics file {src!r} must exist to be copied, got nothing there.")
+        raise MissingMetricsError(
+            f"metrics file {src!r} must exist to be copied, got nothing there."
+        )
     storage.copy_file(src, get_trial_training_metrics_file(curr_model_dir))
 
 
