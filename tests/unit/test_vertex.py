@@ -228,3 +228,27 @@ def test_copying_missing_metrics_raises_a_value_error_as_the_reference(tmp_path:
     with pytest.raises(ValueError, match="must exist to be copied") as caught:
         proxy_task_utils.copy_trial_training_metrics(str(tmp_path / "a"), str(tmp_path / "b"))
     assert isinstance(caught.value, StorageError)  # and proxytask's own kind
+
+
+def test_a_reference_style_generator_is_read_as_is() -> None:
+    from proxytask.core.errors import ConfigError
+    from proxytask.core.proxies import ProxyTaskConfig, load_proxy_task_configs
+
+    configs = load_proxy_task_configs("tests.fixtures.generators:reference_style", {"lr": "0.1"})
+    assert configs == [
+        ProxyTaskConfig("data_pct_25", {"lr": "0.1", "train_data_pct": 25}),
+        ProxyTaskConfig("data_pct_50", {"lr": "0.1", "train_data_pct": 50}),
+    ]
+    with pytest.raises(ConfigError, match="must return ProxyTaskConfig items"):
+        load_proxy_task_configs("tests.fixtures.generators:reference_style_broken", {})
+
+
+def test_the_from_dict_helpers_read_the_metrics_file_json(tmp_path: Path) -> None:
+    vertex.update_trial_training_accuracy_metric(str(tmp_path), 0.5, 0, 9, 2.0, 100)
+    data = json.loads((tmp_path / "TRIAL_TRAINING_METRICS.json").read_text())
+    metrics = proxy_task_utils.get_trial_training_metrics_from_dict(data)
+    assert metrics.training_accuracy_over_steps[0].accuracy == 0.5
+    point = proxy_task_utils.get_accuracy_at_step_from_dict(data["training_accuracy_over_steps"][0])
+    assert point.training_step == 9 and point.training_step_pct == 10.0
+    tt = proxy_task_utils.get_training_time_from_dict(data["training_time"])
+    assert tt.total_training_steps == 10 and tt.total_training_time_in_secs == 2.0

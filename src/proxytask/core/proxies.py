@@ -67,9 +67,25 @@ def _only_configs(items: Iterable[object], who: str, hint: str = "") -> list[Pro
     out: list[ProxyTaskConfig] = []
     for item in items:
         if not isinstance(item, ProxyTaskConfig):
-            raise ConfigError(f"{who} must return ProxyTaskConfig items{hint}, got {item!r:.80}.")
+            converted = _from_reference_config(item)
+            if converted is None:
+                raise ConfigError(
+                    f"{who} must return ProxyTaskConfig items{hint}, got {item!r:.80}."
+                )
+            item = converted
         out.append(item)
     return out
+
+
+def _from_reference_config(item: object) -> ProxyTaskConfig | None:
+    """A reference-tools config (``name`` and ``docker_args_map`` attributes, e.g.
+    ``proxytask.vertex.proxy_task_utils.ProxyTaskConfig``) as a ProxyTaskConfig; None for
+    anything else."""
+    name = getattr(item, "name", None)
+    args = getattr(item, "docker_args_map", None)
+    if not isinstance(name, str) or not isinstance(args, Mapping):
+        return None
+    return ProxyTaskConfig(name, args)
 
 
 def load_proxy_task_configs(ref: str, baseline_args: Mapping[str, Any]) -> list[ProxyTaskConfig]:

@@ -6,6 +6,10 @@ honoured, atomic writes on local disks and object stores.
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
 from proxytask.core import layout, storage
 from proxytask.core.errors import StorageError
 from proxytask.trainer.contract import (
@@ -23,13 +27,17 @@ from proxytask.trainer.contract import set_stop_training as _set_stop_training
 __all__ = [
     "AccuracyAtStep",
     "MissingMetricsError",
+    "ProxyTaskConfig",
     "TrainingTime",
     "TrialTrainingMetrics",
     "compute_training_step_pct",
     "copy_trial_training_metrics",
     "get_accuracy_at_step",
+    "get_accuracy_at_step_from_dict",
     "get_stop_training",
+    "get_training_time_from_dict",
     "get_trial_training_metrics_file",
+    "get_trial_training_metrics_from_dict",
     "has_accuracy_at_step",
     "read_trial_training_metrics_file",
     "save_trial_training_metrics_file",
@@ -37,6 +45,38 @@ __all__ = [
     "update_trial_training_accuracy_metric",
     "update_trial_training_latency_metric",
 ]
+
+
+@dataclasses.dataclass
+class ProxyTaskConfig:
+    """A proxy-task config as the reference generators build it: a unique ``name`` and
+    ``docker_args_map``, the trainer flags it sets. Generators may return these or
+    :class:`proxytask.ProxyTaskConfig` (``trainer_args``); proxytask reads either."""
+
+    name: str
+    docker_args_map: dict[str, Any]
+
+
+def get_accuracy_at_step_from_dict(dict_obj: Mapping[str, Any]) -> AccuracyAtStep:
+    """An :class:`AccuracyAtStep` from its JSON dict."""
+    return AccuracyAtStep(
+        training_step_pct=float(dict_obj["training_step_pct"]),
+        training_step=int(dict_obj["training_step"]),
+        accuracy=float(dict_obj["accuracy"]),
+    )
+
+
+def get_training_time_from_dict(dict_obj: Mapping[str, Any]) -> TrainingTime:
+    """A :class:`TrainingTime` from its JSON dict."""
+    return TrainingTime(
+        total_training_steps=int(dict_obj["total_training_steps"]),
+        total_training_time_in_secs=float(dict_obj["total_training_time_in_secs"]),
+    )
+
+
+def get_trial_training_metrics_from_dict(dict_obj: Mapping[str, Any]) -> TrialTrainingMetrics:
+    """A :class:`TrialTrainingMetrics` from the metrics file's JSON dict (checked)."""
+    return TrialTrainingMetrics.from_dict(dict(dict_obj), source="a metrics dict")
 
 
 def get_trial_training_metrics_file(model_dir: str) -> str:
