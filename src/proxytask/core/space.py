@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import json
+import random
 from collections.abc import Callable
 from typing import Any
 
@@ -66,6 +68,73 @@ def _check_arch(arch: Any, name: str) -> dict[str, Any]:
 
 
 def load_search_space(ref: str) -> SearchSpace:
-    """Load ``pkg.module:function`` as a :class:`SearchSpace`."""
+    """Load ``pkg.module:function`` as a :class:`SearchSpace`.
+
+    The function takes a ``numpy.random.Generator`` and returns an architecture dict, or (as
+    the reference tools' search-space modules define them) takes no argument and returns a
+    PyGlove search space (``pg.Dict(...)`` of ``pg.oneof(...)`` and other hyper values; needs
+    ``pip install 'proxytask[vertex]'``). A PyGlove space is sampled as a random DNA and the
+    trial gets its decisions as ``{"<decision key>": "<index>/<choices>", ...}`` (floats as
+    numbers), the form ``cloud_nas_utils.parse_and_save_nas_params_str`` materialises.
+    """
     fn = import_callable(ref, "--search-space", SearchSpaceError)
+    if _takes_no_argument(fn):
+        return _pyglove_space(fn, ref)
     return SearchSpace(fn, ref)
+
+
+def _takes_no_argument(fn: Callable[..., Any]) -> bool:
+    try:
+        params = inspect.signature(fn).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    required = [
+        p
+        for p in params
+        if p.default is inspect.Parameter.empty
+        and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    ]
+    takes_any = [
+        p
+        for p in params
+        if p.kind
+        in (
+            inspect.Parameter.POSITIONAL_ONLY,
+            inspect.Parameter.POSITIONAL_OR_KEYWORD,
+            inspect.Parameter.VAR_POSITIONAL,
+        )
+    ]
+    return not required and not takes_any
+
+
+def _pyglove_space(fn: Callable[[], Any], ref: str) -> SearchSpace:
+    """A search space from a function returning a PyGlove hyper value."""
+    try:
+        import pyglove as pg
+    except ImportError:
+        raise SearchSpaceError(
+            f"--search-space {ref} takes no argument, so it must return a PyGlove search "
+            "space, but pyglove is not installed. Install it with pip install "
+            "'proxytask[vertex]', or make the function take a numpy Generator and return "
+            "an architecture dict."
+        ) from None
+    try:
+        value = fn()
+        spec = pg.dna_spec(value)
+    except Exception as exc:
+        raise SearchSpaceError(
+            f"--search-space {ref} must return a PyGlove search space (pg.Dict of pg.oneof, "
+            f"...), got {type(exc).__name__}: {exc}. Fix the function."
+        ) from None
+    if not spec.decision_points:
+        raise SearchSpaceError(
+            f"--search-space {ref} must return a PyGlove search space with at least one "
+            f"decision (pg.oneof, pg.floatv, ...), got {value!r:.80}, which has none."
+        )
+
+    def sample(rng: np.random.Generator) -> dict[str, Any]:
+        dna = pg.random_dna(spec, random.Random(int(rng.integers(2**62))))
+        decisions = dna.to_dict(key_type="id", value_type="choice")
+        return {str(key): decision for key, decision in decisions.items()}
+
+    return SearchSpace(sample, ref)

@@ -10,7 +10,8 @@ reference's ``.../nas/search/<id>`` ones; :func:`wait_and_retrieve_latency` wait
 ``model_latency.json`` a latency calculator writes beside the exported model.
 
 The PyGlove helpers (``parse_and_save_nas_params_str``, ``serialize_and_save_tunable_object``)
-need the ``pyglove`` package; without it, a plain JSON architecture passes through unchanged.
+materialise with the ``pyglove`` package (``pip install 'proxytask[vertex]'``) when the search
+space is a PyGlove value; a plain search space's JSON architecture passes through unchanged.
 The reference's image-drawing helpers (``draw_boxes``) and TPU helpers are not trainer
 contract and are not here.
 """
@@ -63,6 +64,8 @@ __all__ = [
     "get_saved_model_dir",
     "get_search_trial_id_to_finetune",
     "get_trial_id_from_environment",
+    "parse_and_save_nas_params_str",
+    "serialize_and_save_tunable_object",
     "setup_logging",
     "str_2_bool",
     "wait_and_retrieve_latency",
@@ -82,6 +85,8 @@ VERTEX_SEARCH_TRIAL_DIR_REGEX = r".*nas/search/\d+"
 VERTEX_TRAIN_TRIAL_DIR_REGEX = r".*nas/train/\d+"
 #: Where a trainer exports its model for a latency calculator, inside the trial dir.
 SAVED_MODEL_SUB_DIR = "saved_model"
+#: Where :func:`serialize_and_save_tunable_object` writes, in the trial dir.
+SERIALIZED_TUNABLE_OBJECT_FILE = "serialized_tunable_object.json"
 #: The file a latency calculator writes beside the exported model.
 MODEL_LATENCY_FILE = "model_latency.json"
 #: How long :func:`wait_and_retrieve_latency` waits, as the reference (10 minutes).
@@ -104,6 +109,76 @@ def get_trial_id_from_environment() -> str | int:
             ENVIRONMENT_VARIABLE_FOR_TRIAL_ID,
         )
     return os.environ.get(ENVIRONMENT_VARIABLE_FOR_TRIAL_ID, 0)
+
+
+def parse_and_save_nas_params_str(
+    search_space: Any, nas_params_str: str, model_dir: str | None = None
+) -> Any:
+    """The architecture ``nas_params_str`` names, materialised in ``search_space``.
+
+    ``nas_params_str`` is the JSON proxytask passes (or a path ending ``.json``, as a
+    continuation's ``nas_params_str.json``). With a PyGlove ``search_space`` it returns
+    ``pg.materialize(search_space, decisions)``, the tunable object; with anything else (a
+    plain search space) the decoded dict. With ``model_dir``, the decisions are saved there as
+    ``nas_params_str.json``, as the reference does. Raises UsageError for JSON that is not an
+    object and for decisions the space cannot materialise.
+    """
+    text = nas_params_str
+    if nas_params_str.endswith(".json"):
+        loaded = storage.read_text(nas_params_str)
+        if loaded is None:
+            raise UsageError(
+                f"nas_params_str must name an existing .json file, got {nas_params_str!r}."
+            )
+        text = loaded
+    try:
+        params = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(f"nas_params_str must be JSON, got {text!r:.120} ({exc}).") from None
+    if not isinstance(params, dict):
+        raise UsageError(f"nas_params_str must be a JSON object, got {params!r:.120}.")
+    result: Any = params
+    if _is_pyglove(search_space):
+        import pyglove as pg
+
+        try:
+            result = pg.materialize(search_space, params)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise UsageError(
+                f"nas_params_str must hold decisions of this search space, got {params!r:.120} "
+                f"({exc}). Was it sampled from another space?"
+            ) from None
+    if model_dir:
+        storage.write_json_atomic(layout.trial_file(model_dir, layout.NAS_PARAMS), params)
+    return result
+
+
+def serialize_and_save_tunable_object(tunable_object: Any, model_dir: str) -> str:
+    """Write the tunable object as JSON to ``serialized_tunable_object.json``; return it.
+
+    PyGlove objects are serialised with ``pg.to_json_str`` (indent 2, defaults shown), as the
+    reference; plain values with ``json.dumps``.
+    """
+    if _is_pyglove(tunable_object):
+        import pyglove as pg
+
+        text = pg.to_json_str(tunable_object, json_indent=2, hide_default_values=False)
+    else:
+        text = json.dumps(tunable_object, indent=2, sort_keys=True)
+    logger.info("serialized_tunable_object is %s", text)
+    storage.write_bytes_atomic(
+        storage.join(model_dir, SERIALIZED_TUNABLE_OBJECT_FILE), text.encode("utf-8")
+    )
+    return str(text)
+
+
+def _is_pyglove(value: Any) -> bool:
+    """True when ``value`` is a PyGlove symbolic value (and pyglove is installed)."""
+    try:
+        import pyglove as pg
+    except ImportError:
+        return False
+    return isinstance(value, pg.Symbolic)
 
 
 def setup_logging() -> None:
