@@ -192,3 +192,54 @@ def test_record_states_read_and_write_plain_strings() -> None:
     assert record.state == "stopped" and f"{record.state}" == "stopped"
     assert json.dumps(record.to_dict()["state"]) == '"stopped"'
     assert not TrialRecordState.RUNNING.is_terminal and TrialRecordState.FAILED.is_terminal
+
+
+_EMPTY_LOOP_TRAINER = """
+import sys, time
+sys.path.insert(0, {src!r})
+from proxytask.vertex import proxy_task_utils
+job_dir = [a.split("=", 1)[1] for a in sys.argv if a.startswith("--job-dir=")][0]
+time.sleep(20)  # a long start-up: building the model, loading data
+accuracies = []
+step = -1
+while not proxy_task_utils.get_stop_training(job_dir, step, 100):
+    step += 10
+    accuracies.append(0.5)
+    proxy_task_utils.update_trial_training_accuracy_metric(job_dir, 0.5, step - 9, step, 1.0, 100)
+print(max(accuracies))  # a tf_vision-style loop: an empty one crashes here
+"""
+
+
+def test_a_stop_before_the_first_report_goes_through_the_executor(tmp_path: Path) -> None:
+    """A trainer written for the reference never saw "stop now" before its first evaluation;
+    told so during its start-up, it is stopped by the executor, and ends as stopped."""
+    import sys as _sys
+    import time as _time
+
+    from proxytask.controllers.state import EventLog, TrialRecordState
+    from proxytask.controllers.tracker import TrialSettings, TrialTracker
+    from proxytask.core.clock import SystemClock
+    from proxytask.executors.local import LocalExecutor
+
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    script = tmp_path / "trainer.py"
+    script.write_text(_EMPTY_LOOP_TRAINER.format(src=src))
+    clock = SystemClock()
+    settings = TrialSettings(trainer=parse_trainer_command(f"{_sys.executable} {script}"))
+    with LocalExecutor(max_parallel_trials=1, clock=clock) as executor:
+        tracker = TrialTracker(
+            executor, clock, str(tmp_path / "c"), settings, EventLog(str(tmp_path / "e.jsonl"))
+        )
+        tracker.plan("job", 1, {"width": 8}, {}, target_pct=0.0)
+        tracker.launch_planned()
+        _time.sleep(1.0)
+        tracker.poll()
+        tracker.request_stop("job/1")
+        start = _time.monotonic()
+        while not tracker.all_terminal() and _time.monotonic() - start < 15:
+            tracker.poll()
+            _time.sleep(0.2)
+    record = tracker.records["job/1"]
+    assert record.state is TrialRecordState.STOPPED, record
+    assert record.message == "stopped by the controller before its first report"
+    assert _time.monotonic() - start < 15  # not the trainer's 20-s start-up

@@ -364,8 +364,10 @@ class TrialTracker:
     def request_stop(self, key: str) -> None:
         """Tell a trial to stop at its next cycle boundary (it still reports its latency).
 
-        A trial still waiting for a slot is cancelled instead; either way it ends as stopped,
-        not failed, even without a report.
+        A trial still waiting for a slot is cancelled instead, and one that has not reported
+        an accuracy yet is stopped through the executor: a trainer written for the reference
+        tools never got a "stop now" before its first evaluation and may not survive an empty
+        training loop. Either way it ends as stopped, not failed, even without a report.
         """
         record = self.records[key]
         if record.is_terminal:
@@ -382,6 +384,10 @@ class TrialTracker:
             return
         if self.executor.status(key).state is TrialState.PENDING:
             self.executor.stop(key)
+            return
+        metrics = self.monitor.progress(key).metrics
+        if metrics is None or not metrics.training_accuracy_over_steps:
+            self.executor.stop(key, grace_secs=5.0)
 
     def progress(self, key: str) -> TrialProgress:
         """The latest progress read from a trial's files."""
