@@ -252,3 +252,29 @@ def test_the_from_dict_helpers_read_the_metrics_file_json(tmp_path: Path) -> Non
     assert point.training_step == 9 and point.training_step_pct == 10.0
     tt = proxy_task_utils.get_training_time_from_dict(data["training_time"])
     assert tt.total_training_steps == 10 and tt.total_training_time_in_secs == 2.0
+
+
+def test_metrics_objects_are_mutable_as_the_references(tmp_path: Path) -> None:
+    from proxytask.trainer.contract import read_trial_training_metrics
+
+    vertex.update_trial_training_accuracy_metric(str(tmp_path), 0.5, 0, 9, 2.0, 100)
+    path = proxy_task_utils.get_trial_training_metrics_file(str(tmp_path))
+    metrics = proxy_task_utils.read_trial_training_metrics_file(path)
+    assert metrics is not None
+    # code written for the reference edits the object in place, then saves it
+    metrics.training_accuracy_over_steps.append(
+        proxy_task_utils.AccuracyAtStep(training_step_pct=20.0, training_step=19, accuracy=0.6)
+    )
+    metrics.training_time.total_training_steps += 10
+    metrics.latency = 4.5
+    proxy_task_utils.save_trial_training_metrics_file(path, metrics)
+    saved = read_trial_training_metrics(str(tmp_path))
+    assert saved is not None and saved.latency == 4.5 and saved.last_pct == 20.0
+    assert proxy_task_utils.get_accuracy_at_step(metrics, 15.0) == pytest.approx(0.55)
+    # a malformed edit is refused on save, not written
+    metrics.training_accuracy_over_steps[0].accuracy = "high"  # type: ignore[assignment]
+    from proxytask.core.errors import StorageError
+
+    with pytest.raises(StorageError, match=r"TRIAL_TRAINING_METRICS\.json schema"):
+        proxy_task_utils.save_trial_training_metrics_file(path, metrics)
+    assert read_trial_training_metrics(str(tmp_path)) == saved
