@@ -29,8 +29,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import json
-import os
-import platform
 import shutil
 import statistics
 import subprocess
@@ -46,9 +44,10 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.stopping_rules import machine_info  # noqa: E402
+from proxytask.controllers.search import stage_job  # noqa: E402
 from proxytask.stats.search import hours_per_step  # noqa: E402
 from proxytask.trainer.contract import read_trial_training_metrics  # noqa: E402
-from proxytask.trainer.latency import cpu_name  # noqa: E402
 
 RESULTS = REPO / "bench" / "results"
 COST_TOLERANCE = 0.25
@@ -117,12 +116,10 @@ def relative_cost(workflow_dir: Path, proxy: str, steps: int) -> float | None:
     models = json.loads(selections[-1].read_text())["reference_models"]
     ratios = []
     for number, model in enumerate(models, start=1):
-        trials = [searches[-1] / f"proxy_{proxy}" / str(number)]
-        stage = 2
-        while (later := searches[-1] / f"proxy_{proxy}@stage{stage}" / str(number)).is_dir():
-            trials.append(later)
-            stage += 1
-        per_step = hours_per_step(read_trial_training_metrics(str(trials[-1])))
+        latest, stage = searches[-1] / stage_job(proxy, 1) / str(number), 2
+        while (later := searches[-1] / stage_job(proxy, stage) / str(number)).is_dir():
+            latest, stage = later, stage + 1
+        per_step = hours_per_step(read_trial_training_metrics(str(latest)))
         full = model.get("training_hours")
         if per_step is not None and full:
             ratios.append(float(per_step * steps / full))
@@ -236,11 +233,7 @@ def _save(args: argparse.Namespace, runs: list[dict[str, Any]]) -> str:
             args.workflow.relative_to(REPO) if args.workflow.is_absolute() else args.workflow
         ),
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": cpu_name(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-        },
+        "machine": machine_info(),
         "wall_secs": round(sum(r.get("wall_secs", 0.0) for r in runs), 1),
         "runs": runs,
         "verdict": verdict,

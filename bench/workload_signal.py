@@ -33,8 +33,6 @@ import datetime as _dt
 import importlib
 import itertools
 import json
-import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -48,7 +46,7 @@ from scipy.stats import kendalltau
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from proxytask.trainer.latency import cpu_name
+from bench.stopping_rules import machine_info
 
 EXAMPLES = ("mnist1d", "digits")
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -164,12 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     record = {
         "example": args.example,
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "machine": {
-            "cpu": cpu_name(),
-            "cores": os.cpu_count(),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-        },
+        "machine": {**machine_info(), "torch": torch.__version__},
         "wall_secs": round(time.perf_counter() - start, 1),
         "space_seed": args.space_seed,
         "steps": args.steps,

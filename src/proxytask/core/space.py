@@ -84,27 +84,17 @@ def load_search_space(ref: str) -> SearchSpace:
 
 
 def _takes_no_argument(fn: Callable[..., Any]) -> bool:
+    """True when ``fn`` takes no positional argument (a PyGlove space builder)."""
     try:
         params = inspect.signature(fn).parameters.values()
     except (TypeError, ValueError):
         return False
-    required = [
-        p
-        for p in params
-        if p.default is inspect.Parameter.empty
-        and p.kind in (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    ]
-    takes_any = [
-        p
-        for p in params
-        if p.kind
-        in (
-            inspect.Parameter.POSITIONAL_ONLY,
-            inspect.Parameter.POSITIONAL_OR_KEYWORD,
-            inspect.Parameter.VAR_POSITIONAL,
-        )
-    ]
-    return not required and not takes_any
+    positional = (
+        inspect.Parameter.POSITIONAL_ONLY,
+        inspect.Parameter.POSITIONAL_OR_KEYWORD,
+        inspect.Parameter.VAR_POSITIONAL,
+    )
+    return not any(p.kind in positional for p in params)
 
 
 def _pyglove_space(fn: Callable[[], Any], ref: str) -> SearchSpace:

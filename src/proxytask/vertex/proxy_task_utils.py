@@ -79,7 +79,7 @@ class TrialTrainingMetrics:
     :func:`save_trial_training_metrics_file` (checked there)."""
 
     training_time: TrainingTime = dataclasses.field(default_factory=TrainingTime)
-    latency: float = -1.0
+    latency: float = _contract.NO_LATENCY
     training_accuracy_over_steps: list[AccuracyAtStep] = dataclasses.field(default_factory=list)
 
     @property
