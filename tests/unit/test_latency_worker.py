@@ -501,3 +501,158 @@ def test_two_workers_on_one_controller_dir_measure_every_trial_exactly_once(
     for number, tdir in enumerate(trials[6:], start=1):
         result = read_latency(tdir)
         assert result is not None and result.latency == pytest.approx(number)
+
+
+# ---- the reference tools' protocol (--protocol vertex) --------------------------------------
+
+
+def _export(trial_dir: str, ready: str = layout.SAVED_MODEL_READY) -> str:
+    """What a reference-style trainer does before it waits: export its model."""
+    saved = storage.join(trial_dir, layout.SAVED_MODEL_DIR)
+    storage.write_bytes_atomic(storage.join(saved, "variables.data"), b"weights")
+    storage.write_bytes_atomic(storage.join(saved, ready), b"graph")
+    return saved
+
+
+def _workflow(root: str) -> tuple[str, list[str]]:
+    """A workflow dir with two stage dirs, two trials each, none of them requesting."""
+    wdir = storage.join(root, "Workflow_x")
+    storage.write_json_atomic(storage.join(wdir, layout.WORKFLOW_STATE), {"stages": {}})
+    trials = []
+    for stage in ("Variance_Measurement_x_1", "Model_Selection_x_2"):
+        for number in (1, 2):
+            tdir = layout.trial_dir(layout.job_dir(storage.join(wdir, stage), "job"), number)
+            storage.write_json_atomic(
+                layout.trial_file(tdir, layout.NAS_PARAMS), {"width": 10 * number}
+            )
+            trials.append(tdir)
+    return wdir, trials
+
+
+@pytest.mark.parametrize(
+    ("stdout", "expected"),
+    [
+        ("12.5\n", {"latency_in_milliseconds": 12.5, "model_memory": 0}),
+        (
+            'loading\n{"latency_in_milliseconds": 3, "model_memory": 12, "device_type": "GPU"}',
+            {"latency_in_milliseconds": 3, "model_memory": 12, "device_type": "GPU"},
+        ),
+        ('{"latency_in_milliseconds": 0.5}', {"latency_in_milliseconds": 0.5, "model_memory": 0}),
+    ],
+)
+def test_parse_vertex_latency_output_reads_a_number_or_the_model_metrics(
+    stdout: str, expected: dict[str, Any]
+) -> None:
+    assert latency.parse_vertex_latency_output(stdout) == expected
+
+
+@pytest.mark.parametrize(
+    ("stdout", "message"),
+    [
+        ("", "got no output"),
+        ('{"latency_in_milliseconds": 3', "must be a JSON object or a number"),
+        ('{"latency": 3}', "must hold 'latency_in_milliseconds'"),
+        ('{"latency_in_milliseconds": -1}', "must hold 'latency_in_milliseconds'"),
+        ('{"latency_in_milliseconds": 1, "model_memory": "big"}', "'model_memory' must be"),
+    ],
+)
+def test_parse_vertex_latency_output_rejects_bad_output_clearly(stdout: str, message: str) -> None:
+    with pytest.raises(LatencyOutputError, match=message):
+        latency.parse_vertex_latency_output(stdout)
+
+
+def test_find_pending_saved_models_lists_complete_exports_of_every_stage(tmp_path: Path) -> None:
+    wdir, trials = _workflow(str(tmp_path))
+    assert latency.find_pending_saved_models(wdir) == []
+    _export(trials[0])
+    _export(trials[3])
+    storage.write_bytes_atomic(  # an export still being written: no ready file yet
+        storage.join(trials[1], layout.SAVED_MODEL_DIR, "variables.data"), b"w"
+    )
+    assert latency.find_pending_saved_models(wdir) == [trials[3], trials[0]]  # stages by name
+    stage = str(Path(trials[0]).parents[2])
+    assert latency.find_pending_saved_models(stage) == [trials[0]]  # one stage dir alone
+    _export(trials[2], ready="model.pt")
+    assert latency.find_pending_saved_models(wdir, "model.pt") == [trials[2]]
+
+
+def test_the_vertex_protocol_answers_a_waiting_trainer_with_model_latency_json(
+    tmp_path: Path,
+) -> None:
+    from proxytask.vertex import cloud_nas_utils
+
+    wdir, trials = _workflow(str(tmp_path))
+    saved = _export(trials[1])
+    log = tmp_path / "log.txt"
+    worker = _worker(wdir, _command("--json", "--log", str(log)), protocol="vertex")
+    assert worker.run(once=True) == 1
+    assert log.read_text().split("\t")[0] == saved  # the command got the saved model's dir
+    expected = {"latency_in_milliseconds": 2.0, "model_memory": 7}
+    assert _json(storage.join(saved, layout.MODEL_LATENCY)) == expected
+    record = read_latency(saved)
+    assert record is not None and record.latency == 2.0 and record.worker_id == "w1"
+    assert cloud_nas_utils.wait_and_retrieve_latency(saved, sleep_time=0) == expected
+    assert latency.find_pending_saved_models(wdir) == []  # answered once
+    assert not storage.exists(layout.trial_file(trials[1], layout.LATENCY_RESULT))
+
+
+def test_a_failed_vertex_measurement_fails_the_waiting_trainer_at_once(tmp_path: Path) -> None:
+    from proxytask.vertex import cloud_nas_utils
+
+    cdir, trials = _make_controller(str(tmp_path), {"job": 1}, request=False)
+    saved = _export(trials[0])
+    assert _worker(cdir, _command("--fail", "3"), protocol="vertex").run(once=True) == 1
+    assert not storage.exists(storage.join(saved, layout.MODEL_LATENCY))
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="exited with code 3; last stderr line: RuntimeError"):
+        cloud_nas_utils.wait_and_retrieve_latency(saved, sleep_time=0.1, timeout_secs=30)
+    assert time.monotonic() - started < 5
+
+
+def test_run_finished_knows_each_kind_of_run(tmp_path: Path) -> None:
+    wdir, _ = _workflow(str(tmp_path))
+    assert not latency.run_finished(wdir)
+    storage.write_json_atomic(
+        storage.join(wdir, layout.WORKFLOW_STATE),
+        {"stages": {"variance": {"dir": "d", "status": "failed"}}},
+    )
+    assert latency.run_finished(wdir)
+    storage.write_json_atomic(storage.join(wdir, layout.WORKFLOW_STATE), {"stages": {}})
+    storage.write_json_atomic(storage.join(wdir, layout.WORKFLOW_RECOMMENDATION), {})
+    assert latency.run_finished(wdir)
+    vdir = str(tmp_path / "v")
+    storage.write_json_atomic(storage.join(vdir, layout.MEASUREMENT_STATE), {"phase": "copies"})
+    assert not latency.run_finished(vdir)
+    storage.write_json_atomic(storage.join(vdir, layout.MEASUREMENT_STATE), {"phase": "failed"})
+    assert latency.run_finished(vdir)
+    assert not latency.run_finished(str(tmp_path / "search-alone"))
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"protocol": "tfx"}, "--protocol must be one of proxytask, vertex"),
+        ({"protocol": "vertex", "saved_model_file": "sub/model.pt"}, "a file name inside"),
+        ({"protocol": "vertex", "saved_model_file": " "}, "a file name inside"),
+    ],
+)
+def test_the_vertex_protocol_options_reject_bad_input(
+    tmp_path: Path, values: dict[str, Any], message: str
+) -> None:
+    wdir, _ = _workflow(str(tmp_path))
+    given = {"controller_dir": wdir, "latency_command": shlex.join(_command()), "once": True}
+    with pytest.raises(UsageError, match=message):
+        run_latency_worker({**given, **values})
+
+
+def test_the_protocol_flag_offers_exactly_the_protocols_served(tmp_path: Path) -> None:
+    option = {o.name: o for o in latency.LATENCY_WORKER_OPTIONS}["protocol"]
+    assert option.choices == latency.PROTOCOLS
+    wdir, _ = _workflow(str(tmp_path))
+    run = subprocess.run(
+        [sys.executable, "-m", "proxytask.controllers.latency", "--controller-dir", wdir,
+         "--latency-command", "python x.py", "--protocol", "tfx"],
+        capture_output=True, text=True, cwd=REPO_ROOT, timeout=120,
+    )  # fmt: skip
+    assert run.returncode == 2
+    assert "Traceback" not in run.stderr and "tfx" in run.stderr

@@ -62,8 +62,7 @@ def _batch(n: int = 8, seed: int = 1) -> tuple[Any, Any]:
 
 def test_the_metrics_module_is_torch_free_and_proxytask_torch_re_exports() -> None:
     code = (
-        "import sys, proxytask, proxytask.trainer.zero_cost_metrics\n"
-        "print('torch' in sys.modules)"
+        "import sys, proxytask, proxytask.trainer.zero_cost_metrics\nprint('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

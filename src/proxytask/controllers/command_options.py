@@ -455,10 +455,30 @@ LATENCY_WORKER_OPTIONS: tuple[Option, ...] = (
         text,
         None,
         "the command measuring one model, split like a shell would (no shell runs); it gets "
-        "the trial dir as its last argument and prints the latency on its last stdout line",
+        "the trial dir (with --protocol vertex: its saved_model dir) as its last argument and "
+        "prints the latency on its last stdout line",
         "CMD",
         required=True,
         hint="Example: --latency-command 'python bench/latency.py --device cuda'.",
+    ),
+    Option(
+        "protocol",
+        text,
+        "proxytask",
+        "which requests to answer: proxytask's LATENCY_REQUEST.json (model selection's "
+        "--latency-source worker), or 'vertex': trainers written for the Vertex AI NAS tools "
+        "that export saved_model/ and wait for saved_model/model_latency.json (the command "
+        "then gets the saved_model dir and prints milliseconds or a JSON object)",
+        choices=("proxytask", "vertex"),  # = controllers.latency.PROTOCOLS (tested)
+    ),
+    Option(
+        "saved-model-file",
+        text,
+        "saved_model.pb",
+        "with --protocol vertex: the file in saved_model/ that says the export is complete "
+        "(the reference tools wait for saved_model.pb; a PyTorch trainer names its own, "
+        "written last)",
+        "NAME",
     ),
     Option(
         "worker-id",

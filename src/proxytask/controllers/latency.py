@@ -47,14 +47,39 @@ The protocol
    replaces a success), and no trial is ever left unanswered. The claim timeout must exceed
    the command timeout, so a running measurement is never taken for a dead one.
 
-A worker stops when ``<controller dir>/MODEL_SELECTION_STATE.json`` has ``"phase"`` ``"done"``
-or ``"failed"``, with ``once`` after the first pass that finds nothing to measure, or after
-``max_idle_secs`` without work. It polls on an injected :class:`~proxytask.core.clock.Clock`.
+The reference tools' protocol (``protocol="vertex"``)
+---------------------------------------------------
+A trainer written for the Vertex AI NAS tools measures its own latency: it exports its model to
+``<trial dir>/saved_model/`` and blocks in ``cloud_nas_utils.wait_and_retrieve_latency`` until a
+latency calculator writes ``saved_model/model_latency.json``
+``{"latency_in_milliseconds": 12.5, "model_memory": 0}``. With ``protocol="vertex"`` the worker
+is that calculator, for the trials of a controller dir or of every stage of a workflow dir:
+
+* a **request** is a ``saved_model/`` holding the ready file (``saved_model.pb``, the file the
+  reference waits for; ``saved_model_file`` names another, e.g. ``model.pt``: write it last)
+  and no ``LATENCY.json`` yet (:func:`find_pending_saved_models`);
+* claim, stale claims and ``LATENCY.json`` are as above, inside ``saved_model/``;
+* the command gets the ``saved_model/`` dir as its last argument (``PROXYTASK_TRIAL_DIR`` is the
+  trial dir, ``PROXYTASK_SAVED_MODEL_DIR`` the saved model's) and prints either the latency in
+  milliseconds or a JSON object with ``latency_in_milliseconds`` (and ``model_memory`` or any
+  other key) on its last stdout line (:func:`parse_vertex_latency_output`);
+* on success ``model_latency.json`` is written first, then ``LATENCY.json``. On failure only
+  ``LATENCY.json`` (with its ``error``): proxytask's ``wait_and_retrieve_latency`` then raises
+  that error at once, instead of waiting out its 10 minutes, and the trial fails with it.
+
+A worker stops when the run it serves is finished (:func:`run_finished`: the controller's state
+says ``done`` or ``failed``; a workflow holds its ``RECOMMENDATION.json`` or a failed stage),
+with ``once`` after the first pass that finds nothing to measure, or after ``max_idle_secs``
+without work. It polls on an injected :class:`~proxytask.core.clock.Clock`.
 
 Example (on the device machine)::
 
     proxytask latency-worker --controller-dir /shared/runs/Model_Selection_x_20240101_000000 \\
         --latency-command 'python bench/latency.py --device cuda'
+
+    # a Vertex-style trainer waiting in wait_and_retrieve_latency, in every stage of a workflow
+    proxytask latency-worker --protocol vertex --saved-model-file model.pt \\
+        --controller-dir runs/Workflow_my-job --latency-command 'python bench/latency_ms.py'
 """
 
 from __future__ import annotations
@@ -82,20 +107,26 @@ from proxytask.core.errors import ProxyTaskError, StorageError, UsageError, desc
 
 __all__ = [
     "LATENCY_WORKER_OPTIONS",
+    "PROTOCOLS",
     "LatencyOutcome",
     "LatencyOutputError",
     "LatencyResult",
     "LatencyWorker",
     "default_worker_id",
     "find_pending",
+    "find_pending_saved_models",
     "main",
     "measure",
     "parse_latency_output",
+    "parse_vertex_latency_output",
     "read_latency",
     "request_latency",
+    "run_finished",
     "run_latency_worker",
+    "saved_model_dir",
     "try_claim",
     "write_result",
+    "write_vertex_result",
 ]
 
 logger = logging.getLogger(__name__)
@@ -103,6 +134,12 @@ logger = logging.getLogger(__name__)
 # The model-selection controller's state file; its "phase" tells a worker when to stop.
 MODEL_SELECTION_STATE = layout.MODEL_SELECTION_STATE
 FINISHED_PHASES = ("done", "failed")
+#: The request protocols a worker serves: proxytask's files, or the reference tools' saved model.
+PROTOCOLS = ("proxytask", "vertex")
+ENV_SAVED_MODEL_DIR = "PROXYTASK_SAVED_MODEL_DIR"
+#: The keys of a reference-style ``model_latency.json``.
+LATENCY_MS_KEY = "latency_in_milliseconds"
+MODEL_MEMORY_KEY = "model_memory"
 
 _ERROR_CHARS = 500  # an error line in LATENCY.json stays readable
 _KILL_GRACE_SECS = 5.0  # SIGTERM → this long → SIGKILL for a command past its timeout
@@ -120,13 +157,15 @@ class LatencyOutcome:
     """How one run of the latency command went: a latency, or an error line.
 
     Exactly one of ``latency`` and ``error`` is set. ``exit_code`` is None when the command
-    did not start or was killed on its timeout.
+    did not start or was killed on its timeout. ``model_metrics``: with the reference tools'
+    protocol, what ``model_latency.json`` gets (None otherwise).
     """
 
     latency: float | None
     error: str | None
     exit_code: int | None
     duration_secs: float
+    model_metrics: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         if (self.latency is None) == (self.error is None):
@@ -244,6 +283,80 @@ def find_pending(controller_dir: str) -> list[str]:
     return pending
 
 
+def _controller_dirs(root: str) -> list[str]:
+    """``root`` when it holds jobs, and each stage dir of a workflow dir that does."""
+    found = [root] if storage.exists(storage.join(root, layout.JOBS_DIR)) else []
+    if storage.exists(storage.join(root, layout.WORKFLOW_STATE)):
+        for name in sorted(storage.listdir(root), key=_natural_key):
+            child = storage.join(root, name)
+            if not name.startswith(".") and storage.exists(storage.join(child, layout.JOBS_DIR)):
+                found.append(child)
+    return found
+
+
+def saved_model_dir(trial_dir: str) -> str:
+    """Where a reference-style trainer exports its model: ``<trial dir>/saved_model``."""
+    return storage.join(trial_dir, layout.SAVED_MODEL_DIR)
+
+
+def find_pending_saved_models(root: str, ready_file: str = layout.SAVED_MODEL_READY) -> list[str]:
+    """Trial dirs whose ``saved_model/`` holds ``ready_file`` and no ``LATENCY.json`` yet.
+
+    ``root`` is a controller dir or a workflow dir (then every stage's trials count). Sorted
+    by controller dir, job name and trial id, naturally.
+    """
+    pending: list[str] = []
+    for cdir in _controller_dirs(root):
+        jobs_dir = storage.join(cdir, layout.JOBS_DIR)
+        for job in sorted(storage.listdir(jobs_dir), key=_natural_key):
+            if job.startswith("."):
+                continue
+            job_dir = layout.job_dir(cdir, job)
+            for trial in sorted(storage.listdir(job_dir), key=_natural_key):
+                if trial.startswith("."):
+                    continue
+                trial_dir = layout.trial_dir(job_dir, trial)
+                if layout.SAVED_MODEL_DIR not in set(storage.listdir(trial_dir)):
+                    continue
+                names = set(storage.listdir(saved_model_dir(trial_dir)))
+                if ready_file in names and layout.LATENCY_RESULT not in names:
+                    pending.append(trial_dir)
+    return pending
+
+
+def run_finished(run_dir: str) -> bool:
+    """True when the run in ``run_dir`` will start no more trials.
+
+    A controller dir is finished when its state's ``phase`` is ``done`` or ``failed`` (model
+    selection, variance measurement, final checks); a workflow dir when it holds its
+    ``RECOMMENDATION.json`` or a stage failed. Other dirs (a search alone, plain trials) are
+    never taken for finished: stop their worker with ``once`` or ``max_idle_secs``. A state
+    that cannot be read counts as not finished (it may be being replaced).
+    """
+
+    def read(name: str) -> Any:
+        path = storage.join(run_dir, name)
+        try:
+            return storage.read_json(path)
+        except StorageError as exc:
+            logger.warning("cannot read %s: %s", path, exc)
+            return None
+
+    workflow = read(layout.WORKFLOW_STATE)
+    if isinstance(workflow, dict):
+        if storage.exists(storage.join(run_dir, layout.WORKFLOW_RECOMMENDATION)):
+            return True
+        stages = workflow.get("stages")
+        return isinstance(stages, dict) and any(
+            isinstance(entry, dict) and entry.get("status") == "failed" for entry in stages.values()
+        )
+    for name in (layout.MODEL_SELECTION_STATE, layout.MEASUREMENT_STATE, layout.FINAL_CHECKS_STATE):
+        state = read(name)
+        if isinstance(state, dict):
+            return state.get("phase") in FINISHED_PHASES
+    return False
+
+
 def _claim_bytes(worker_id: str, now: float) -> bytes:
     claim = {
         "worker_id": worker_id,
@@ -340,6 +453,44 @@ def parse_latency_output(stdout: str) -> float:
     return value
 
 
+def parse_vertex_latency_output(stdout: str) -> dict[str, Any]:
+    """The ``model_latency.json`` content a latency command printed on its last line.
+
+    The line is either the latency in milliseconds (``model_memory`` is then 0) or a JSON
+    object with ``latency_in_milliseconds`` (a finite number >= 0) and any other keys, such
+    as ``model_memory`` (0 when missing). Raises LatencyOutputError (a ValueError) otherwise.
+
+    Example::
+
+        parse_vertex_latency_output('{"latency_in_milliseconds": 3.5, "model_memory": 12}')
+    """
+    lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+    if not lines or not lines[-1].startswith("{"):
+        return {LATENCY_MS_KEY: parse_latency_output(stdout), MODEL_MEMORY_KEY: 0}
+    fix = (
+        f'Print e.g. {{"{LATENCY_MS_KEY}": 12.5, "{MODEL_MEMORY_KEY}": 0}} or the latency in '
+        "milliseconds alone on the last line of stdout."
+    )
+    try:
+        data = json.loads(lines[-1])
+    except json.JSONDecodeError as exc:
+        raise LatencyOutputError(
+            f"the last line of the latency command's output must be a JSON object or a number, "
+            f"got {describe(lines[-1])} ({exc}). {fix}"
+        ) from None
+    if not isinstance(data, dict) or _finite_non_negative(data.get(LATENCY_MS_KEY)) is None:
+        raise LatencyOutputError(
+            f"the latency command's JSON must hold {LATENCY_MS_KEY!r}, a finite number >= 0, "
+            f"got {describe(lines[-1])}. {fix}"
+        )
+    memory = data.setdefault(MODEL_MEMORY_KEY, 0)
+    if isinstance(memory, bool) or not isinstance(memory, (int, float)):
+        raise LatencyOutputError(
+            f"{MODEL_MEMORY_KEY!r} must be a number, got {describe(memory)}. {fix}"
+        )
+    return data
+
+
 def _one_line(message: str) -> str:
     line = " ".join(message.split())
     return line if len(line) <= _ERROR_CHARS else line[: _ERROR_CHARS - 3] + "..."
@@ -371,15 +522,25 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
         pass
 
 
-def measure(trial_dir: str, command: Sequence[str], timeout_secs: float) -> LatencyOutcome:
+def measure(
+    trial_dir: str, command: Sequence[str], timeout_secs: float, *, protocol: str = "proxytask"
+) -> LatencyOutcome:
     """Run ``command + [trial_dir]`` and read the latency from its stdout.
 
     The command runs without a shell, in its own process group (all of it is stopped on the
-    timeout), with ``PROXYTASK_TRIAL_DIR`` set. Never raises for a failing command: the
-    outcome then holds a one-line error naming what happened and the last stderr line.
+    timeout), with ``PROXYTASK_TRIAL_DIR`` set. With ``protocol="vertex"`` it gets the trial's
+    ``saved_model/`` dir instead (also in ``PROXYTASK_SAVED_MODEL_DIR``) and its output is read
+    by :func:`parse_vertex_latency_output`. Never raises for a failing command: the outcome
+    then holds a one-line error naming what happened and the last stderr line.
     """
-    argv = [*command, trial_dir]
+    if protocol not in PROTOCOLS:
+        raise UsageError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}.")
+    vertex = protocol == "vertex"
+    target = saved_model_dir(trial_dir) if vertex else trial_dir
+    argv = [*command, target]
     env = {**os.environ, layout.ENV_TRIAL_DIR: trial_dir}
+    if vertex:
+        env[ENV_SAVED_MODEL_DIR] = target
     started = time.monotonic()
 
     def failed(error: str, exit_code: int | None) -> LatencyOutcome:
@@ -418,6 +579,7 @@ def measure(trial_dir: str, command: Sequence[str], timeout_secs: float) -> Late
         raise
     stdout = out.decode("utf-8", errors="replace")
     stderr = err.decode("utf-8", errors="replace")
+    metrics: dict[str, Any] | None = None
     if timed_out:
         return failed(
             _with_stderr(f"the latency command timed out after {timeout_secs:g} s", stderr), None
@@ -427,11 +589,19 @@ def measure(trial_dir: str, command: Sequence[str], timeout_secs: float) -> Late
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         return failed(_with_stderr(f"the latency command {how}", stderr), code)
     try:
-        latency = parse_latency_output(stdout)
+        if vertex:
+            metrics = parse_vertex_latency_output(stdout)
+            latency = float(metrics[LATENCY_MS_KEY])
+        else:
+            latency = parse_latency_output(stdout)
     except LatencyOutputError as exc:
         return failed(_with_stderr(str(exc), stderr), code)
     return LatencyOutcome(
-        latency=latency, error=None, exit_code=code, duration_secs=time.monotonic() - started
+        latency=latency,
+        error=None,
+        exit_code=code,
+        duration_secs=time.monotonic() - started,
+        model_metrics=metrics,
     )
 
 
@@ -456,6 +626,24 @@ def write_result(
     }
     storage.write_json_atomic(layout.trial_file(trial_dir, layout.LATENCY_RESULT), data)
     return data
+
+
+def write_vertex_result(
+    trial_dir: str,
+    outcome: LatencyOutcome,
+    *,
+    worker_id: str,
+    command: Sequence[str],
+    now: float,
+) -> dict[str, Any]:
+    """Answer a reference-style trainer: ``saved_model/model_latency.json`` on success, then
+    ``saved_model/LATENCY.json`` (with the error on failure); return the latter."""
+    target = saved_model_dir(trial_dir)
+    if outcome.ok:
+        metrics = dict(outcome.model_metrics or {LATENCY_MS_KEY: outcome.latency})
+        metrics.setdefault(MODEL_MEMORY_KEY, 0)
+        storage.write_json_atomic(storage.join(target, layout.MODEL_LATENCY), metrics)
+    return write_result(target, outcome, worker_id=worker_id, command=command, now=now)
 
 
 def default_worker_id() -> str:
@@ -486,6 +674,8 @@ class LatencyWorker:
         command_timeout_secs: float = 600.0,
         *,
         on_result: Callable[[str, LatencyOutcome], None] | None = None,
+        protocol: str = "proxytask",
+        saved_model_file: str = layout.SAVED_MODEL_READY,
     ) -> None:
         if not command or not all(isinstance(a, str) for a in command):
             raise UsageError(
@@ -501,6 +691,16 @@ class LatencyWorker:
         ):
             if not (math.isfinite(value) and value > 0):
                 raise UsageError(f"--{name} must be a finite number > 0, got {value!r}.")
+        if protocol not in PROTOCOLS:
+            raise UsageError(
+                f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}. 'vertex' "
+                "serves trainers that wait in wait_and_retrieve_latency."
+            )
+        if not saved_model_file.strip() or "/" in saved_model_file:
+            raise UsageError(
+                f"--saved-model-file must be a file name inside saved_model/, got "
+                f"{saved_model_file!r}. Example: --saved-model-file model.pt."
+            )
         if claim_timeout_secs <= command_timeout_secs:
             raise UsageError(
                 f"--claim-timeout-secs must be greater than --command-timeout-secs, got "
@@ -515,17 +715,22 @@ class LatencyWorker:
         self.claim_timeout_secs = float(claim_timeout_secs)
         self.command_timeout_secs = float(command_timeout_secs)
         self.on_result = on_result
+        self.protocol = protocol
+        self.saved_model_file = saved_model_file
         self._unreadable_since: dict[str, tuple[bytes | None, float]] = {}
 
     def is_finished(self) -> bool:
-        """True when the controller's state says it is done or failed."""
-        path = storage.join(self.controller_dir, MODEL_SELECTION_STATE)
-        try:
-            state = storage.read_json(path)
-        except StorageError as exc:  # being replaced by hand, or damaged: keep working
-            logger.warning("cannot read %s: %s", path, exc)
-            return False
-        return isinstance(state, dict) and state.get("phase") in FINISHED_PHASES
+        """True when the run served is finished (:func:`run_finished`)."""
+        return run_finished(self.controller_dir)
+
+    def _pending(self) -> list[str]:
+        if self.protocol == "vertex":
+            return find_pending_saved_models(self.controller_dir, self.saved_model_file)
+        return find_pending(self.controller_dir)
+
+    def _answer_dir(self, trial_dir: str) -> str:
+        """Where the claim and ``LATENCY.json`` go: the trial dir, or its ``saved_model/``."""
+        return saved_model_dir(trial_dir) if self.protocol == "vertex" else trial_dir
 
     def _unreadable_expired(self, trial_dir: str, now: float) -> bool:
         """True once the trial's claim has stayed the same unreadable bytes a claim timeout."""
@@ -546,23 +751,27 @@ class LatencyWorker:
     def run_once(self) -> int:
         """One pass: claim and measure every pending trial it can; return how many."""
         measured = 0
-        for trial_dir in find_pending(self.controller_dir):
+        write = write_vertex_result if self.protocol == "vertex" else write_result
+        for trial_dir in self._pending():
+            answer_dir = self._answer_dir(trial_dir)
             now = self.clock.now()
-            take = self._unreadable_expired(trial_dir, now)
+            take = self._unreadable_expired(answer_dir, now)
             if not try_claim(
-                trial_dir, self.worker_id, now, self.claim_timeout_secs, take_unreadable=take
+                answer_dir, self.worker_id, now, self.claim_timeout_secs, take_unreadable=take
             ):
-                self._track_unreadable(trial_dir, now)
+                self._track_unreadable(answer_dir, now)
                 continue
-            self._unreadable_since.pop(trial_dir, None)
-            logger.info("measuring %s", trial_dir)
-            outcome = measure(trial_dir, self.command, self.command_timeout_secs)
-            existing = read_latency(trial_dir)
+            self._unreadable_since.pop(answer_dir, None)
+            logger.info("measuring %s", answer_dir)
+            outcome = measure(
+                trial_dir, self.command, self.command_timeout_secs, protocol=self.protocol
+            )
+            existing = read_latency(answer_dir)
             if existing is not None and existing.ok and not outcome.ok:
                 # A double measurement after a take-over: never replace a success by a failure.
-                logger.warning("keeping the latency already measured for %s", trial_dir)
+                logger.warning("keeping the latency already measured for %s", answer_dir)
             else:
-                write_result(
+                write(
                     trial_dir,
                     outcome,
                     worker_id=self.worker_id,
@@ -635,13 +844,13 @@ def _check_controller_dir(controller_dir: Any) -> str:
             "which does not exist here. Use the dir the controller printed at start, as this "
             "machine sees it."
         )
-    has_jobs = storage.exists(storage.join(controller_dir, layout.JOBS_DIR))
-    has_info = storage.exists(storage.join(controller_dir, layout.CONTROLLER_INFO))
-    if not (has_jobs or has_info):
+    marks = (layout.JOBS_DIR, layout.CONTROLLER_INFO, layout.WORKFLOW_STATE)
+    if not any(storage.exists(storage.join(controller_dir, name)) for name in marks):
         raise UsageError(
             f"--controller-dir must be a proxytask controller dir (holding '{layout.JOBS_DIR}/' "
-            f"or {layout.CONTROLLER_INFO}), got {controller_dir!r}. Point at the "
-            "Model_Selection_<job>_<time> dir itself, not its parent."
+            f"or {layout.CONTROLLER_INFO}) or a workflow dir (holding {layout.WORKFLOW_STATE}), "
+            f"got {controller_dir!r}. Point at the Model_Selection_<job>_<time> or "
+            "Workflow_<job> dir itself, not its parent."
         )
     return controller_dir
 
@@ -676,6 +885,8 @@ def run_latency_worker(values: Mapping[str, Any]) -> int:
         claim_timeout_secs=merged["claim_timeout_secs"],
         command_timeout_secs=merged["command_timeout_secs"],
         on_result=report,
+        protocol=merged["protocol"],
+        saved_model_file=merged["saved_model_file"],
     )
     print(f"latency worker {worker_id}: serving {controller_dir}", flush=True)
     count = worker.run(once=bool(merged["once"]), max_idle_secs=merged["max_idle_secs"])

@@ -34,6 +34,11 @@ TRIAL_FAILURE = "TRIAL_FAILURE.json"
 LATENCY_REQUEST = "LATENCY_REQUEST.json"
 LATENCY_CLAIM = "LATENCY_CLAIM.json"
 LATENCY_RESULT = "LATENCY.json"
+# The reference tools' latency-calculator protocol (proxytask latency-worker --protocol vertex):
+# the trainer exports its model to <trial dir>/saved_model/ and waits for model_latency.json.
+SAVED_MODEL_DIR = "saved_model"
+SAVED_MODEL_READY = "saved_model.pb"  # the file the reference's calculator waits for
+MODEL_LATENCY = "model_latency.json"
 STDOUT_LOG = "stdout.log"
 STDERR_LOG = "stderr.log"
 CHECKPOINT_DIR = "checkpoint"

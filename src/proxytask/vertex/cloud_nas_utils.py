@@ -30,7 +30,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from proxytask.core import layout, storage
-from proxytask.core.errors import UsageError
+from proxytask.core.errors import StorageError, UsageError
 from proxytask.trainer.contract import (
     MAX_ALLOWED_METRIC,
     MIN_ALLOWED_METRIC,
@@ -84,11 +84,11 @@ ENVIRONMENT_VARIABLE_FOR_TRIAL_ID = layout.ENV_TRIAL_ID
 VERTEX_SEARCH_TRIAL_DIR_REGEX = r".*nas/search/\d+"
 VERTEX_TRAIN_TRIAL_DIR_REGEX = r".*nas/train/\d+"
 #: Where a trainer exports its model for a latency calculator, inside the trial dir.
-SAVED_MODEL_SUB_DIR = "saved_model"
+SAVED_MODEL_SUB_DIR = layout.SAVED_MODEL_DIR
 #: Where :func:`serialize_and_save_tunable_object` writes, in the trial dir.
 SERIALIZED_TUNABLE_OBJECT_FILE = "serialized_tunable_object.json"
 #: The file a latency calculator writes beside the exported model.
-MODEL_LATENCY_FILE = "model_latency.json"
+MODEL_LATENCY_FILE = layout.MODEL_LATENCY
 #: How long :func:`wait_and_retrieve_latency` waits, as the reference (10 minutes).
 LATENCY_TIMEOUT_SECS = 600.0
 
@@ -236,10 +236,13 @@ def wait_and_retrieve_latency(
 ) -> dict[str, Any]:
     """Wait for ``model_latency.json`` in ``saved_model_path`` and return its content.
 
-    A latency calculator (``proxytask latency-worker``, or the user's own process) measures
-    the exported model and writes ``{"latency_in_milliseconds": ..., "model_memory": ...}``
-    there. Checks every ``sleep_time`` seconds, as the reference; raises TimeoutError after
-    ``timeout_secs`` (the reference's 10 minutes) naming the file it waited for.
+    A latency calculator (``proxytask latency-worker --protocol vertex``, or the user's own
+    process) measures the exported model and writes ``{"latency_in_milliseconds": ...,
+    "model_memory": ...}`` there. Checks every ``sleep_time`` seconds, as the reference;
+    raises TimeoutError after ``timeout_secs`` (the reference's 10 minutes) naming the file it
+    waited for. When the worker recorded a failed measurement (``LATENCY.json`` with an
+    ``error`` and no ``model_latency.json``), raises RuntimeError with that error at once,
+    where the reference would wait out its timeout.
     """
     if sleep_time < 0 or timeout_secs <= 0:
         raise UsageError(
@@ -251,12 +254,26 @@ def wait_and_retrieve_latency(
         data = storage.read_json(path)
         if isinstance(data, dict):
             return data
+        failure = _latency_failure(saved_model_path)
+        if failure:
+            raise RuntimeError(f"the latency calculation for {saved_model_path} failed: {failure}")
         if time.monotonic() - start > timeout_secs:
             raise TimeoutError(
                 f"no latency calculation result at {path} after {timeout_secs:g} seconds: is a "
                 "latency calculator (proxytask latency-worker) watching this run?"
             )
         time.sleep(sleep_time)
+
+
+def _latency_failure(saved_model_path: str) -> str:
+    """The error a latency worker recorded for this saved model, or ''."""
+    try:
+        record = storage.read_json(storage.join(saved_model_path, layout.LATENCY_RESULT))
+    except StorageError:  # being written: look again next time
+        return ""
+    if isinstance(record, dict) and record.get("latency") is None and record.get("error"):
+        return str(record["error"])
+    return ""
 
 
 class CloudSession:
