@@ -634,6 +634,8 @@ def test_run_finished_knows_each_kind_of_run(tmp_path: Path) -> None:
         ({"protocol": "tfx"}, "--protocol must be one of proxytask, vertex"),
         ({"protocol": "vertex", "saved_model_file": "sub/model.pt"}, "a file name inside"),
         ({"protocol": "vertex", "saved_model_file": " "}, "a file name inside"),
+        ({"protocol": "vertex", "saved_model_dir": "../x"}, "a relative path inside"),
+        ({"protocol": "vertex", "saved_model_dir": "/abs"}, "a relative path inside"),
     ],
 )
 def test_the_vertex_protocol_options_reject_bad_input(
@@ -656,3 +658,19 @@ def test_the_protocol_flag_offers_exactly_the_protocols_served(tmp_path: Path) -
     )  # fmt: skip
     assert run.returncode == 2
     assert "Traceback" not in run.stderr and "tfx" in run.stderr
+
+
+def test_the_vertex_protocol_serves_a_saved_model_where_the_trainer_puts_it(
+    tmp_path: Path,
+) -> None:
+    """The reference's tutorial trainers save to ``<trial dir>/model`` with ``model.save``."""
+    cdir, trials = _make_controller(str(tmp_path), {"job": 1}, request=False)
+    model = storage.join(trials[0], "model")
+    storage.write_bytes_atomic(storage.join(model, "saved_model.pb"), b"graph")
+    assert latency.find_pending_saved_models(cdir) == []
+    worker = _worker(cdir, _command(), protocol="vertex", saved_model_dir="model")
+    assert worker.run(once=True) == 1
+    assert _json(storage.join(model, layout.MODEL_LATENCY)) == {
+        "latency_in_milliseconds": 1.0,
+        "model_memory": 0,
+    }

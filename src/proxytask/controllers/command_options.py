@@ -481,6 +481,14 @@ LATENCY_WORKER_OPTIONS: tuple[Option, ...] = (
         "NAME",
     ),
     Option(
+        "saved-model-dir",
+        text,
+        "saved_model",
+        "with --protocol vertex: where in each trial dir the trainer exports its model (the "
+        "reference tools' get_saved_model_dir: saved_model)",
+        "PATH",
+    ),
+    Option(
         "worker-id",
         _worker_name,
         None,

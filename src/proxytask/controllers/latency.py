@@ -55,9 +55,11 @@ latency calculator writes ``saved_model/model_latency.json``
 ``{"latency_in_milliseconds": 12.5, "model_memory": 0}``. With ``protocol="vertex"`` the worker
 is that calculator, for the trials of a controller dir or of every stage of a workflow dir:
 
-* a **request** is a ``saved_model/`` holding the ready file (``saved_model.pb``, the file the
-  reference waits for; ``saved_model_file`` names another, e.g. ``model.pt``: write it last)
-  and no ``LATENCY.json`` yet (:func:`find_pending_saved_models`);
+* a **request** is a ``saved_model/`` (``saved_model_dir`` names another path in the trial
+  dir, e.g. ``model`` as the reference's tutorial trainers use) holding the ready file
+  (``saved_model.pb``, the file the reference waits for; ``saved_model_file`` names another,
+  e.g. ``model.pt``: write it last) and no ``LATENCY.json`` yet
+  (:func:`find_pending_saved_models`);
 * claim, stale claims and ``LATENCY.json`` are as above, inside ``saved_model/``;
 * the command gets the ``saved_model/`` dir as its last argument (``PROXYTASK_TRIAL_DIR`` is the
   trial dir, ``PROXYTASK_SAVED_MODEL_DIR`` the saved model's) and prints either the latency in
@@ -294,17 +296,24 @@ def _controller_dirs(root: str) -> list[str]:
     return found
 
 
-def saved_model_dir(trial_dir: str) -> str:
-    """Where a reference-style trainer exports its model: ``<trial dir>/saved_model``."""
-    return storage.join(trial_dir, layout.SAVED_MODEL_DIR)
+def saved_model_dir(trial_dir: str, subdir: str = layout.SAVED_MODEL_DIR) -> str:
+    """Where a reference-style trainer exports its model: ``<trial dir>/saved_model`` (the
+    reference's ``get_saved_model_dir``), or another ``subdir`` of the trial dir."""
+    return storage.join(trial_dir, *subdir.split("/"))
 
 
-def find_pending_saved_models(root: str, ready_file: str = layout.SAVED_MODEL_READY) -> list[str]:
-    """Trial dirs whose ``saved_model/`` holds ``ready_file`` and no ``LATENCY.json`` yet.
+def find_pending_saved_models(
+    root: str,
+    ready_file: str = layout.SAVED_MODEL_READY,
+    subdir: str = layout.SAVED_MODEL_DIR,
+) -> list[str]:
+    """Trial dirs whose ``saved_model/`` (or ``subdir``) holds ``ready_file`` and no
+    ``LATENCY.json`` yet.
 
     ``root`` is a controller dir or a workflow dir (then every stage's trials count). Sorted
     by controller dir, job name and trial id, naturally.
     """
+    top = subdir.split("/")[0]
     pending: list[str] = []
     for cdir in _controller_dirs(root):
         jobs_dir = storage.join(cdir, layout.JOBS_DIR)
@@ -316,9 +325,9 @@ def find_pending_saved_models(root: str, ready_file: str = layout.SAVED_MODEL_RE
                 if trial.startswith("."):
                     continue
                 trial_dir = layout.trial_dir(job_dir, trial)
-                if layout.SAVED_MODEL_DIR not in set(storage.listdir(trial_dir)):
+                if top not in set(storage.listdir(trial_dir)):
                     continue
-                names = set(storage.listdir(saved_model_dir(trial_dir)))
+                names = set(storage.listdir(saved_model_dir(trial_dir, subdir)))
                 if ready_file in names and layout.LATENCY_RESULT not in names:
                     pending.append(trial_dir)
     return pending
@@ -523,20 +532,26 @@ def _stop_group(proc: subprocess.Popen[bytes]) -> None:
 
 
 def measure(
-    trial_dir: str, command: Sequence[str], timeout_secs: float, *, protocol: str = "proxytask"
+    trial_dir: str,
+    command: Sequence[str],
+    timeout_secs: float,
+    *,
+    protocol: str = "proxytask",
+    saved_model_subdir: str = layout.SAVED_MODEL_DIR,
 ) -> LatencyOutcome:
     """Run ``command + [trial_dir]`` and read the latency from its stdout.
 
     The command runs without a shell, in its own process group (all of it is stopped on the
     timeout), with ``PROXYTASK_TRIAL_DIR`` set. With ``protocol="vertex"`` it gets the trial's
-    ``saved_model/`` dir instead (also in ``PROXYTASK_SAVED_MODEL_DIR``) and its output is read
+    ``saved_model/`` dir (or ``saved_model_subdir``) instead (also in
+    ``PROXYTASK_SAVED_MODEL_DIR``) and its output is read
     by :func:`parse_vertex_latency_output`. Never raises for a failing command: the outcome
     then holds a one-line error naming what happened and the last stderr line.
     """
     if protocol not in PROTOCOLS:
         raise UsageError(f"--protocol must be one of {', '.join(PROTOCOLS)}, got {protocol!r}.")
     vertex = protocol == "vertex"
-    target = saved_model_dir(trial_dir) if vertex else trial_dir
+    target = saved_model_dir(trial_dir, saved_model_subdir) if vertex else trial_dir
     argv = [*command, target]
     env = {**os.environ, layout.ENV_TRIAL_DIR: trial_dir}
     if vertex:
@@ -635,10 +650,11 @@ def write_vertex_result(
     worker_id: str,
     command: Sequence[str],
     now: float,
+    saved_model_subdir: str = layout.SAVED_MODEL_DIR,
 ) -> dict[str, Any]:
     """Answer a reference-style trainer: ``saved_model/model_latency.json`` on success, then
     ``saved_model/LATENCY.json`` (with the error on failure); return the latter."""
-    target = saved_model_dir(trial_dir)
+    target = saved_model_dir(trial_dir, saved_model_subdir)
     if outcome.ok:
         metrics = dict(outcome.model_metrics or {LATENCY_MS_KEY: outcome.latency})
         metrics.setdefault(MODEL_MEMORY_KEY, 0)
@@ -676,6 +692,7 @@ class LatencyWorker:
         on_result: Callable[[str, LatencyOutcome], None] | None = None,
         protocol: str = "proxytask",
         saved_model_file: str = layout.SAVED_MODEL_READY,
+        saved_model_dir: str = layout.SAVED_MODEL_DIR,
     ) -> None:
         if not command or not all(isinstance(a, str) for a in command):
             raise UsageError(
@@ -701,6 +718,13 @@ class LatencyWorker:
                 f"--saved-model-file must be a file name inside saved_model/, got "
                 f"{saved_model_file!r}. Example: --saved-model-file model.pt."
             )
+        parts = saved_model_dir.split("/")
+        if not saved_model_dir.strip() or any(p in ("", ".", "..") for p in parts):
+            raise UsageError(
+                f"--saved-model-dir must be a relative path inside the trial dir, got "
+                f"{saved_model_dir!r}. Example: --saved-model-dir saved_model (the reference's "
+                "get_saved_model_dir) or --saved-model-dir model."
+            )
         if claim_timeout_secs <= command_timeout_secs:
             raise UsageError(
                 f"--claim-timeout-secs must be greater than --command-timeout-secs, got "
@@ -717,6 +741,7 @@ class LatencyWorker:
         self.on_result = on_result
         self.protocol = protocol
         self.saved_model_file = saved_model_file
+        self.saved_model_subdir = saved_model_dir
         self._unreadable_since: dict[str, tuple[bytes | None, float]] = {}
 
     def is_finished(self) -> bool:
@@ -725,12 +750,16 @@ class LatencyWorker:
 
     def _pending(self) -> list[str]:
         if self.protocol == "vertex":
-            return find_pending_saved_models(self.controller_dir, self.saved_model_file)
+            return find_pending_saved_models(
+                self.controller_dir, self.saved_model_file, self.saved_model_subdir
+            )
         return find_pending(self.controller_dir)
 
     def _answer_dir(self, trial_dir: str) -> str:
         """Where the claim and ``LATENCY.json`` go: the trial dir, or its ``saved_model/``."""
-        return saved_model_dir(trial_dir) if self.protocol == "vertex" else trial_dir
+        if self.protocol == "vertex":
+            return saved_model_dir(trial_dir, self.saved_model_subdir)
+        return trial_dir
 
     def _unreadable_expired(self, trial_dir: str, now: float) -> bool:
         """True once the trial's claim has stayed the same unreadable bytes a claim timeout."""
@@ -751,7 +780,6 @@ class LatencyWorker:
     def run_once(self) -> int:
         """One pass: claim and measure every pending trial it can; return how many."""
         measured = 0
-        write = write_vertex_result if self.protocol == "vertex" else write_result
         for trial_dir in self._pending():
             answer_dir = self._answer_dir(trial_dir)
             now = self.clock.now()
@@ -764,14 +792,27 @@ class LatencyWorker:
             self._unreadable_since.pop(answer_dir, None)
             logger.info("measuring %s", answer_dir)
             outcome = measure(
-                trial_dir, self.command, self.command_timeout_secs, protocol=self.protocol
+                trial_dir,
+                self.command,
+                self.command_timeout_secs,
+                protocol=self.protocol,
+                saved_model_subdir=self.saved_model_subdir,
             )
             existing = read_latency(answer_dir)
             if existing is not None and existing.ok and not outcome.ok:
                 # A double measurement after a take-over: never replace a success by a failure.
                 logger.warning("keeping the latency already measured for %s", answer_dir)
+            elif self.protocol == "vertex":
+                write_vertex_result(
+                    trial_dir,
+                    outcome,
+                    worker_id=self.worker_id,
+                    command=self.command,
+                    now=self.clock.now(),
+                    saved_model_subdir=self.saved_model_subdir,
+                )
             else:
-                write(
+                write_result(
                     trial_dir,
                     outcome,
                     worker_id=self.worker_id,
@@ -887,6 +928,7 @@ def run_latency_worker(values: Mapping[str, Any]) -> int:
         on_result=report,
         protocol=merged["protocol"],
         saved_model_file=merged["saved_model_file"],
+        saved_model_dir=merged["saved_model_dir"],
     )
     print(f"latency worker {worker_id}: serving {controller_dir}", flush=True)
     count = worker.run(once=bool(merged["once"]), max_idle_secs=merged["max_idle_secs"])

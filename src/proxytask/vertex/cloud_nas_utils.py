@@ -238,11 +238,12 @@ def wait_and_retrieve_latency(
 
     A latency calculator (``proxytask latency-worker --protocol vertex``, or the user's own
     process) measures the exported model and writes ``{"latency_in_milliseconds": ...,
-    "model_memory": ...}`` there. Checks every ``sleep_time`` seconds, as the reference;
-    raises TimeoutError after ``timeout_secs`` (the reference's 10 minutes) naming the file it
-    waited for. When the worker recorded a failed measurement (``LATENCY.json`` with an
-    ``error`` and no ``model_latency.json``), raises RuntimeError with that error at once,
-    where the reference would wait out its timeout.
+    "model_memory": ...}`` there. Looks again after 0.1 s, then twice as long each time up to
+    ``sleep_time`` seconds (the reference always slept ``sleep_time``, 30 s by default, which
+    made a fast calculator's answer wait); raises TimeoutError after ``timeout_secs`` (the
+    reference's 10 minutes) naming the file it waited for. When the worker recorded a failed
+    measurement (``LATENCY.json`` with an ``error`` and no ``model_latency.json``), raises
+    RuntimeError with that error at once, where the reference would wait out its timeout.
     """
     if sleep_time < 0 or timeout_secs <= 0:
         raise UsageError(
@@ -250,8 +251,12 @@ def wait_and_retrieve_latency(
         )
     path = storage.join(saved_model_path, MODEL_LATENCY_FILE)
     start = time.monotonic()
+    pause = min(0.1, sleep_time)
     while True:
-        data = storage.read_json(path)
+        try:
+            data = storage.read_json(path)
+        except StorageError:  # a calculator writing it in place: read it again next time
+            data = None
         if isinstance(data, dict):
             return data
         failure = _latency_failure(saved_model_path)
@@ -260,9 +265,10 @@ def wait_and_retrieve_latency(
         if time.monotonic() - start > timeout_secs:
             raise TimeoutError(
                 f"no latency calculation result at {path} after {timeout_secs:g} seconds: is a "
-                "latency calculator (proxytask latency-worker) watching this run?"
+                "latency calculator (proxytask latency-worker --protocol vertex) watching this run?"
             )
-        time.sleep(sleep_time)
+        time.sleep(pause)
+        pause = min(pause * 2, sleep_time)
 
 
 def _latency_failure(saved_model_path: str) -> str:
