@@ -54,7 +54,8 @@ TRIAL_OPTIONS: tuple[Option, ...] = (
         "search-space",
         text,
         None,
-        "the search space function PKG.MOD:FN(rng) -> dict",
+        "the search space: PKG.MOD:FN(rng) -> dict, or a no-argument PKG.MOD:FN returning a "
+        "PyGlove search space (the Vertex AI NAS search-space modules)",
         "PKG.MOD:FN",
         required=True,
         hint="Example: examples.digits.search_space:sample.",
