@@ -8,8 +8,8 @@ RUNS ?= runs
 
 .PHONY: demo test lint typecheck unit docs clean
 
-# What `make demo` needs (torch and the examples' packages); `make test` adds Ray, the S3
-# server, PyGlove (the Vertex migration tests) and the dev tools on top.
+# What `make demo` needs (torch and the examples' packages); `make test` adds Ray, the S3 and
+# GCS clients and test servers, PyGlove (the Vertex migration tests) and the dev tools on top.
 $(DEMO_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	# torch first: the pinned CPU wheel; any other torch request would pull a CUDA build.
@@ -18,7 +18,7 @@ $(DEMO_STAMP): pyproject.toml
 	touch $(DEMO_STAMP)
 
 $(STAMP): $(DEMO_STAMP)
-	$(PY) -m pip install -q -e ".[torch,ray,s3,dev,examples,vertex]"
+	$(PY) -m pip install -q -e ".[torch,ray,s3,gcs,dev,examples,vertex]"
 	touch $(STAMP)
 
 demo: $(DEMO_STAMP)

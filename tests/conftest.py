@@ -2,5 +2,6 @@
 
 pytest_plugins = [
     "tests.s3_server",
+    "tests.gcs_server",
     "tests.ray_cluster",
 ]

@@ -161,3 +161,37 @@ def test_atomic_files_get_normal_permissions(tmp_path: Path) -> None:
     current = os.umask(0o022)
     os.umask(current)
     assert path.stat().st_mode & 0o777 == 0o666 & ~current
+
+
+# ---- Vertex AI's Cloud Storage FUSE paths ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("mounted", "url", "expected"),
+    [
+        (False, "/gcs/my-bucket/runs/x", "gs://my-bucket/runs/x"),
+        (True, "/gcs/my-bucket/runs/x", "/gcs/my-bucket/runs/x"),  # the mount is used as is
+        (False, "/gcs/", "/gcs/"),
+        (False, "/gcsx/runs", "/gcsx/runs"),
+        (False, "runs/gcs/x", "runs/gcs/x"),
+        (False, "s3://b/gcs/x", "s3://b/gcs/x"),
+    ],
+)
+def test_gcs_fuse_paths_map_to_gs_urls_where_no_mount_exists(
+    monkeypatch: pytest.MonkeyPatch, mounted: bool, url: str, expected: str
+) -> None:
+    monkeypatch.setattr(storage, "_gcs_fuse_mounted", lambda: mounted)
+    assert storage.resolve_url(url) == expected
+    protocol = expected.split("://", 1)[0] if "://" in expected else "file"
+    assert storage.url_protocol(url) == protocol
+
+
+def test_a_gcs_fuse_root_output_dir_reaches_the_trials_as_a_gs_url(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from proxytask.controllers.command_options import TRIAL_OPTIONS
+
+    monkeypatch.setattr(storage, "_gcs_fuse_mounted", lambda: False)
+    option = {o.name: o for o in TRIAL_OPTIONS}["root-output-dir"]
+    assert option.parse("/gcs/my-bucket/runs") == "gs://my-bucket/runs"
+    assert storage.is_shared("/gcs/my-bucket/runs")

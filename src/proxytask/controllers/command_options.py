@@ -22,6 +22,7 @@ from proxytask.core.options import (
     pct_or_auto,
     positive_float,
     positive_int,
+    storage_path,
     string_list,
     text,
 )
@@ -62,7 +63,7 @@ TRIAL_OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "root-output-dir",
-        text,
+        storage_path,
         None,
         "where the controller creates its dir (path or URL)",
         "DIR",
@@ -170,7 +171,7 @@ VARIANCE_OPTIONS: tuple[Option, ...] = (
     Option("num-copies", positive_int, 5, "copies of the workable model to train", "N"),
     Option(
         "previous-variance-dir",
-        text,
+        storage_path,
         None,
         "resume the measurement in this controller dir (after a crash or a stop)",
         "DIR",
@@ -278,7 +279,7 @@ SELECTION_OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "previous-model-selection-dir",
-        text,
+        storage_path,
         None,
         "resume the model selection in this controller dir (after a crash or a failed round)",
         "DIR",
@@ -295,7 +296,7 @@ SEARCH_OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "model-selection-dir",
-        text,
+        storage_path,
         None,
         "a finished model selection: its reference models judge the proxies",
         "DIR",
@@ -390,7 +391,7 @@ SEARCH_OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "previous-proxy-task-search-dir",
-        text,
+        storage_path,
         None,
         "resume the search in this controller dir (after a crash, or with more configs or "
         "new thresholds)",
@@ -444,7 +445,7 @@ def _worker_name(value: Any) -> str:
 LATENCY_WORKER_OPTIONS: tuple[Option, ...] = (
     Option(
         "controller-dir",
-        text,
+        storage_path,
         None,
         "the controller dir to serve (path or fsspec URL, as this machine sees it)",
         "DIR",

@@ -130,6 +130,13 @@ def text(value: Any) -> str:
     return value
 
 
+def storage_path(value: Any) -> str:
+    """A path or fsspec URL; a Vertex ``/gcs/<bucket>/...`` path with no ``/gcs`` mount here
+    becomes ``gs://<bucket>/...`` (:func:`proxytask.core.storage.resolve_url`), so trials get
+    the same URL."""
+    return storage.resolve_url(text(value))
+
+
 def boolean(value: Any) -> bool:
     """true/false, yes/no, 1/0."""
     if isinstance(value, bool):

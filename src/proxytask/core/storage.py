@@ -2,6 +2,9 @@
 
 Paths are plain strings: a local path (``/runs/x``), a ``file://`` URL, or any fsspec URL
 (``memory://``, ``s3://bucket/x``, ``gs://bucket/x``). No other module talks to fsspec.
+A Vertex AI Cloud Storage FUSE path ``/gcs/<bucket>/<path>`` means ``gs://<bucket>/<path>``
+on a machine with no ``/gcs`` mount, as on Vertex (:func:`resolve_url`); where ``/gcs`` is
+mounted it stays a local path.
 
 Credentials and endpoints are each filesystem's usual ones; proxytask passes none. For
 ``s3://`` (s3fs): ``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``,
@@ -59,6 +62,7 @@ __all__ = [
     "read_json",
     "read_text",
     "remove",
+    "resolve_url",
     "to_local_path",
     "url_protocol",
     "write_bytes_atomic",
@@ -69,7 +73,32 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 
+#: Where Vertex AI mounts Cloud Storage buckets (Cloud Storage FUSE): ``/gcs/<bucket>/...``.
+GCS_FUSE_ROOT = "/gcs/"
+
+
+def _gcs_fuse_mounted() -> bool:
+    return os.path.isdir(GCS_FUSE_ROOT)
+
+
+def resolve_url(url: str) -> str:
+    """The URL proxytask reads and writes for ``url``: ``/gcs/<bucket>/<path>`` becomes
+    ``gs://<bucket>/<path>`` when this machine has no ``/gcs`` folder (no Cloud Storage FUSE
+    mount), as Vertex AI maps it; everything else is returned unchanged.
+
+    Example (on a machine without ``/gcs``)::
+
+        >>> resolve_url("/gcs/my-bucket/runs")  # doctest: +SKIP
+        'gs://my-bucket/runs'
+    """
+    fuse = url.startswith(GCS_FUSE_ROOT) and len(url) > len(GCS_FUSE_ROOT)
+    if fuse and not _gcs_fuse_mounted():
+        return "gs://" + url[len(GCS_FUSE_ROOT) :]
+    return url
+
+
 def _fs(url: str) -> tuple[Any, str]:
+    url = resolve_url(url)
     try:
         fs, path = fsspec.core.url_to_fs(url)
     except (ImportError, ValueError) as exc:
@@ -111,14 +140,15 @@ def url_protocol(url: str) -> str:
     """Return the fsspec protocol of the storage that holds ``url``'s data.
 
     ``"file"`` for a plain path; for a chained URL (``simplecache::s3://b/x``) the protocol
-    of the innermost target (``"s3"``). Pure: no filesystem is imported or contacted.
+    of the innermost target (``"s3"``); ``"gs"`` for a ``/gcs/`` path with no mount here
+    (:func:`resolve_url`). No filesystem is imported or contacted.
 
     Example::
 
         >>> url_protocol("/runs/x"), url_protocol("s3://bucket/x")
         ('file', 's3')
     """
-    target = url.rsplit("::", 1)[-1]
+    target = resolve_url(url.rsplit("::", 1)[-1])
     protocol, _ = fsspec.core.split_protocol(target)
     return str(protocol) if protocol else "file"
 
@@ -541,7 +571,8 @@ def _conditional_put(fs: Any, path: str, data: bytes) -> bool:
 def _check_conditional_put(fs: Any, url: str, path: str) -> None:
     """Once per bucket and process: prove the server refuses a second create of one key.
 
-    S3-compatible servers that ignore ``If-None-Match`` would let every claimant win; a
+    Servers that ignore ``If-None-Match`` (or GCS's ``ifGenerationMatch``) would let every
+    claimant win; a
     probe object next to ``path`` (created twice, then deleted) turns that into an error.
     """
     bucket = path.split("/", 1)[0]
@@ -561,9 +592,10 @@ def _check_conditional_put(fs: Any, url: str, path: str) -> None:
     if not honoured:
         raise StorageError(
             f"storage for {url!r} must refuse a second create of one object (a conditional "
-            "PUT with If-None-Match: *), got a server that overwrote it. Exclusive claims "
-            "(latency workers) need it: use AWS S3, or an S3-compatible server that supports "
-            "conditional writes (recent MinIO, Ceph RGW), or a shared local/NFS path."
+            "PUT with If-None-Match: *, or ifGenerationMatch=0 on GCS), got a server that "
+            "overwrote it. Exclusive claims (latency workers) need it: use AWS S3 or Google "
+            "Cloud Storage, or a compatible server that supports conditional writes (recent "
+            "MinIO, Ceph RGW, fake-gcs-server), or a shared local/NFS path."
         )
     _VERIFIED_CONDITIONAL_PUT.add(key)
 
