@@ -138,6 +138,12 @@ CASES: list[Case] = [
         {},
     ),
     (
+        "wait_for_tpu_cluster_resolver_ready (no TPU_CONFIG: CPU/GPU)",
+        lambda d: cnu.wait_for_tpu_cluster_resolver_ready(object),
+        None,
+        {},
+    ),
+    (
         "get_saved_model_dir",
         lambda d: cnu.get_saved_model_dir(trial_job_dir=str(d)) == str(d / "saved_model"),
         True,
@@ -219,3 +225,28 @@ def test_cloud_session_report_and_latency_wait_files(
     stats = {"latency_in_milliseconds": 2.5, "model_memory": 0}
     (saved / "model_latency.json").write_text(json.dumps(stats))
     assert cnu.wait_and_retrieve_latency(str(saved)) == stats
+
+
+@pytest.fixture(autouse=True)
+def _no_tpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TPU_CONFIG", raising=False)
+
+
+def test_the_tpu_resolver_is_built_from_tpu_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[dict[str, Any]] = []
+
+    class Spec:
+        def as_dict(self) -> dict[str, Any]:
+            return {"worker": ["10.0.0.2:8470"]}
+
+    class Resolver:  # what the trainer passes: its TF TPUClusterResolver class
+        def __init__(self, **kwargs: Any) -> None:
+            calls.append(kwargs)
+
+        def cluster_spec(self) -> Spec:
+            return Spec()
+
+    config = {"tpu_node_name": "n", "zone": "z", "project": "p"}
+    monkeypatch.setenv("TPU_CONFIG", json.dumps(config))
+    assert isinstance(cnu.wait_for_tpu_cluster_resolver_ready(Resolver), Resolver)
+    assert calls == [{"tpu": ["n"], "zone": "z", "project": "p", "job_name": "worker"}]

@@ -12,8 +12,8 @@ reference's ``.../nas/search/<id>`` ones; :func:`wait_and_retrieve_latency` wait
 The PyGlove helpers (``parse_and_save_nas_params_str``, ``serialize_and_save_tunable_object``)
 materialise with the ``pyglove`` package (``pip install 'proxytask[vertex]'``) when the search
 space is a PyGlove value; a plain search space's JSON architecture passes through unchanged.
-The reference's image-drawing helpers (``draw_boxes``) and TPU helpers are not trainer
-contract and are not here.
+The reference's image-drawing helpers (``draw_boxes``, ``draw_bounding_box_on_image``) draw
+detection results with PIL; they are not trainer contract and are not here.
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ __all__ = [
     "setup_logging",
     "str_2_bool",
     "wait_and_retrieve_latency",
+    "wait_for_tpu_cluster_resolver_ready",
     "write_job_status",
 ]
 
@@ -89,6 +90,7 @@ SAVED_MODEL_SUB_DIR = layout.SAVED_MODEL_DIR
 SERIALIZED_TUNABLE_OBJECT_FILE = "serialized_tunable_object.json"
 #: The file a latency calculator writes beside the exported model.
 MODEL_LATENCY_FILE = layout.MODEL_LATENCY
+_TPU_RESOLVER_RETRY = 40  # as the reference
 #: How long :func:`wait_and_retrieve_latency` waits, as the reference (10 minutes).
 LATENCY_TIMEOUT_SECS = 600.0
 
@@ -224,6 +226,38 @@ def get_job_dir_from_environment_if_exist(current_job_dir: str) -> str:
             break
     logger.info("Overriding job-dir %s to %s set by the environment.", current_job_dir, model_dir)
     return model_dir
+
+
+def wait_for_tpu_cluster_resolver_ready(tpu_cluster_resolver_module: Any) -> Any:
+    """The TPU cluster resolver of the machine's ``TPU_CONFIG``, or None without one.
+
+    As the reference: ``TPU_CONFIG`` (JSON with ``tpu_node_name``, ``zone``, ``project``)
+    names the TPU; the resolver is built with ``tpu_cluster_resolver_module`` and returned once
+    its cluster spec has a ``worker`` job, trying 40 times 10 s apart. Without ``TPU_CONFIG``
+    (every proxytask machine unless you set it) it returns None, and the trainer trains on
+    its CPU/GPU.
+    """
+    tpu_config = os.environ.get("TPU_CONFIG")
+    if not tpu_config:
+        logger.info("Missing TPU_CONFIG, use CPU/GPU for training.")
+        return None
+    node = json.loads(tpu_config)
+    for attempt in range(_TPU_RESOLVER_RETRY):
+        try:
+            resolver = tpu_cluster_resolver_module(
+                tpu=[node["tpu_node_name"]],
+                zone=node["zone"],
+                project=node["project"],
+                job_name="worker",
+            )
+            if "worker" in resolver.cluster_spec().as_dict():
+                return resolver
+        except Exception:
+            if attempt == _TPU_RESOLVER_RETRY - 1:
+                raise
+            logger.info("Still waiting for provisioning of TPU VM instance.")
+        time.sleep(10)
+    raise ValueError(f"Cannot get TPUClusterResolver: {node}")
 
 
 def get_saved_model_dir(trial_job_dir: str) -> str:
