@@ -281,6 +281,6 @@ def test_the_whole_workflow_runs_with_the_latency_calculator(tmp_path: Path) -> 
         saved = tmp_path / model["trial_dir"] / "saved_model" / "model_latency.json"
         assert _json(saved)["latency_in_milliseconds"] == model["latency"]
     measured = [line for line in worker if ": latency " in line]
-    assert len(measured) >= 20, worker  # every stage's trials were answered
+    assert len(measured) >= 15, worker  # every stage's trials were answered
     assert "failed" not in "\n".join(worker)
     assert "recommendation:" in out

@@ -91,6 +91,7 @@ SERIALIZED_TUNABLE_OBJECT_FILE = "serialized_tunable_object.json"
 #: The file a latency calculator writes beside the exported model.
 MODEL_LATENCY_FILE = layout.MODEL_LATENCY
 _TPU_RESOLVER_RETRY = 40  # as the reference
+_MAX_LATENCY_POLL_SECS = 2.0  # wait_and_retrieve_latency looks at least this often
 #: How long :func:`wait_and_retrieve_latency` waits, as the reference (10 minutes).
 LATENCY_TIMEOUT_SECS = 600.0
 
@@ -273,11 +274,12 @@ def wait_and_retrieve_latency(
     A latency calculator (``proxytask latency-worker --protocol vertex``, or the user's own
     process) measures the exported model and writes ``{"latency_in_milliseconds": ...,
     "model_memory": ...}`` there. Looks again after 0.1 s, then twice as long each time up to
-    ``sleep_time`` seconds (the reference always slept ``sleep_time``, 30 s by default, which
-    made a fast calculator's answer wait); raises TimeoutError after ``timeout_secs`` (the
-    reference's 10 minutes) naming the file it waited for. When the worker recorded a failed
-    measurement (``LATENCY.json`` with an ``error`` and no ``model_latency.json``), raises
-    RuntimeError with that error at once, where the reference would wait out its timeout.
+    2 s (or ``sleep_time`` if smaller; the reference always slept ``sleep_time``, 30 s by
+    default, which made a fast calculator's answer wait); raises TimeoutError after
+    ``timeout_secs`` (the reference's 10 minutes) naming the file it waited for. When the
+    worker recorded a failed measurement (``LATENCY.json`` with an ``error`` and no
+    ``model_latency.json``), raises RuntimeError with that error at once, where the reference
+    would wait out its timeout.
     """
     if sleep_time < 0 or timeout_secs <= 0:
         raise UsageError(
@@ -302,7 +304,7 @@ def wait_and_retrieve_latency(
                 "latency calculator (proxytask latency-worker --protocol vertex) watching this run?"
             )
         time.sleep(pause)
-        pause = min(pause * 2, sleep_time)
+        pause = min(pause * 2, sleep_time, _MAX_LATENCY_POLL_SECS)
 
 
 def _latency_failure(saved_model_path: str) -> str:
