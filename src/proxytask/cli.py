@@ -197,6 +197,50 @@ def cmd_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    """``proxytask report DIR [-o FILE]``."""
+    from proxytask.core.options import storage_path
+    from proxytask.report.dashboard import write_report
+
+    target = write_report(storage_path(args.dir), args.output)
+    print(f"report: {target}")
+    return EXIT_OK
+
+
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """``proxytask dashboard DIR [--port P] [--host H]``."""
+    from proxytask.core.options import storage_path
+    from proxytask.report.dashboard import serve_dashboard
+
+    if not 0 <= args.port <= 65535:
+        raise UsageError(f"--port must be 0..65535, got {args.port}. 0 picks a free port.")
+    return serve_dashboard(storage_path(args.dir), args.host, args.port)
+
+
+def _report_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", metavar="DIR", help="a workflow dir or one controller dir")
+    parser.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default=None,
+        help="where to write the HTML file (default: DIR/REPORT.html)",
+    )
+
+
+def _dashboard_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("dir", metavar="DIR", help="a workflow dir or one controller dir")
+    parser.add_argument(
+        "--port", type=int, default=8765, help="the port to listen on (default: 8765; 0: any)"
+    )
+    parser.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="the address to listen on (default: 127.0.0.1; another one shows the run to the "
+        "network, with a warning)",
+    )
+
+
 def _run_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("config", metavar="CONFIG", help="the workflow file (YAML)")
     parser.add_argument(
@@ -303,6 +347,22 @@ COMMANDS: tuple[Command, ...] = (
         "the one in flight.",
         cmd_run,
         arguments=_run_arguments,
+    ),
+    Command(
+        "report",
+        "one self-contained HTML report of a run (opens offline)",
+        "Write one HTML file (charts, tables, the answer and its evidence; no network needed to "
+        "open it) for a workflow dir or one controller dir, local or on an fsspec URL.",
+        cmd_report,
+        arguments=_report_arguments,
+    ),
+    Command(
+        "dashboard",
+        "a live page of a run on 127.0.0.1 (read-only)",
+        "Serve a live page of a workflow or controller dir that updates as the run goes: the "
+        "report's views plus a live trial table. Read-only; binds 127.0.0.1 by default.",
+        cmd_dashboard,
+        arguments=_dashboard_arguments,
     ),
     Command(
         "status",
