@@ -182,7 +182,20 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     live = None if args.live is None else args.live == "true"
     wdir, values = resolve_workflow(args.config, live)
-    return WorkflowController(wdir, values, force=args.force).run()
+    code = WorkflowController(wdir, values, force=args.force).run()
+    _write_run_report(wdir)
+    return code
+
+
+def _write_run_report(wdir: str) -> None:
+    """``REPORT.html`` in the workflow dir, also for a failed run; a report that cannot be
+    written costs a warning, never the run's exit code."""
+    from proxytask.report.dashboard import write_report
+
+    try:
+        print(f"report: {write_report(wdir)}  (open it in a browser; works offline)")
+    except (ProxyTaskError, OSError) as exc:
+        print(f"warning: no REPORT.html: {exc}", file=sys.stderr)
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -85,6 +85,14 @@ TRIAL_OPTIONS: tuple[Option, ...] = (
         "replay-table", text, None, "with --executor replay: the recorded curves (JSON/CSV)", "FILE"
     ),
     Option(
+        "replay-speed",
+        positive_float,
+        None,
+        "with --executor replay: play the curves at this many recorded seconds per real second "
+        "(e.g. 60, to watch the run in proxytask dashboard); default: as fast as possible",
+        "X",
+    ),
+    Option(
         "ray-address",
         text,
         "auto",

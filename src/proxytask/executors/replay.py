@@ -76,7 +76,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 from proxytask.core import layout, storage
-from proxytask.core.clock import Clock, SimulatedClock
+from proxytask.core.clock import Clock, PacedClock, SimulatedClock
 from proxytask.core.errors import NonFiniteMetricError, StorageError, UsageError
 from proxytask.executors.base import (
     BookkeepingExecutor,
@@ -655,7 +655,8 @@ class ReplayExecutor(BookkeepingExecutor[_ReplayTrial]):
                 "--replay-table must be given with --executor replay, got nothing. Point it at "
                 "a JSON or CSV table of recorded curves."
             )
-        clock = SimulatedClock()
+        speed = options.get("replay_speed")
+        clock = SimulatedClock() if speed is None else PacedClock(float(speed))
         table = ReplayTable.load(str(table_path))
         return cls(table, clock, max_parallel_trials=int(options["max_parallel_trials"])), clock
 

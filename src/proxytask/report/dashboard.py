@@ -94,6 +94,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 self._send(200, body.encode("utf-8"), "application/json")
             elif raw_path == "/static/plotly.min.js":
                 self._send(200, self.server.plotly, "application/javascript")
+            elif raw_path == "/favicon.ico":
+                self._send(204, b"", "image/x-icon")
             elif raw_path.startswith("/files/"):
                 self._file(raw_path[len("/files/") :])
             else:

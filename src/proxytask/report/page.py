@@ -46,6 +46,7 @@ _KIND_STAGE = {
     layout.KIND_TRIALS: "trials",
 }
 _COLORS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2")
+_MAX_PLAUSIBLE_RUNTIME = 90 * 24 * 3600.0
 _FINISHED_TRIAL_STATES = frozenset({"succeeded", "failed", "stopped"})
 
 
@@ -546,7 +547,11 @@ def _trial_rows(stage: str, cdir: str, now: float) -> list[list[Any]]:
         tdir = layout.trial_dir(layout.job_dir(cdir, job), number)
         steps, accs = _curve_of(tdir)
         started, ended = _num(record.get("started_at")), _num(record.get("ended_at"))
-        runtime = (ended or now) - started if started is not None else None
+        runtime = None
+        if started is not None:
+            runtime = (ended if ended is not None else now) - started
+            if not 0 <= runtime < _MAX_PLAUSIBLE_RUNTIME:  # a replayed run's simulated clock
+                runtime = None
         rows.append(
             [
                 STAGE_TITLES.get(stage, stage),
