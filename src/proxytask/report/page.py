@@ -258,7 +258,12 @@ def _variance_section(cdir: str) -> dict[str, Any]:
         )
     if rows:
         section["tables"].append(
-            _table("variance-copies", "Copies", ["copy", "final accuracy", "last step"], rows)
+            _table(
+                "variance-copies",
+                "Copies",
+                ["copy", "accuracy (last evaluation)", "last step"],
+                rows,
+            )
         )
     return section
 
@@ -711,12 +716,18 @@ def build_page(run_dir: str, now: float) -> dict[str, Any]:
     running = sum(1 for r in trial_rows if r[2] not in _FINISHED_TRIAL_STATES)
     if running:
         lines.append(f"{running} trials running or waiting")
-    sections.append(
-        {
-            **_section("trials", "Trials"),
-            "tables": [_table("trials", "Every trial", TRIAL_COLUMNS, trial_rows)],
-        }
-    )
+    tables = [_table("trials", "Every trial", TRIAL_COLUMNS, trial_rows)]
+    if failed:
+        tables.insert(
+            0,
+            _table(
+                "failures",
+                "Failed trials and their causes",
+                ["stage", "trial", "failure cause", "message"],
+                [[r[0], r[1], r[6], r[7]] for r in failed],
+            ),
+        )
+    sections.append({**_section("trials", "Trials"), "tables": tables})
     name = posixpath.basename(run_dir.rstrip("/"))
     return {
         "version": PAGE_VERSION,

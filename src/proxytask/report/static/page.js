@@ -41,7 +41,7 @@ function render(page){
   const main=document.getElementById('content');
   const keep={};main.querySelectorAll('.fig').forEach(d=>{keep[d.id]=d;});
   const frag=el('div');
-  const ans=page.answer;const a=el('section',{'class':'card answer '+(ans&&ans.found?'found':'none'),id:'answer'});
+  const ans=page.answer;const a=el('section',{'class':'card answer '+(ans?(ans.found?'found':'none'):'pending'),id:'answer'});
   a.appendChild(el('h2',{},ans?ans.headline:'No answer yet: the run has not reached the proxy-task search.'));
   if(ans){a.appendChild(facts(ans.facts));for(const n of ans.notes||[])a.appendChild(el('p',{'class':'note'},n));}
   frag.appendChild(a);
