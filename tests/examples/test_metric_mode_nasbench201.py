@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
+from tests.examples.conftest import WorkflowRun, nasbench201_config
 
 from proxytask import cli
 
@@ -34,13 +34,7 @@ def error_rate_table(path: Path) -> Path:
 
 
 def _run(tmp_path: Path, table: Path, mode: str | None) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load((EXAMPLE / "workflow.yaml").read_text())
-    data["root-output-dir"] = str(tmp_path / "runs")
-    data["replay-table"] = str(table)
-    if mode is not None:
-        data["metric-mode"] = mode
-    workflow = tmp_path / "workflow.yaml"
-    workflow.write_text(yaml.safe_dump(data))
+    workflow = nasbench201_config(tmp_path, table, mode)
     assert cli.main(["run", str(workflow)]) == 0
     wdir = tmp_path / "runs" / "Workflow_nasbench201"
     rec: dict[str, Any] = json.loads((wdir / "RECOMMENDATION.json").read_text())
@@ -48,10 +42,14 @@ def _run(tmp_path: Path, table: Path, mode: str | None) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], dict[str, Any]]:
-    acc_dir = tmp_path_factory.mktemp("accuracy")
+def runs(
+    tmp_path_factory: pytest.TempPathFactory, nasbench201_run: WorkflowRun
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The shared accuracy run, and the same curves as an error rate."""
+    accuracy: dict[str, Any] = json.loads(
+        (nasbench201_run.wdir / "RECOMMENDATION.json").read_text()
+    )
     err_dir = tmp_path_factory.mktemp("error")
-    accuracy = _run(acc_dir, EXAMPLE / "curves.json", None)
     error = _run(err_dir, error_rate_table(err_dir / "error_curves.json"), "min")
     return accuracy, error
 

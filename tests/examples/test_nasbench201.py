@@ -6,17 +6,16 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `examples` is a top-level package of the repo, not installed
     sys.path.insert(0, str(REPO))
 
 from examples.nasbench201 import build_table, proxies, search_space  # noqa: E402
+from tests.examples.conftest import WorkflowRun  # noqa: E402
 
 from proxytask import cli  # noqa: E402
 from proxytask.executors.replay import ReplayTable  # noqa: E402
@@ -177,19 +176,9 @@ def test_the_estimated_ceiling_matches_the_seeds_own_tau() -> None:
 # ---- the whole workflow ------------------------------------------------------------------------
 
 
-def _workflow(tmp_path: Path) -> Path:
-    data: dict[str, Any] = yaml.safe_load((EXAMPLE / "workflow.yaml").read_text())
-    data["root-output-dir"] = str(tmp_path / "runs")
-    data["replay-table"] = str(TABLE_PATH)
-    path = tmp_path / "workflow.yaml"
-    path.write_text(yaml.safe_dump(data))
-    return path
-
-
-def test_the_workflow_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_workflow_runs_end_to_end(nasbench201_run: WorkflowRun) -> None:
     """(Its run time is a measurement in the example's README, not an assertion here.)"""
-    assert cli.main(["run", str(_workflow(tmp_path))]) == 0
-    out = capsys.readouterr().out
+    out = nasbench201_run.out
     for stage in ("== variance", "== model selection", "== search", "== final checks"):
         assert stage in out
     assert "best proxy task:" in out
@@ -200,9 +189,7 @@ def test_the_workflow_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     )
     assert "held-out check: Kendall tau-b" in out
     assert "zero-training baselines:" in out
-    rec = json.loads(
-        (tmp_path / "runs" / "Workflow_nasbench201" / "RECOMMENDATION.json").read_text()
-    )
+    rec = json.loads((nasbench201_run.wdir / "RECOMMENDATION.json").read_text())
     found = rec["recommendation"]
     assert found["found"] is True
     assert found["best_proxy_task_name"] in proxies.CONFIGS
@@ -232,17 +219,15 @@ def test_the_workflow_runs_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
 
 
 def test_running_the_workflow_again_keeps_the_live_decision(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    nasbench201_run: WorkflowRun, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """The reference models train at different speeds here (629 s to 3,009 s for 200 epochs):
     a proxy is decided only at steps every model has reached, so reading the complete curves
     again (the re-score of a second run) reaches the same answer."""
-    workflow = _workflow(tmp_path)
-    assert cli.main(["run", str(workflow)]) == 0
-    path = tmp_path / "runs" / "Workflow_nasbench201" / "RECOMMENDATION.json"
+    path = nasbench201_run.wdir / "RECOMMENDATION.json"
     first = json.loads(path.read_text())["recommendation"]
     capsys.readouterr()
-    assert cli.main(["run", str(workflow)]) == 0
+    assert cli.main(["run", str(nasbench201_run.config)]) == 0
     out = capsys.readouterr().out
     second = json.loads(path.read_text())["recommendation"]
     for key in ("best_proxy_task_name", "final_training_step", "accuracy_correlation_at_stop"):
