@@ -96,7 +96,13 @@ def test_a_failed_or_unfinished_run_says_where_it_stopped(tmp_path: Path) -> Non
     measurement.update(phase="copies", error=None)
     (vdir / "measurement_state.json").write_text(json.dumps(measurement))
     page = build_page(str(wdir), time.time())
-    assert page["status"]["state"] == "running" and page["answer"] is None
+    assert page["status"]["state"] == "running"
+    # while the workflow goes, its search's best proxy so far, said to be provisional
+    assert page["answer"]["headline"].startswith("So far: Use proxy task good")
+    assert "still going" in page["answer"]["notes"][0]
+    search_dir = wdir / Path(state["stages"]["search"]["dir"]).name
+    (search_dir / "PROXY_TASK_RECOMMENDATION.json").unlink()
+    assert build_page(str(wdir), time.time())["answer"] is None
 
 
 @pytest.mark.parametrize("bad", ["missing", "plain", "trial"])

@@ -640,6 +640,24 @@ def _answer(rec: Mapping[str, Any] | None) -> dict[str, Any] | None:
     }
 
 
+def _answer_so_far(rec: Any, so_far: Any, overall: str) -> dict[str, Any] | None:
+    """The answer; while a workflow's search runs, its best proxy so far, marked as such."""
+    if overall == "not started":
+        return None
+    if rec is not None:
+        return _answer(rec)
+    current = _answer(so_far)
+    if current is None or not current["found"]:
+        return None
+    current["headline"] = "So far: " + current["headline"]
+    going = (
+        "The search is still going: a cheaper proxy may still qualify, and the final checks "
+        "have not run yet."
+    )
+    current["notes"] = [going, *current["notes"]]
+    return current
+
+
 def _stage_state(stage: str, cdir: str) -> str:
     if stage == "trials":
         return "finished"
@@ -691,9 +709,13 @@ def build_page(run_dir: str, now: float) -> dict[str, Any]:
         ) else None  # fmt: skip
         lines.append(line + (f" — {error}" if error else ""))
     rec: Any = None
+    so_far: Any = None  # a running workflow's search: its best proxy so far
     if kind == layout.KIND_WORKFLOW:
         saved = _read(storage.join(run_dir, layout.WORKFLOW_RECOMMENDATION))
         rec = saved.get("recommendation") if isinstance(saved, Mapping) else None
+        search_dirs = [d for stage, d in stages if stage == "search"]
+        if rec is None and search_dirs:
+            so_far = _read(storage.join(search_dirs[0], layout.SEARCH_RECOMMENDATION))
     elif kind == layout.KIND_SEARCH:
         rec = _read(storage.join(run_dir, layout.SEARCH_RECOMMENDATION))
     if "failed" in states:
@@ -736,7 +758,7 @@ def build_page(run_dir: str, now: float) -> dict[str, Any]:
         "kind": kind,
         "generated_at": now,
         "status": {"state": overall, "lines": lines},
-        "answer": _answer(rec) if overall != "not started" else None,
+        "answer": _answer_so_far(rec, so_far, overall),
         "sections": sections,
         "workflow": {k: v for k, v in workflow.items() if k != "version"},
     }

@@ -42,7 +42,7 @@ function render(page){
   const keep={};main.querySelectorAll('.fig').forEach(d=>{keep[d.id]=d;});
   const frag=el('div');
   const ans=page.answer;const a=el('section',{'class':'card answer '+(ans?(ans.found?'found':'none'):'pending'),id:'answer'});
-  a.appendChild(el('h2',{},ans?ans.headline:'No answer yet: the run has not reached the proxy-task search.'));
+  a.appendChild(el('h2',{},ans?ans.headline:'No answer yet: the run is still going (where it stands: below).'));
   if(ans){a.appendChild(facts(ans.facts));for(const n of ans.notes||[])a.appendChild(el('p',{'class':'note'},n));}
   frag.appendChild(a);
   const s=el('section',{'class':'card',id:'where'});s.appendChild(el('h2',{},'Where the run stands'));
