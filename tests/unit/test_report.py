@@ -258,3 +258,34 @@ def test_the_paced_clock_lets_real_time_pass() -> None:
     assert 0.25 <= time.monotonic() - started < 3
     with pytest.raises(ValueError, match="speed must be"):
         PacedClock(speed=0)
+
+
+def test_the_answer_labels_every_number_of_its_evidence() -> None:
+    from proxytask.report.page import _answer
+
+    rec = {
+        "found": True, "best_proxy_task_name": "width0.5", "training_steps": 400,
+        "trainer_args": {"width_multiplier": "0.5"}, "speedup_vs_full_training": 2.912,
+        "accuracy_correlation_at_stop": 0.884, "stopping_rule": "confident",
+        "accuracy_correlation_interval_at_stop": {"ci_low": 0.78, "ci_high": 0.94,
+                                                  "confidence": 0.85},
+        "holdout": {"tau": 0.714, "n": 8, "ci_low": 0.397, "ci_high": 0.879, "confidence": 0.85},
+        "winner_stability": {"draws": 200, "observed_winner_frequency": 0.29,
+                             "frequencies": {"width0.5": 0.29, "len20": 0.21}},
+        "zero_training_comparison": {"message": "the trained proxy ranks better"},
+        "others": {"data50": "Met desired correlation"},
+    }  # fmt: skip
+    answer = _answer(rec)
+    assert answer is not None
+    facts = dict(answer["facts"])
+    assert facts["cost per trial"] == "2.912× cheaper than full training"
+    assert facts["rank correlation with full training at that step"] == (
+        "Kendall tau-b 0.88 [0.78, 0.94] (85 % interval)"
+    )
+    assert facts["held-out check (8 models the search never chose by)"] == (
+        "Kendall tau-b 0.71 [0.40, 0.88] (85 % interval)"
+    )
+    stability = facts["winner stability (the search replayed on resampled reference models)"]
+    assert stability == "wins 29 % of 200 resamples (width0.5 29 %, len20 21 %)"
+    assert facts["against zero-training scores"] == "the trained proxy ranks better"
+    assert facts["data50 (not chosen)"] == "Met desired correlation"

@@ -611,7 +611,7 @@ def _answer(rec: Mapping[str, Any] | None) -> dict[str, Any] | None:
     if isinstance(holdout, Mapping):
         facts.append(
             [
-                f"held-out check ({holdout.get('num_models', '?')} models the search never saw)",
+                f"held-out check ({holdout.get('n', '?')} models the search never chose by)",
                 _tau_text(holdout.get("tau"), holdout.get("ci_low"), holdout.get("ci_high"),
                           holdout.get("confidence")),
             ]
@@ -619,16 +619,20 @@ def _answer(rec: Mapping[str, Any] | None) -> dict[str, Any] | None:
     stability = rec.get("winner_stability")
     if isinstance(stability, Mapping):
         freq = _num(stability.get("observed_winner_frequency"))
+        freqs = stability.get("frequencies") or {}
+        rivals = ", ".join(
+            f"{name} {f * 100:.0f} %" for name, f in sorted(freqs.items(), key=lambda kv: -kv[1])
+        )
         facts.append(
             [
-                "stability (bootstrap of the reference models)",
-                f"wins {freq * 100:.0f} % of {stability.get('draws')} resamples"
+                "winner stability (the search replayed on resampled reference models)",
+                f"wins {freq * 100:.0f} % of {stability.get('draws')} resamples ({rivals})"
                 if freq is not None else "—",
             ]
         )  # fmt: skip
     comparison = rec.get("zero_training_comparison")
-    if comparison:
-        facts.append(["against zero-training scores", str(comparison)])
+    if isinstance(comparison, Mapping) and comparison.get("message"):
+        facts.append(["against zero-training scores", str(comparison["message"])])
     facts += [[f"{name} (not chosen)", str(why)] for name, why in sorted(others.items())]
     notes = [str(rec["advice"])] if rec.get("advice") else []
     return {
