@@ -289,3 +289,21 @@ def test_the_answer_labels_every_number_of_its_evidence() -> None:
     assert stability == "wins 29 % of 200 resamples (width0.5 29 %, len20 21 %)"
     assert facts["against zero-training scores"] == "the trained proxy ranks better"
     assert facts["data50 (not chosen)"] == "Met desired correlation"
+
+
+def test_a_report_of_plain_trials_reads_them_from_their_files(tmp_path: Path) -> None:
+    import sys
+
+    code = cli.main(
+        [
+            "trial", f"--trainer={sys.executable} -m proxytask.testing.fake_trainer",
+            "--search-space=tests.fixtures.spaces:tiny", f"--root-output-dir={tmp_path / 'runs'}",
+            "--job-name=t", "--num-trials=2", "--trainer-args", "cycles=2", "cycle_secs=0.01",
+        ]
+    )  # fmt: skip
+    assert code == 0
+    (cdir,) = (tmp_path / "runs").glob("Trials_t_*")
+    page = build_page(str(cdir), time.time())
+    assert page["kind"] == layout.KIND_TRIALS and page["status"]["state"] == "finished"
+    rows = page["sections"][-1]["tables"][0]["rows"]
+    assert [(r[1], r[2]) for r in rows] == [("t/1", "succeeded"), ("t/2", "succeeded")]

@@ -541,7 +541,30 @@ _STATE_FILES = {
 # ---- trials, failures, cost ------------------------------------------------------------------
 
 
+def _files_trial_rows(cdir: str) -> list[list[Any]]:
+    """The trials of a dir without a state file (``proxytask trial``), from their files."""
+    from proxytask.report.status import summarise_job
+
+    rows = []
+    for job in sorted(storage.listdir(storage.join(cdir, layout.JOBS_DIR))):
+        if job.startswith("."):
+            continue
+        for trial in summarise_job(job, layout.job_dir(cdir, job)).trials:
+            done = trial.pct >= 100.0 or trial.failure is not None
+            state = ("failed" if trial.failure else "succeeded") if done else "running"
+            cause, _, message = (trial.failure or "").partition(": ")
+            steps, _ = _curve_of(trial.trial_dir)
+            rows.append(
+                [STAGE_TITLES["trials"], trial.trial_id, state, steps[-1] if steps else "—",
+                 trial.accuracy if trial.accuracy is not None else "—",
+                 round(trial.training_hours * 3600, 1), cause, message]
+            )  # fmt: skip
+    return rows
+
+
 def _trial_rows(stage: str, cdir: str, now: float) -> list[list[Any]]:
+    if stage == "trials":
+        return _files_trial_rows(cdir)
     state = _read(storage.join(cdir, _STATE_FILES[stage])) if stage in _STATE_FILES else None
     records = (state.get("trials") or []) if isinstance(state, Mapping) else []
     rows = []
@@ -728,6 +751,8 @@ def build_page(run_dir: str, now: float) -> dict[str, Any]:
         overall = "not started"
     elif kind == layout.KIND_WORKFLOW:
         overall = "finished" if rec is not None else "running"
+    elif kind == layout.KIND_TRIALS:
+        overall = "running" if any(r[2] == "running" for r in trial_rows) else "finished"
     else:
         overall = "finished" if all(s == "finished" for s in states) else "running"
     failed = [r for r in trial_rows if r[2] == "failed"]
