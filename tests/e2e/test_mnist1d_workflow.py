@@ -35,9 +35,9 @@ def _config(tmp_path: Path) -> Path:
     config["variance"]["num-copies"] = 2
     config["model-selection"].update(
         {
-            "start-num-models": 7,
+            "start-num-models": 6,
             "final-num-models": 4,
-            "num-models-to-remove-per-iter": 1,
+            "num-models-to-remove-per-iter": 2,
             "num-holdout-models": 2,
         }
     )

@@ -43,7 +43,7 @@ SPACE = "vertex_trainer.search_spaces:tiny_mlp_search_space"
 GENERATOR = "vertex_trainer.proxy_task_search_spaces:tiny_mlp_proxy_task_config_generator"
 TRAINER = [sys.executable, "vertex_trainer/cloud_search_main.py"]
 LATENCY_COMMAND = [sys.executable, "vertex_trainer/latency_computation.py"]
-STEPS = 300
+STEPS = 240
 TRAINER_ARGS = [
     "training_data_path=data/train-*-of-00100",
     f"params_override=train_steps={STEPS},validation_interval=60",
@@ -281,6 +281,6 @@ def test_the_whole_workflow_runs_with_the_latency_calculator(tmp_path: Path) -> 
         saved = tmp_path / model["trial_dir"] / "saved_model" / "model_latency.json"
         assert _json(saved)["latency_in_milliseconds"] == model["latency"]
     measured = [line for line in worker if ": latency " in line]
-    assert len(measured) >= 15, worker  # every stage's trials were answered
+    assert len(measured) >= 12, worker  # every stage's trials were answered
     assert "failed" not in "\n".join(worker)
     assert "recommendation:" in out

@@ -7,6 +7,7 @@ import http.client
 import json
 import os
 import re
+import shutil
 import threading
 import time
 import urllib.request
@@ -80,8 +81,9 @@ def test_a_report_of_one_controller_dir_and_to_another_file(workflow: Path, tmp_
     assert page["answer"]["headline"].startswith("Use proxy task good")
 
 
-def test_a_failed_or_unfinished_run_says_where_it_stopped(tmp_path: Path) -> None:
-    wdir = finished_workflow(tmp_path)
+def test_a_failed_or_unfinished_run_says_where_it_stopped(workflow: Path, tmp_path: Path) -> None:
+    wdir = tmp_path / workflow.name  # a copy: the page finds its stage dirs inside it
+    shutil.copytree(workflow, wdir)
     state = json.loads((wdir / "WORKFLOW_STATE.json").read_text())
     vdir = wdir / Path(state["stages"]["variance"]["dir"]).name
     measurement = json.loads((vdir / "measurement_state.json").read_text())
