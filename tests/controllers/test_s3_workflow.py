@@ -125,6 +125,20 @@ def test_model_selection_on_the_replay_executor_with_every_file_on_s3(
     assert "filtered_trial_scores.png" in storage.listdir(layout.job_dir(cdir, "round1"))
     assert cli.main(["status", cdir]) == 0
     assert "job round1:" in capsys.readouterr().out
+    # the report of a run on s3:// is written there, and the dashboard's page reads it there
+    assert cli.main(["report", cdir]) == 0
+    report = storage.read_text(storage.join(cdir, "REPORT.html")) or ""
+    assert "Reference models on the accuracy" in report
+    from proxytask.report.dashboard import DashboardServer
+
+    server = DashboardServer(cdir, port=0)
+    try:
+        page = server.page()
+    finally:
+        server.server_close()
+    assert page["status"]["state"] == "finished" and page["run_dir"] == cdir
+    models = next(s for s in page["sections"] if s["id"] == "model_selection")
+    assert any(t["id"] == "selection-models" and len(t["rows"]) == 3 for t in models["tables"])
     assert _files_under(work) == []
     assert _files_under(inputs) == ["table.json"]
 
