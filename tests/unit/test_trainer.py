@@ -228,3 +228,15 @@ def test_object_api(tmp_path: Path) -> None:
     trial.report_latency(1.0)
     m = trial.metrics()
     assert m is not None and m.last_pct == 50.0 and m.latency == 1.0
+
+
+def test_importing_the_trainer_side_pulls_in_no_numpy() -> None:
+    """A trainer's start-up pays for what it imports: the contract needs no numpy."""
+    import subprocess
+    import sys
+
+    code = "import sys, proxytask, proxytask.trainer; print('numpy' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+    )
+    assert done.stdout.strip() == "False"

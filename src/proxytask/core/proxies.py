@@ -9,8 +9,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
-
 from proxytask.core.errors import ConfigError
 from proxytask.core.imports import import_callable
 
@@ -432,6 +430,8 @@ def select_shards(shards: Sequence[str], fraction: float, seed: int) -> list[str
             f"{fraction!r} of {n} shards is not representable; {use}give a shard count "
             "divisible by the fraction."
         )
+    import numpy as np  # here, not at module level: ``import proxytask`` stays numpy-free
+
     rng = np.random.default_rng(seed)
     picked = sorted(int(i) for i in rng.choice(n, size=k, replace=False))
     return [paths[i] for i in picked]
