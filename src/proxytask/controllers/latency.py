@@ -99,7 +99,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from proxytask.controllers.command_options import LATENCY_WORKER_OPTIONS
@@ -264,24 +264,29 @@ def _natural_key(name: str) -> tuple[tuple[int, int | str], ...]:
     )
 
 
-def find_pending(controller_dir: str) -> list[str]:
-    """Trial dirs under ``<controller_dir>/jobs/*/*`` with a latency request and no result.
-
-    Sorted by job name then trial id, naturally (``2`` before ``10``).
-    """
+def _trial_dirs(controller_dir: str) -> Iterator[str]:
+    """The trial dirs ``<controller_dir>/jobs/*/*``, by job name then trial id, naturally
+    (``2`` before ``10``); hidden entries (``.interrupted``) are skipped."""
     jobs_dir = storage.join(controller_dir, layout.JOBS_DIR)
-    pending: list[str] = []
     for job in sorted(storage.listdir(jobs_dir), key=_natural_key):
         if job.startswith("."):
             continue
         job_dir = layout.job_dir(controller_dir, job)
         for trial in sorted(storage.listdir(job_dir), key=_natural_key):
-            if trial.startswith("."):
-                continue
-            trial_dir = layout.trial_dir(job_dir, trial)
-            names = set(storage.listdir(trial_dir))  # one listing instead of two lookups
-            if layout.LATENCY_REQUEST in names and layout.LATENCY_RESULT not in names:
-                pending.append(trial_dir)
+            if not trial.startswith("."):
+                yield layout.trial_dir(job_dir, trial)
+
+
+def find_pending(controller_dir: str) -> list[str]:
+    """Trial dirs under ``<controller_dir>/jobs/*/*`` with a latency request and no result.
+
+    Sorted by job name then trial id, naturally (``2`` before ``10``).
+    """
+    pending: list[str] = []
+    for trial_dir in _trial_dirs(controller_dir):
+        names = set(storage.listdir(trial_dir))  # one listing instead of two lookups
+        if layout.LATENCY_REQUEST in names and layout.LATENCY_RESULT not in names:
+            pending.append(trial_dir)
     return pending
 
 
@@ -316,20 +321,12 @@ def find_pending_saved_models(
     top = subdir.split("/")[0]
     pending: list[str] = []
     for cdir in _controller_dirs(root):
-        jobs_dir = storage.join(cdir, layout.JOBS_DIR)
-        for job in sorted(storage.listdir(jobs_dir), key=_natural_key):
-            if job.startswith("."):
+        for trial_dir in _trial_dirs(cdir):
+            if top not in set(storage.listdir(trial_dir)):
                 continue
-            job_dir = layout.job_dir(cdir, job)
-            for trial in sorted(storage.listdir(job_dir), key=_natural_key):
-                if trial.startswith("."):
-                    continue
-                trial_dir = layout.trial_dir(job_dir, trial)
-                if top not in set(storage.listdir(trial_dir)):
-                    continue
-                names = set(storage.listdir(saved_model_dir(trial_dir, subdir)))
-                if ready_file in names and layout.LATENCY_RESULT not in names:
-                    pending.append(trial_dir)
+            names = set(storage.listdir(saved_model_dir(trial_dir, subdir)))
+            if ready_file in names and layout.LATENCY_RESULT not in names:
+                pending.append(trial_dir)
     return pending
 
 

@@ -427,7 +427,9 @@ class SearchCurvesFigure:
     stop_time_hrs: float | None = None
 
 
-def _format_time(hours: float) -> str:
+def format_hours(hours: float) -> str:
+    """A duration in the unit :func:`readable_time_unit` picks: ``format_hours(0.25)`` is
+    ``'15 minutes'``."""
     unit, factor = readable_time_unit(hours)
     return f"{_plain_number(hours * factor)} {unit}"
 
@@ -611,7 +613,7 @@ def _search_subtitle(curves: _CurveInput, marks: _Marks) -> str:
     if marks.stop_step is not None:
         where.append(f"step {_plain_number(marks.stop_step)}")
     if marks.stop_hours is not None:
-        where.append(_format_time(marks.stop_hours))
+        where.append(format_hours(marks.stop_hours))
     details.append("stopped at " + ", ".join(where) if where else "not stopped")
     if marks.desired_correlation is not None:
         details.append(f"desired correlation {marks.desired_correlation:g}")

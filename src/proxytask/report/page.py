@@ -25,7 +25,8 @@ from typing import Any
 
 from proxytask.core import layout, storage
 from proxytask.core.errors import StorageError, UsageError
-from proxytask.trainer.contract import read_trial_training_metrics
+from proxytask.report.data import format_hours
+from proxytask.trainer.contract import TrialTrainingMetrics, read_trial_training_metrics
 
 __all__ = ["PAGE_VERSION", "build_page", "run_kind"]
 
@@ -90,13 +91,7 @@ def _tau_text(tau: Any, low: Any = None, high: Any = None, confidence: Any = Non
 
 def _hours_text(hours: Any) -> str:
     value = _num(hours)
-    if value is None:
-        return "—"
-    if value * 3600 < 120:
-        return f"{value * 3600:.1f} s"
-    if value < 2:
-        return f"{value * 60:.1f} min"
-    return f"{value:.2f} h"
+    return "—" if value is None else format_hours(value)
 
 
 def _arch_text(arch: Any) -> str:
@@ -160,15 +155,26 @@ def _table(
     return {"id": tid, "title": title, "columns": list(columns), "rows": [list(r) for r in rows]}
 
 
-def _curve_of(trial_dir: str) -> tuple[list[int], list[float]]:
-    try:
-        metrics = read_trial_training_metrics(trial_dir)
-    except StorageError:
-        return [], []
-    if metrics is None:
-        return [], []
-    points = metrics.training_accuracy_over_steps
-    return [p.training_step for p in points], [p.accuracy for p in points]
+class _Metrics:
+    """Each trial's ``TRIAL_TRAINING_METRICS.json``, read at most once per page (a dashboard
+    rebuilds the page every second; a copy's curve and its trial-table row share one read)."""
+
+    def __init__(self) -> None:
+        self._read: dict[str, TrialTrainingMetrics | None] = {}
+
+    def __call__(self, trial_dir: str) -> TrialTrainingMetrics | None:
+        if trial_dir not in self._read:
+            try:
+                self._read[trial_dir] = read_trial_training_metrics(trial_dir)
+            except StorageError:  # being written: read again on the next page
+                self._read[trial_dir] = None
+        return self._read[trial_dir]
+
+    def curve(self, trial_dir: str) -> tuple[list[int], list[float]]:
+        """The trial's (steps, accuracies) so far; empty lists before its first report."""
+        metrics = self(trial_dir)
+        points = metrics.training_accuracy_over_steps if metrics else ()
+        return [p.training_step for p in points], [p.accuracy for p in points]
 
 
 # ---- stages ----------------------------------------------------------------------------------
@@ -184,20 +190,26 @@ def _state_error(state: Any) -> str | None:
     return None
 
 
-def _variance_section(cdir: str) -> dict[str, Any]:
-    section = _section("variance", STAGE_TITLES["variance"])
-    state = _read(storage.join(cdir, layout.MEASUREMENT_STATE)) or {}
-    result = _read(storage.join(cdir, layout.VARIANCE_RESULT))
+def _stage_head(stage: str, cdir: str) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """A stage's section with its phase (and the error that stopped it), and its state."""
+    section = _section(stage, STAGE_TITLES[stage])
+    state = _read(storage.join(cdir, _STATE_FILES[stage])) or {}
     section["facts"].append(["phase", str(state.get("phase", "not started"))])
     if _state_error(state):
         section["notes"].append(f"stopped: {_state_error(state)}")
+    return section, state
+
+
+def _variance_section(cdir: str, metrics: _Metrics) -> dict[str, Any]:
+    section, _ = _stage_head("variance", cdir)
+    result = _read(storage.join(cdir, layout.VARIANCE_RESULT))
     traces: list[dict[str, Any]] = []
     rows = []
     copies_dir = layout.job_dir(cdir, layout.COPIES_JOB)
     for index, trial in enumerate(sorted(storage.listdir(copies_dir), key=_trial_key)):
         if trial.startswith("."):
             continue
-        steps, accs = _curve_of(layout.trial_dir(copies_dir, trial))
+        steps, accs = metrics.curve(layout.trial_dir(copies_dir, trial))
         if not steps:
             continue
         name = f"{layout.COPIES_JOB}/{trial}"
@@ -283,13 +295,9 @@ def _trial_key(name: str) -> tuple[int, str]:
     return (int(name), "") if name.isdigit() else (10**9, name)
 
 
-def _selection_section(cdir: str) -> dict[str, Any]:
-    section = _section("model_selection", STAGE_TITLES["model_selection"])
-    state = _read(storage.join(cdir, layout.MODEL_SELECTION_STATE)) or {}
+def _selection_section(cdir: str, metrics: _Metrics) -> dict[str, Any]:
+    section, state = _stage_head("model_selection", cdir)
     refs = _read(storage.join(cdir, layout.REFERENCE_MODELS))
-    section["facts"].append(["phase", str(state.get("phase", "not started"))])
-    if _state_error(state):
-        section["notes"].append(f"stopped: {_state_error(state)}")
     rounds = state.get("rounds") or []
     if rounds:
         section["tables"].append(
@@ -375,7 +383,7 @@ def _series(stats: Mapping[str, Any], key: str) -> list[float | None]:
     return [_num(v) for v in stats.get(key) or []]
 
 
-def _search_section(cdir: str) -> dict[str, Any]:
+def _search_section(cdir: str, metrics: _Metrics) -> dict[str, Any]:
     section = _section("search", STAGE_TITLES["search"])
     state = _read(storage.join(cdir, layout.SEARCH_STATE)) or {}
     settings = state.get("settings") or {}
@@ -514,10 +522,8 @@ def _search_section(cdir: str) -> dict[str, Any]:
     return section
 
 
-def _final_checks_section(cdir: str) -> dict[str, Any]:
-    section = _section("final_checks", STAGE_TITLES["final_checks"])
-    state = _read(storage.join(cdir, layout.FINAL_CHECKS_STATE)) or {}
-    section["facts"].append(["phase", str(state.get("phase", "not started"))])
+def _final_checks_section(cdir: str, metrics: _Metrics) -> dict[str, Any]:
+    section, state = _stage_head("final_checks", cdir)
     for key, value in sorted(state.items()):
         if key not in ("phase", "version") and not isinstance(value, (dict, list)):
             section["facts"].append([key.replace("_", " "), str(value)])
@@ -541,30 +547,35 @@ _STATE_FILES = {
 # ---- trials, failures, cost ------------------------------------------------------------------
 
 
-def _files_trial_rows(cdir: str) -> list[list[Any]]:
+def _files_trial_rows(cdir: str, metrics: _Metrics) -> list[list[Any]]:
     """The trials of a dir without a state file (``proxytask trial``), from their files."""
-    from proxytask.report.status import summarise_job
-
     rows = []
     for job in sorted(storage.listdir(storage.join(cdir, layout.JOBS_DIR))):
         if job.startswith("."):
             continue
-        for trial in summarise_job(job, layout.job_dir(cdir, job)).trials:
-            done = trial.pct >= 100.0 or trial.failure is not None
-            state = ("failed" if trial.failure else "succeeded") if done else "running"
-            cause, _, message = (trial.failure or "").partition(": ")
-            steps, _ = _curve_of(trial.trial_dir)
+        jdir = layout.job_dir(cdir, job)
+        for number in sorted((n for n in storage.listdir(jdir) if n.isdigit()), key=int):
+            tdir = layout.trial_dir(jdir, number)
+            found = metrics(tdir)
+            failure = _read(layout.trial_file(tdir, layout.TRIAL_FAILURE))
+            failed = isinstance(failure, Mapping)
+            done = failed or (found is not None and found.last_pct >= 100.0)
+            steps, accs = metrics.curve(tdir)
+            hours = found.training_time.total_training_time_in_secs / 3600 if found else 0.0
             rows.append(
-                [STAGE_TITLES["trials"], trial.trial_id, state, steps[-1] if steps else "—",
-                 trial.accuracy if trial.accuracy is not None else "—",
-                 round(trial.training_hours * 3600, 1), cause, message]
+                [STAGE_TITLES["trials"], f"{job}/{number}",
+                 ("failed" if failed else "succeeded") if done else "running",
+                 steps[-1] if steps else "—", accs[-1] if accs else "—",
+                 round(hours * 3600, 1),
+                 str(failure.get("cause", "crash")) if failed else "",
+                 str(failure.get("message", "")) if failed else ""]
             )  # fmt: skip
     return rows
 
 
-def _trial_rows(stage: str, cdir: str, now: float) -> list[list[Any]]:
+def _trial_rows(stage: str, cdir: str, now: float, metrics: _Metrics) -> list[list[Any]]:
     if stage == "trials":
-        return _files_trial_rows(cdir)
+        return _files_trial_rows(cdir, metrics)
     state = _read(storage.join(cdir, _STATE_FILES[stage])) if stage in _STATE_FILES else None
     records = (state.get("trials") or []) if isinstance(state, Mapping) else []
     rows = []
@@ -573,7 +584,7 @@ def _trial_rows(stage: str, cdir: str, now: float) -> list[list[Any]]:
             continue
         job, number = str(record.get("job", "")), str(record.get("number", ""))
         tdir = layout.trial_dir(layout.job_dir(cdir, job), number)
-        steps, accs = _curve_of(tdir)
+        steps, accs = metrics.curve(tdir)
         started, ended = _num(record.get("started_at")), _num(record.get("ended_at"))
         runtime = None
         if started is not None:
@@ -720,14 +731,15 @@ def build_page(run_dir: str, now: float) -> dict[str, Any]:
     dir that is neither. Reads only; a file being written is read again on the next call."""
     kind = run_kind(run_dir)
     stages, workflow = _stages(run_dir, kind)
+    metrics = _Metrics()
     sections = []
     trial_rows: list[list[Any]] = []
     lines = []
     states = []
     for stage, cdir in stages:
         if stage in _SECTION_BUILDERS:
-            sections.append(_SECTION_BUILDERS[stage](cdir))
-        trial_rows += _trial_rows(stage, cdir, now)
+            sections.append(_SECTION_BUILDERS[stage](cdir, metrics))
+        trial_rows += _trial_rows(stage, cdir, now, metrics)
         stage_state = _stage_state(stage, cdir)
         states.append(stage_state)
         line = f"{STAGE_TITLES.get(stage, stage)}: {stage_state}"

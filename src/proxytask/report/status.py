@@ -11,14 +11,7 @@ from proxytask.core import layout, storage
 from proxytask.core.errors import StorageError, UsageError
 from proxytask.trainer.contract import TrialTrainingMetrics, read_trial_training_metrics
 
-__all__ = [
-    "DirStatus",
-    "JobSummary",
-    "TrialSummary",
-    "inspect_dir",
-    "render_status",
-    "summarise_job",
-]
+__all__ = ["DirStatus", "JobSummary", "TrialSummary", "inspect_dir", "render_status"]
 
 T = TypeVar("T")
 
@@ -93,8 +86,7 @@ def _is_trial_dir(path: str) -> bool:
     )
 
 
-def summarise_job(name: str, jdir: str) -> JobSummary:
-    """The trials of one job dir, from their files."""
+def _summarise_job(name: str, jdir: str) -> JobSummary:
     ids = sorted((n for n in storage.listdir(jdir) if n.isdigit()), key=int)
     trials = tuple(
         _summarise_trial(f"{name}/{i}", layout.trial_dir(jdir, i))
@@ -257,12 +249,12 @@ def inspect_dir(path: str) -> DirStatus:
     if storage.exists(jobs_root):
         kind = next((k for k in layout.CONTROLLER_KINDS if base.startswith(k + "_")), "controller")
         jobs = tuple(
-            summarise_job(name, layout.job_dir(path, name)) for name in storage.listdir(jobs_root)
+            _summarise_job(name, layout.job_dir(path, name)) for name in storage.listdir(jobs_root)
         )
         return DirStatus(path, kind, jobs, _controller_notes(path, kind))
     if _is_trial_dir(path):
         return DirStatus(path, "trial", (JobSummary("", path, (_summarise_trial(base, path),)),))
-    job = summarise_job(base, path)
+    job = _summarise_job(base, path)
     if job.trials:
         return DirStatus(path, "job", (job,))
     raise UsageError(
