@@ -52,6 +52,16 @@ TRIAL_OPTIONS: tuple[Option, ...] = (
         hint="Example: --trainer 'python examples/digits/trainer.py'.",
     ),
     Option(
+        "trainer-entry",
+        text,
+        None,
+        "run trials in warm workers (local executor): the trainer's function PKG.MOD:FN or "
+        "path/to/trainer.py:FN, called with the trial's arguments, returning the exit code. "
+        "--trainer's interpreter imports it once and forks every trial from it, so the "
+        "trainer's start-up (torch, data) is paid once; other executors run --trainer",
+        "PKG.MOD:FN",
+    ),
+    Option(
         "search-space",
         text,
         None,

@@ -58,7 +58,7 @@ def build_context(values: dict[str, Any], kind: str, previous: str | None) -> Co
     from proxytask.executors.factory import executor_class
     from proxytask.report.progress import ProgressDisplay
 
-    trainer = parse_trainer_command(values["trainer"])
+    trainer = parse_trainer_command(values["trainer"], values.get("trainer_entry"))
     executor_class(values["executor"]).check_trainer(trainer)
     baseline_args = parse_trainer_args(values["trainer_args"])
     job_name = layout.check_job_name(values["job_name"])

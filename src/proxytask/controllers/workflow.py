@@ -310,7 +310,9 @@ def resolve_workflow(path: str, live: bool | None) -> tuple[str, WorkflowValues]
     )
     # every stage's input is checked before anything is written
     _check_one_metric_mode(values)
-    trainer = parse_trainer_command(values.variance["trainer"])
+    trainer = parse_trainer_command(
+        values.variance["trainer"], values.variance.get("trainer_entry")
+    )
     executor_class(values.variance["executor"]).check_trainer(trainer)
     variance_inputs(values.variance)
     selection_inputs(values.model_selection)

@@ -88,12 +88,15 @@ class Resources:
 class TrainerSpec:
     """How to run the trainer.
 
-    ``argv`` is the trainer command as an argument list (no shell). A later warm-worker mode
-    adds a ``function`` (``pkg.module:fn`` taking the trial arguments) next to it; executors
-    that do not support a kind of trainer say so at launch.
+    ``argv`` is the trainer command as an argument list (no shell). ``entry`` (``pkg.mod:fn``
+    or ``path/to/trainer.py:fn``, a function taking the trial's arguments and returning the
+    exit code) lets the local executor run trials in warm workers
+    (:mod:`proxytask.executors.warm`): ``argv[0]`` imports the entry once, each trial is a
+    forked child. Executors without warm workers run ``argv`` as usual.
     """
 
     argv: tuple[str, ...]
+    entry: str | None = None
 
     def __post_init__(self) -> None:
         if not self.argv:

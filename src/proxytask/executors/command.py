@@ -25,8 +25,11 @@ __all__ = [
 ]
 
 
-def parse_trainer_command(command: str | Sequence[str]) -> TrainerSpec:
-    """Split a trainer command like a shell would (no shell is run) into a TrainerSpec."""
+def parse_trainer_command(command: str | Sequence[str], entry: str | None = None) -> TrainerSpec:
+    """Split a trainer command like a shell would (no shell is run) into a TrainerSpec.
+
+    ``entry`` (``--trainer-entry``): the trainer's function for warm workers, checked here.
+    """
     if isinstance(command, str):
         try:
             argv = shlex.split(command)
@@ -42,7 +45,11 @@ def parse_trainer_command(command: str | Sequence[str]) -> TrainerSpec:
             f"--trainer must name a command, got {command!r}. Example: "
             "--trainer 'python examples/digits/trainer.py'."
         )
-    return TrainerSpec(argv=tuple(argv))
+    if entry is not None:
+        from proxytask.executors.warm import check_trainer_entry
+
+        check_trainer_entry(entry)
+    return TrainerSpec(argv=tuple(argv), entry=entry)
 
 
 def check_local_command(

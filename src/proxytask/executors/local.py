@@ -37,6 +37,7 @@ from proxytask.executors.base import (
 )
 from proxytask.executors.command import check_local_command
 from proxytask.executors.processes import TrialProcess, check_command_trainer, spawn_trial
+from proxytask.executors.warm import WarmPool, WarmProcess, WarmStartError
 
 __all__ = ["LocalExecutor", "assign_gpus", "check_gpu_request", "detect_gpus"]
 
@@ -199,6 +200,10 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
       a later call once ``grace_secs`` have passed. ``close`` waits up to ``grace_secs`` (real
       time) for every trial, then SIGKILLs what is left.
     - No trial process survives this process, however it ends (see the module docstring).
+    - A trainer with an entry point (``TrainerSpec.entry``, ``--trainer-entry``) runs in warm
+      workers (:mod:`proxytask.executors.warm`): one fork server per entry imports the trainer
+      once and each trial is a forked child, with everything above unchanged (own process
+      group, logs, environment, stop, time limit, exit status, clean-up).
 
     ``clock`` dates statuses and decides timeouts and stop deadlines; ``close`` waits in real
     time. ``gpus=None`` detects them (:func:`detect_gpus`).
@@ -232,6 +237,7 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
         self._grace = float(grace_secs)
         self._gpu_used: dict[str, float] = dict.fromkeys(self._gpus, 0.0)
         self._pipe: tuple[int, int] | None = None
+        self._pools: dict[tuple[str, str, str], WarmPool] = {}
         self._owner_pid = os.getpid()
         _install_process_hooks(handle_signals)
         _LIVE.add(self)
@@ -291,9 +297,15 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
             return False  # its GPUs are busy
         spec = entry.spec
         env = {**os.environ, **spec.env, "CUDA_VISIBLE_DEVICES": ",".join(gpus)}
+        proc: subprocess.Popen[bytes] | WarmProcess
         try:
-            proc = spawn_trial(spec.argv, env, entry.local_dir, self._control_fd(), self._grace)
-        except OSError as exc:
+            if spec.trainer.entry is not None:
+                proc = self._fork_warm(entry, env)
+            else:
+                proc = spawn_trial(spec.argv, env, entry.local_dir, self._control_fd(), self._grace)
+        except (OSError, ExecutorError) as exc:
+            if isinstance(exc, WarmStartError) and exc.details:
+                _append_log(entry.local_dir, exc.details)
             message = f"could not start the trial: {exc}"
             self._end(entry, TrialState.FAILED, None, FailureCause.CRASH, message)
             return True
@@ -312,6 +324,32 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
         self._mark_running(entry, at, f"running as pid {proc.pid}{on_gpus}")
         logger.info("started trial %s (pid %d)", spec.trial_id, proc.pid)
         return True
+
+    def _fork_warm(self, entry: _LocalTrial, env: Mapping[str, str]) -> WarmProcess:
+        """Fork the trial from its entry's warm worker (started on first use)."""
+        trainer = entry.spec.trainer
+        assert trainer.entry is not None
+        cwd = os.getcwd()
+        key = (trainer.argv[0], trainer.entry, cwd)
+        pool = self._pools.get(key)
+        if pool is None:
+            pool = self._pools[key] = WarmPool(trainer.argv, trainer.entry, cwd, self._grace)
+        return pool.fork(
+            entry.spec.trial_id,
+            warm_argv(trainer.argv, trainer.entry, entry.spec.args),
+            env,
+            os.path.join(entry.local_dir, layout.STDOUT_LOG),
+            os.path.join(entry.local_dir, layout.STDERR_LOG),
+        )
+
+    @property
+    def warm_import_secs(self) -> dict[str, float]:
+        """Each started warm worker's import time in seconds, by entry (for benchmarks)."""
+        return {
+            pool.entry: pool.import_secs
+            for pool in self._pools.values()
+            if pool.import_secs is not None
+        }
 
     def _signal_stop(self, entry: _LocalTrial, grace_secs: float) -> None:
         """SIGTERM the trial's process group now; a later call SIGKILLs it after the grace."""
@@ -358,6 +396,9 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
                     "trial %s (pid %d) did not die after SIGKILL", process.name, process.pid
                 )
         self._poll()
+        for pool in self._pools.values():
+            pool.close()
+        self._pools.clear()
         if self._pipe is not None:
             for fd in self._pipe:
                 try:
@@ -371,6 +412,27 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
         if self._pipe is None:
             self._pipe = os.pipe()  # both ends close-on-exec; only launchers get the read end
         return self._pipe[0]
+
+
+def warm_argv(trainer_argv: Sequence[str], entry: str, args: Sequence[str]) -> list[str]:
+    """A warm trial's ``sys.argv``: the trainer command without the interpreter and its
+    options (``python -u -m pkg.mod --x`` gives ``pkg.mod --x``), then the trial's flags."""
+    rest = list(trainer_argv[1:])
+    while rest and rest[0].startswith("-") and rest[0] != "-m":
+        option = rest.pop(0)
+        if option in ("-X", "-W") and rest:
+            rest.pop(0)
+    if rest and rest[0] == "-m":
+        rest.pop(0)
+    return [*(rest or [entry]), *args]
+
+
+def _append_log(log_dir: str, text: str) -> None:
+    try:
+        with open(os.path.join(log_dir, layout.STDERR_LOG), "a", encoding="utf-8") as handle:
+            handle.write(text if text.endswith("\n") else text + "\n")
+    except OSError:
+        pass
 
 
 def _share(entry: _LocalTrial) -> float:

@@ -27,11 +27,15 @@ import signal
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 from proxytask.core import layout
 from proxytask.core.errors import ExecutorError
 from proxytask.executors.base import FailureCause, TrainerSpec, TrialSpec, TrialState
 from proxytask.executors.causes import classify_exit, describe_exit, failure_message
+
+if TYPE_CHECKING:
+    from proxytask.executors.warm import WarmProcess
 
 __all__ = [
     "LAUNCHER",
@@ -232,7 +236,7 @@ class TrialProcess:
         outcome = proc.check(clock.now())  # None while it runs
     """
 
-    proc: subprocess.Popen[bytes]
+    proc: subprocess.Popen[bytes] | WarmProcess
     log_dir: str
     _: dataclasses.KW_ONLY
     started: float
