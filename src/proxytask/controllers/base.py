@@ -211,7 +211,9 @@ class Controller(abc.ABC):
                     break
                 idle = 0 if self.tracker.activity != seen else idle + 1
                 seen = self.tracker.activity
-                self.ctx.clock.sleep(self.tracker.wait_secs(self.ctx.poll_interval_secs, idle))
+                self.ctx.executor.wait(
+                    self.ctx.clock, self.tracker.wait_secs(self.ctx.poll_interval_secs, idle)
+                )
         finally:
             self.ctx.display.close()
 

@@ -91,15 +91,21 @@ class TrialBatch:
         return self._tracker is None or self._tracker.all_terminal()
 
     def run(self, on_progress: Callable[[TrialProgress], None] | None = None) -> list[TrialOutcome]:
-        """Step until every trial ended, sleeping on the clock in between."""
+        """Step until every trial ended, waiting in between: polls start fast after any
+        change and back off to ``poll_interval_secs``; a trial's exit ends the wait at once
+        where the executor can see it (local)."""
+        idle, seen = 0, -1
         while True:
             for progress in self.step().values():
                 if on_progress is not None:
                     on_progress(progress)
             if self.is_finished():
                 break
-            assert self._tracker is not None
-            self.clock.sleep(self._tracker.wait_secs(self.poll_interval_secs))
+            tracker = self._tracker
+            assert tracker is not None
+            idle = 0 if tracker.activity != seen else idle + 1
+            seen = tracker.activity
+            self.executor.wait(self.clock, tracker.wait_secs(self.poll_interval_secs, idle))
         if self._tracker is not None:  # the last reports written before exit
             self._tracker.monitor.poll(list(self._tracker.records))
         return self.outcomes()

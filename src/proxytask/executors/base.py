@@ -201,6 +201,14 @@ class Executor(abc.ABC):
         ids = self.known_trials() if trial_ids is None else trial_ids
         return {tid: self.status(tid) for tid in ids}
 
+    def wait(self, clock: Clock, seconds: float) -> None:
+        """Let ``seconds`` pass on ``clock`` between two polls (default: ``clock.sleep``).
+
+        An executor that can see a trial end returns as soon as one does, so that a controller
+        reacts to exits without waiting out its poll (the local executor, on the real clock).
+        """
+        clock.sleep(seconds)
+
     def next_event_at(self) -> float | None:
         """When this executor will next change a trial by itself, if it knows (replay does).
 

@@ -13,6 +13,7 @@ import atexit
 import dataclasses
 import logging
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -180,6 +181,7 @@ class _LocalTrial(TrialEntry):
     local_dir: str  # where the logs go: the trial dir, or a scratch dir for a remote one
     process: TrialProcess | None = None
     gpus: tuple[str, ...] = ()
+    exit_fd: int | None = None  # a pidfd of a launched trial: readable once it exited
 
 
 class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
@@ -303,6 +305,7 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
                 proc = self._fork_warm(entry, env)
             else:
                 proc = spawn_trial(spec.argv, env, entry.local_dir, self._control_fd(), self._grace)
+                entry.exit_fd = _pidfd(proc.pid)
         except (OSError, ExecutorError) as exc:
             if isinstance(exc, WarmStartError) and exc.details:
                 _append_log(entry.local_dir, exc.details)
@@ -365,7 +368,29 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
             if outcome is not None:
                 self._end(entry, outcome.state, outcome.exit_code, outcome.cause, outcome.message)
 
+    def wait(self, clock: Clock, seconds: float) -> None:
+        """Sleep up to ``seconds``, returning as soon as a running trial ends (real clock)."""
+        if not isinstance(clock, SystemClock) or seconds <= 0:
+            clock.sleep(seconds)
+            return
+        fds = [
+            e.exit_fd
+            for e in self._trials.values()
+            if e.exit_fd is not None and not e.state.is_terminal
+        ]
+        fds += [fd for pool in self._pools.values() if (fd := pool.event_fd) is not None]
+        if not fds:
+            clock.sleep(seconds)
+            return
+        try:
+            select.select(fds, [], [], seconds)
+        except (OSError, ValueError):  # a descriptor closed meanwhile: poll as usual
+            clock.sleep(min(seconds, 0.05))
+
     def _release(self, entry: _LocalTrial) -> None:
+        if entry.exit_fd is not None:
+            os.close(entry.exit_fd)
+            entry.exit_fd = None
         for gpu in entry.gpus:
             self._gpu_used[gpu] = max(0.0, self._gpu_used[gpu] - _share(entry))
         entry.gpus = ()
@@ -412,6 +437,14 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
         if self._pipe is None:
             self._pipe = os.pipe()  # both ends close-on-exec; only launchers get the read end
         return self._pipe[0]
+
+
+def _pidfd(pid: int) -> int | None:
+    """A descriptor readable once ``pid`` exits (Linux 5.3+), or None where there is none."""
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
 
 
 def warm_argv(trainer_argv: Sequence[str], entry: str, args: Sequence[str]) -> list[str]:

@@ -156,6 +156,12 @@ class WarmPool:
             return None
         return self._server.pid
 
+    @property
+    def event_fd(self) -> int | None:
+        """A descriptor that becomes readable when the server has news (a trial ended);
+        None while no server runs."""
+        return None if self._dead or self._replies < 0 else self._replies
+
     # ---- start ---------------------------------------------------------------------------------
 
     def _start(self) -> None:
