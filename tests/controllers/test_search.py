@@ -16,6 +16,7 @@ from proxytask.controllers.search import (
     SearchController,
     SearchSettings,
     SearchState,
+    config_of_job,
 )
 from proxytask.controllers.tracker import TrialSettings
 from proxytask.core.clock import SimulatedClock
@@ -83,7 +84,11 @@ def _model_selection_dir(root: Path, holdout: int = 0) -> Path:
     for number, i in enumerate([*range(len(ARCHS)), *range(holdout)], start=1):
         tdir = str(msdir / "jobs" / "round3" / str(number))
         trainer.save_nas_params(tdir, ARCHS[i])
-        trainer.update_trial_training_accuracy_metric(tdir, FULL[i], 0, 999, 360.0, 1000)
+        for k in range(1, 11):  # full training: an evaluation every 100 of 1000 steps
+            accuracy = FULL[i] * (0.5 + 0.05 * k)
+            trainer.update_trial_training_accuracy_metric(
+                tdir, accuracy, 100 * (k - 1), 100 * k - 1, 36.0, 1000
+            )
         trainer.update_trial_training_latency_metric(tdir, LATENCY[i])
         model = {
             "trial_id": str(number),
@@ -237,7 +242,8 @@ def test_changed_thresholds_rescore_from_recorded_curves(tmp_path: Path) -> None
 def test_kill_and_resume_at_any_step_gives_the_same_final_state(tmp_path: Path) -> None:
     msdir = _model_selection_dir(tmp_path)
     refs = ReferenceModels.load(str(msdir))
-    settings = point_settings()
+    # one config at a time: each config's start, evaluations and stop in steps of their own
+    settings = point_settings(max_parallel_proxy_tasks=1)
 
     def normalised(cdir: Path) -> dict[str, Any]:
         state = json.loads((cdir / SEARCH_STATE).read_text().replace(str(cdir), "<dir>"))
@@ -332,7 +338,9 @@ def test_trials_stopped_before_their_first_report_are_not_failures(tmp_path: Pat
     ctx = _ctx(tmp_path / "search", clock)
     # two slots for eight models: the last ones are still queued when the proxy qualifies
     ctx = dataclasses.replace(ctx, executor=ReplayExecutor(TABLE, clock, max_parallel_trials=2))
-    ctl = SearchController.create(ctx, refs, _configs("good_only"), point_settings())
+    # without stages (a staged search trains them one evaluation at a time)
+    settings = point_settings(stage_pct=100.0)
+    ctl = SearchController.create(ctx, refs, _configs("good_only"), settings)
     ctl.run()
     states = [r.state for r in ctl.tracker.records.values()]
     assert "failed" not in states
@@ -464,7 +472,9 @@ def test_reopening_a_finished_search_with_early_stopping_changes_nothing(tmp_pat
     refs = ReferenceModels.load(str(_model_selection_dir(tmp_path)))
     clock = SimulatedClock()
     cdir = tmp_path / "search"
-    settings = point_settings()  # early stopping against the best so far is on
+    # early stopping against the best so far is on; one config at a time, so the late one
+    # finishes first, on its own
+    settings = point_settings(max_parallel_proxy_tasks=1)
     SearchController.create(_ctx(cdir, clock), refs, _configs("late_then_good"), settings).run()
     before = json.loads((cdir / SEARCH_STATE).read_text())["proxy_tasks_map"]
     assert before["late"]["proxy_task_stats"]["stopping_state"] == "Met desired correlation"
@@ -586,11 +596,62 @@ def test_a_staged_search_killed_at_any_step_resumes_to_the_same_answer(tmp_path:
         assert {n: _answer(cdir, n) for n in ("late", "good")} == expected, crash_after
 
 
-def test_auto_stages_only_crowded_slots_and_long_trainings() -> None:
-    from proxytask.controllers.search import auto_stage_pct
+def _stage_targets(ctl: SearchController, name: str) -> list[float]:
+    """The pct each stage of config ``name`` trained to, in stage order (0: to the end)."""
+    records = [r for r in ctl.tracker.records.values() if config_of_job(r.job) == name]
+    by_job: dict[str, float] = {r.job: r.target_pct for r in records}
+    return [by_job[j] for j in sorted(by_job, key=lambda j: (len(j), j))]
 
-    assert auto_stage_pct(2, 20, 1.0) == 25.0
-    assert auto_stage_pct(20, 20, 1.0) == 100.0  # every model trains at once
-    assert auto_stage_pct(None, 20, 1.0) == 100.0  # an unbounded executor
-    assert auto_stage_pct(2, 20, 0.001) == 100.0  # seconds of training: start-up dominates
-    assert auto_stage_pct(2, 20, None) == 100.0  # unknown: as the reference tools
+
+def test_auto_stages_go_breadth_first_one_evaluation_at_a_time(tmp_path: Path) -> None:
+    # 2 slots for 8 models: the point rule can decide at the first evaluation (10 %), so the
+    # first stage ends there and each later one an evaluation on (replayed trials restart
+    # at no cost); tau crosses 0.65 between the 6th and 7th evaluation
+    auto = _run_with_slots(tmp_path / "auto", 2, "late_only")
+    assert _stage_targets(auto, "late") == pytest.approx([10, 20, 30, 40, 50, 60, 70])
+    assert max(_last_steps(auto, "late")) == 69  # no model trained past the deciding stage
+    off = _run_with_slots(tmp_path / "off", 2, "late_only", stage_pct=100.0)
+    assert _answer(tmp_path / "auto", "late") == _answer(tmp_path / "off", "late")
+    # the confident rule needs --persistence evaluations: its first stage goes that far
+    confident = _run_with_slots(
+        tmp_path / "confident", 2, "late_only", stopping_rule="confident", persistence=3
+    )
+    assert _stage_targets(confident, "late")[0] == pytest.approx(30)
+
+
+def test_configs_train_together_so_none_trains_past_the_winners_time(tmp_path: Path) -> None:
+    # the late proxy first in the generator's order: one config at a time (the reference
+    # tools) trains it to its own decision before the good one starts; breadth-first (auto)
+    # stops it at the good one's time
+    serial = _run_with_slots(tmp_path / "serial", 2, "late_then_good", max_parallel_proxy_tasks=1)
+    together = _run_with_slots(tmp_path / "together", 2, "late_then_good")
+    assert serial.best_proxy_task_name == together.best_proxy_task_name == "good"
+    assert max(_last_steps(serial, "late")) == 69
+    # at most one evaluation on: its next stage had started when the good one qualified
+    assert max(_last_steps(together, "late")) <= max(_last_steps(together, "good")) + 10
+    assert _answer(tmp_path / "together", "good") == _answer(tmp_path / "serial", "good")
+    spent = {
+        name: sum(
+            m.training_time.total_training_time_in_secs
+            for m in ctl._metrics("late") + ctl._metrics("good")
+            if m is not None
+        )
+        for name, ctl in (("serial", serial), ("together", together))
+    }
+    assert spent["together"] < 0.6 * spent["serial"]
+
+
+def test_auto_stages_span_more_evaluations_when_restarts_are_slow(tmp_path: Path) -> None:
+    from proxytask.controllers import search
+
+    assert search._pace_pct([]) is None
+    ctl = _run_with_slots(tmp_path / "slow", 2, "late_only")
+    # every replayed trial started at once: no overhead, one evaluation per stage
+    assert ctl._evaluations_per_stage("late") == 1
+    # a restart that costs 3 evaluations' training (10 s each): 3 / (1/3) = 9 evaluations
+    for key, status in list(ctl.tracker.statuses.items()):  # the executor's start times
+        if status.started_at is not None:
+            ctl.tracker.statuses[key] = dataclasses.replace(
+                status, started_at=status.started_at - 30
+            )
+    assert ctl._evaluations_per_stage("late") == 9

@@ -22,6 +22,7 @@ from proxytask.core.options import (
     pct_or_auto,
     positive_float,
     positive_int,
+    positive_int_or_auto,
     storage_path,
     string_list,
     text,
@@ -392,10 +393,12 @@ SEARCH_OPTIONS: tuple[Option, ...] = (
     ),
     Option(
         "max-parallel-proxy-tasks",
-        positive_int,
-        1,
-        "proxy-task configs evaluated at once (1 matches the reference's cost accounting)",
-        "N",
+        positive_int_or_auto,
+        "auto",
+        "proxy-task configs evaluated at once (auto: all of them, breadth-first, so a config "
+        "never trains past the time another one qualified at; 1: one after another, as the "
+        "reference tools)",
+        "N|auto",
     ),
     Option(
         "stage-pct",
@@ -403,8 +406,9 @@ SEARCH_OPTIONS: tuple[Option, ...] = (
         "auto",
         "when the reference models cannot all train at once, train them in stages of this pct, "
         "continuing from checkpoints, so no model trains far past the step the search decides "
-        "at (auto: 25 when the executor has fewer slots than reference models and a full "
-        "training takes 10 minutes or more, else no stages; 100: no stages)",
+        "at (auto: breadth-first, to the first evaluation a decision can come at, then one "
+        "evaluation at a time, or as many as keep restarts under a quarter of a stage's time; "
+        "100: no stages)",
         "PCT|auto",
     ),
     Option(

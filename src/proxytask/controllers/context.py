@@ -176,7 +176,7 @@ def search_inputs(
             lat is not None for lat in references.latencies
         )
         latency_corr = 0.65 if has_latency else None
-    from proxytask.core.options import pct_or_auto
+    from proxytask.core.options import pct_or_auto, positive_int_or_auto
 
     settings = SearchSettings(
         desired_accuracy_correlation=values["desired_accuracy_correlation"],
@@ -184,7 +184,7 @@ def search_inputs(
         training_time_hrs_limit=values["training_time_hrs_limit"],
         desired_latency_correlation=latency_corr,
         early_stop_proxy_task_if_not_best=values["early_stop_proxy_task_if_not_best"],
-        max_parallel_proxy_tasks=values["max_parallel_proxy_tasks"],
+        max_parallel_proxy_tasks=positive_int_or_auto(values.get("max_parallel_proxy_tasks")),
         stage_pct=pct_or_auto(values.get("stage_pct")),
         stopping_rule=values["stopping_rule"],
         confidence=values["confidence"],

@@ -20,7 +20,9 @@ typed (:mod:`proxytask.controllers.search_state`, which holds the one JSON codec
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -71,11 +73,12 @@ __all__ = [
     "config_args",
 ]
 
-#: The stage size (pct) when the executor has fewer slots than reference models (--stage-pct auto).
-AUTO_STAGE_PCT = 25.0
-#: ... and only when a full training takes at least this long (hours): below it, starting a
-#: trial again costs more than the training a stage saves.
-AUTO_STAGE_MIN_FULL_HOURS = 10.0 / 60.0
+#: --stage-pct auto: a stage may spend at most this share of its wall time outside training
+#: (starting the trial again, restoring its checkpoint): stages span as many evaluations as
+#: that takes (one evaluation each with warm workers or replayed curves).
+AUTO_STAGE_MAX_OVERHEAD = 0.25
+#: A stage target below any evaluation's pct: the trial stops after its first evaluation.
+FIRST_EVALUATION_PCT = 1e-3
 #: A later stage's job: ``proxy_<name>@stage<s>`` (``@`` is never in a config name).
 STAGE_SEPARATOR = "@stage"
 
@@ -180,6 +183,7 @@ class SearchController(Controller):
         self.holdout: dict[str, HoldoutCheck] = dict(state.holdout)
         self._dirty: set[str] = set()
         self._stability_result: StabilityResult | None = None
+        self._reference_metrics: TrialTrainingMetrics | None = None
         self._zero_training: dict[str, TauSummary] | None = None
 
     # ---- construction -------------------------------------------------------------------------
@@ -281,27 +285,101 @@ class SearchController(Controller):
         """Each reference model's latest trial under config ``name`` (its latest stage)."""
         return [chain[-1] for chain in self._chains(name)]
 
-    def _stage_pct(self) -> float | None:
-        """The stage size in pct, or None for no stages (see ``--stage-pct``)."""
-        slots = getattr(self.ctx.executor, "max_parallel_trials", None)
-        slots = slots if isinstance(slots, int) else None
-        models = len(self.references.trial_ids) * self.settings.max_parallel_proxy_tasks
-        chosen = self.settings.stage_pct
-        if chosen is None:
-            chosen = auto_stage_pct(slots, models, self.references.full_training_hours)
-        elif slots is None or slots >= models:
-            chosen = 100.0  # every model trains at once: the stop signal ends them in time
-        return None if chosen >= 100.0 else chosen
+    def _parallel_configs(self) -> int:
+        """How many configs train at once (``--max-parallel-proxy-tasks``; auto: all)."""
+        chosen = self.settings.max_parallel_proxy_tasks
+        return len(self.order) if chosen is None else chosen
 
-    def _stage_target(self, stage: int) -> float:
-        """The pct stage ``stage`` trains to (0: to the end, the controller decides)."""
-        size = self._stage_pct()
-        if size is None or stage * size >= 100.0 - PCT_TOLERANCE:
+    def _staged(self) -> bool:
+        """True when the models cannot all train at once, so they train in stages."""
+        if self.settings.stage_pct is not None and self.settings.stage_pct >= 100.0:
+            return False
+        slots = getattr(self.ctx.executor, "max_parallel_trials", None)
+        models = len(self.references.trial_ids) * max(
+            1, min(self._parallel_configs(), len(self.order))
+        )
+        return isinstance(slots, int) and slots < models
+
+    def _stage_target(self, name: str, stage: int) -> float:
+        """The pct stage ``stage`` of config ``name`` trains to (0: to the end of the
+        budget, the controller decides).
+
+        A fixed ``--stage-pct`` gives stages of that size. Auto (breadth-first): the first
+        stage ends at the first evaluation a decision can come at (the reference models'
+        evaluation pace; the confident rule needs ``--persistence`` evaluations), each later
+        one a whole number of evaluations on (the config's own pace): one, or as many as keep
+        the measured restart overhead under AUTO_STAGE_MAX_OVERHEAD of the stage.
+        """
+        if not self._staged():
             return 0.0
-        return stage * size
+        size = self.settings.stage_pct
+        if size is not None:
+            target = stage * size
+        elif stage == 1:
+            paces = _evaluation_pcts(self._reference_curve())
+            looks = self.settings.persistence if self.settings.stopping_rule == "confident" else 1
+            # a full-training curve of fewer evaluations says nothing of the pace: the
+            # first stage then stops at the first evaluation, whatever it is
+            target = paces[looks - 1] if len(paces) > looks else FIRST_EVALUATION_PCT
+        else:
+            reached = max((m.last_pct for m in self._metrics(name) if m is not None), default=0.0)
+            pace = _pace_pct([m for m in self._metrics(name) if m is not None])
+            if pace is None:
+                return 0.0
+            target = reached + pace * self._evaluations_per_stage(name)
+        return 0.0 if target >= 100.0 - PCT_TOLERANCE else target
+
+    def _reference_curve(self) -> TrialTrainingMetrics | None:
+        """The first reference model's full-training curve (its evaluation pace)."""
+        if self._reference_metrics is None:
+            from proxytask.trainer.contract import read_trial_training_metrics
+
+            for trial_id in self.references.trial_ids:
+                found = read_trial_training_metrics(
+                    layout.trial_dir(self.references.job_dir, int(trial_id))
+                )
+                if found is not None and found.training_accuracy_over_steps:
+                    self._reference_metrics = found
+                    break
+        return self._reference_metrics
+
+    def _evaluations_per_stage(self, name: str) -> int:
+        """How many evaluations a stage of ``name`` spans: enough that restarting the trial
+        (its wall time outside training, measured on the config's ended trials) stays under
+        AUTO_STAGE_MAX_OVERHEAD of the stage's time."""
+        overheads, per_eval = [], []
+        for chain in self._chains(name):
+            previous_secs = 0.0
+            for key in chain:
+                # the executor's start (a launched trial may wait for a slot first)
+                status = self.tracker.statuses.get(key)
+                metrics = self.tracker.progress(key).metrics
+                if metrics is None or status is None:
+                    break
+                secs = metrics.training_time.total_training_time_in_secs - previous_secs
+                copied = len(self._chain_points(chain, key))
+                evals = len(metrics.training_accuracy_over_steps) - copied
+                began, ended = status.started_at, status.ended_at
+                if evals > 0 and secs > 0 and began is not None and ended is not None:
+                    overheads.append(max(0.0, ended - began - secs))
+                    per_eval.append(secs / evals)
+                previous_secs = metrics.training_time.total_training_time_in_secs
+        if not overheads or not per_eval:
+            return 1
+        overhead, eval_secs = _median(overheads), _median(per_eval)
+        budget = AUTO_STAGE_MAX_OVERHEAD / (1.0 - AUTO_STAGE_MAX_OVERHEAD)
+        return max(1, math.ceil(overhead / (budget * eval_secs)))
+
+    def _chain_points(self, chain: list[str], key: str) -> tuple[Any, ...]:
+        """The points ``key`` started with: its predecessor's in the chain (none for stage 1)."""
+        index = chain.index(key)
+        if index == 0:
+            return ()
+        metrics = self.tracker.progress(chain[index - 1]).metrics
+        return metrics.training_accuracy_over_steps if metrics is not None else ()
 
     def _start_configs(self) -> None:
-        while len(self._active()) < self.settings.max_parallel_proxy_tasks:
+        while len(self._active()) < self._parallel_configs():
             pending = [n for n in self.order if n not in self.tasks]
             if not pending:
                 return
@@ -312,7 +390,7 @@ class SearchController(Controller):
         refs = self.references
         cont = Continuation(refs.job_dir, refs.trial_ids, use_checkpoint=False)
         args = {**self.ctx.baseline_args, **config_args(self.configs[name])}
-        target = self._stage_target(1)
+        target = self._stage_target(name, 1)
         for number in range(1, len(refs.trial_ids) + 1):
             self.tracker.plan(
                 job,
@@ -468,7 +546,7 @@ class SearchController(Controller):
                 going_on.append(record)
         if not going_on:
             return False
-        target = self._stage_target(stage + 1)
+        target = self._stage_target(name, stage + 1)
         ids = tuple(str(n) for n in range(1, len(self.references.trial_ids) + 1))
         args = {**self.ctx.baseline_args, **config_args(self.configs[name])}
         for record in going_on:
@@ -1088,21 +1166,31 @@ def _truncate(stats: StepStats, last_step: int) -> StepStats:
     )
 
 
-def auto_stage_pct(slots: int | None, models: int, full_training_hours: float | None) -> float:
-    """``--stage-pct auto``: AUTO_STAGE_PCT when ``models`` trials cannot all run at once on
-    ``slots`` (None: unbounded) and a full training takes at least
-    AUTO_STAGE_MIN_FULL_HOURS; else 100 (no stages).
+def _evaluation_pcts(metrics: TrialTrainingMetrics | None) -> list[float]:
+    """The pct of each evaluation of a curve, in order ([] without one)."""
+    if metrics is None:
+        return []
+    return [p.training_step_pct for p in metrics.training_accuracy_over_steps]
 
-    Example::
 
-        auto_stage_pct(2, 20, 1.0)    # 25.0: an hour per model, 2 slots for 20 models
-        auto_stage_pct(2, 20, 0.001)  # 100.0: seconds of training, start-up dominates
-    """
-    crowded = slots is not None and slots < models
-    long_enough = full_training_hours is not None and (
-        full_training_hours >= AUTO_STAGE_MIN_FULL_HOURS
-    )
-    return AUTO_STAGE_PCT if crowded and long_enough else 100.0
+def _pace_pct(curves: Sequence[TrialTrainingMetrics]) -> float | None:
+    """The pct between two evaluations of these curves (their smallest step apart; the
+    first evaluation's pct when each has one; None without any)."""
+    gaps = []
+    for metrics in curves:
+        pcts = _evaluation_pcts(metrics)
+        gaps += [b - a for a, b in itertools.pairwise(pcts) if b - a > PCT_TOLERANCE]
+        if len(pcts) == 1:
+            gaps.append(pcts[0])
+    return min(gaps) if gaps else None
+
+
+def _median(values: Sequence[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    if len(ordered) % 2:
+        return ordered[middle]
+    return (ordered[middle - 1] + ordered[middle]) / 2.0
 
 
 def stage_job(name: str, stage: int) -> str:

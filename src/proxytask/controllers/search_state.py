@@ -76,13 +76,13 @@ class SearchSettings:
     training_time_hrs_limit: float | None = None
     desired_latency_correlation: float | None = None
     early_stop_proxy_task_if_not_best: bool = True
-    max_parallel_proxy_tasks: int = 1
+    max_parallel_proxy_tasks: int | None = None  # None: auto, every config at once
     stopping_rule: str = "confident"
     confidence: float = 0.85  # the defaults measured best in bench/stopping_rules.py
     persistence: int = 2
     metric_mode: str = "max"  # min: a loss; --desired-accuracy and zero-training signs follow
     # train the reference models in stages of this pct when they cannot all run at once
-    # (None: auto, AUTO_STAGE_PCT when the executor has fewer slots than models; 100: never)
+    # (None: auto, breadth-first by evaluations, see SearchController._stage_target; 100: never)
     stage_pct: float | None = None
 
     def __post_init__(self) -> None:
@@ -113,7 +113,7 @@ class SearchSettings:
             raise UsageError(
                 f"--training-time-hrs-limit must be > 0, got {self.training_time_hrs_limit}."
             )
-        if self.max_parallel_proxy_tasks < 1:
+        if self.max_parallel_proxy_tasks is not None and self.max_parallel_proxy_tasks < 1:
             raise UsageError(
                 f"--max-parallel-proxy-tasks must be >= 1, got {self.max_parallel_proxy_tasks}."
             )

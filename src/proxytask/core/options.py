@@ -57,6 +57,13 @@ def positive_int(value: Any) -> int:
     return number
 
 
+def positive_int_or_auto(value: Any) -> int | None:
+    """``auto`` (None) or a whole number >= 1."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    return positive_int(value)
+
+
 def non_negative_int(value: Any) -> int:
     """A whole number >= 0."""
     number = integer(value)
