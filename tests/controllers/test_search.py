@@ -610,7 +610,7 @@ def test_auto_stages_go_breadth_first_one_evaluation_at_a_time(tmp_path: Path) -
     auto = _run_with_slots(tmp_path / "auto", 2, "late_only")
     assert _stage_targets(auto, "late") == pytest.approx([10, 20, 30, 40, 50, 60, 70])
     assert max(_last_steps(auto, "late")) == 69  # no model trained past the deciding stage
-    off = _run_with_slots(tmp_path / "off", 2, "late_only", stage_pct=100.0)
+    _run_with_slots(tmp_path / "off", 2, "late_only", stage_pct=100.0)
     assert _answer(tmp_path / "auto", "late") == _answer(tmp_path / "off", "late")
     # the confident rule needs --persistence evaluations: its first stage goes that far
     confident = _run_with_slots(
