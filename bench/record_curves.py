@@ -71,7 +71,7 @@ def _selection_config(workflow: dict[str, Any], root: Path) -> dict[str, Any]:
 def _longest_trials(selection_dir: Path) -> list[str]:
     """Each architecture's trial with the most points (its whole recorded curve)."""
     best: dict[str, tuple[int, str]] = {}
-    for tdir in sorted(selection_dir.glob("jobs/*/*")):
+    for tdir in sorted(p for p in selection_dir.glob("jobs/*/*") if p.is_dir()):
         metrics = pt.read_trial_training_metrics(str(tdir))
         if metrics is None or not metrics.training_accuracy_over_steps:
             continue
@@ -80,6 +80,11 @@ def _longest_trials(selection_dir: Path) -> list[str]:
         if key not in best or points > best[key][0]:
             best[key] = (points, str(tdir))
     return [tdir for _, tdir in best.values()]
+
+
+def _finished(trial_dir: str) -> bool:
+    metrics = pt.read_trial_training_metrics(trial_dir)
+    return metrics is not None and metrics.last_pct >= 100.0 - 1e-6
 
 
 def record(workflow_path: Path, out: Path, work: Path) -> dict[str, Any]:
@@ -109,33 +114,36 @@ def record(workflow_path: Path, out: Path, work: Path) -> dict[str, Any]:
     batch = TrialBatch(executor, SystemClock())
     jobs: dict[str, dict[str, Any]] = {}
     root = work / "proxies"
-    try:
-        for config in configs:
-            job = f"proxy_{config.name}"
-            jobs[job] = config_args(config)
-            for number, arch in enumerate(archs, start=1):
-                batch.add(
-                    build_trial_spec(
-                        trainer=trainer,
-                        job_name=job,
-                        job_dir=layout.job_dir(str(root), job),
-                        trial_number=number,
-                        controller_dir=str(root),
-                        nas_params=arch,
-                        trainer_args={**baseline, **config_args(config)},
-                    )
+    specs = []
+    for config in configs:
+        job = f"proxy_{config.name}"
+        jobs[job] = config_args(config)
+        for number, arch in enumerate(archs, start=1):
+            specs.append(
+                build_trial_spec(
+                    trainer=trainer,
+                    job_name=job,
+                    job_dir=layout.job_dir(str(root), job),
+                    trial_number=number,
+                    controller_dir=str(root),
+                    nas_params=arch,
+                    trainer_args={**baseline, **config_args(config)},
                 )
-        outcomes = batch.run()
+            )
+    try:
+        if not all(_finished(spec.trial_dir) for spec in specs):  # else: a rerun
+            for spec in specs:
+                batch.add(spec)
+            failed = [o for o in batch.run() if o.state is not TrialState.SUCCEEDED]
+            if failed:
+                raise SystemExit(f"{len(failed)} proxy-task trials did not succeed: {failed[:3]}")
     finally:
         executor.close()
-    failed = [o for o in outcomes if o.state is not TrialState.SUCCEEDED]
-    if failed:
-        raise SystemExit(f"{len(failed)} proxy-task trials did not succeed: {failed[:3]}")
     table = ReplayTable.from_trial_dirs(_longest_trials(selection_dir))
-    curves = list(table.curves)
+    curves = list(table)
     for job, args in jobs.items():
         dirs = sorted(str(p) for p in (root / "jobs" / job).glob("*"))
-        curves += ReplayTable.from_trial_dirs(dirs, trainer_args=args).curves
+        curves += list(ReplayTable.from_trial_dirs(dirs, trainer_args=args))
     data = ReplayTable(tuple(curves)).to_dict()
     for curve in data["curves"]:  # ids without this machine's temp paths
         curve["curve_id"] = os.path.relpath(curve["curve_id"], work)

@@ -642,6 +642,24 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
     )
 
 
+def proxytask_warm_up() -> None:
+    """Warm workers (``--trainer-entry examples.digits.trainer:main``): run once in the fork
+    server, so that no trial pays PyTorch's first-use costs: one training step and one
+    evaluation of the baseline on a few images, on one thread (a forked trial must inherit
+    no threads), with the data split read."""
+    torch.set_num_threads(1)
+    split = data.load_split()
+    net = build_model(search_space.baseline(), 1.0, 1.0)
+    images = data.to_tensor(split.train_x[:64], 16)
+    labels = torch.from_numpy(split.train_y[:64])
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    F.cross_entropy(net(images), labels).backward()  # type: ignore[no-untyped-call]
+    optimizer.step()
+    net.eval()
+    with torch.no_grad():
+        net(images)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the trainer on ``argv`` (default ``sys.argv[1:]``) and return its exit code."""
     return run_main(

@@ -9,8 +9,10 @@ here once, before the first trial.
 
 Protocol (one JSON object per line):
 
-- to the owner, first: ``{"ready": true, "import_secs": S}``, or ``{"ready": false, "error":
-  TRACEBACK}`` and exit 1 when the entry cannot be imported;
+- after the import, the entry module's ``proxytask_warm_up()`` runs if it defines one (a
+  trainer's chance to pay its lazy first-use costs once: the first forward and backward
+  pass, a data cache), then to the owner: ``{"ready": true, "import_secs": S}``, or
+  ``{"ready": false, "error": TRACEBACK}`` and exit 1 when the entry cannot be imported;
 - from the owner: ``{"id", "argv", "env", "cwd", "stdout", "stderr"}``: fork a trial. The child
   starts a new session (its pid is its process-group id, as a launched trial's), asks the
   kernel to SIGKILL it if this server dies (``PR_SET_PDEATHSIG``), appends its stdout and
@@ -88,6 +90,14 @@ def _load(entry: str) -> Callable[..., Any]:
         raise TypeError(f"{entry} is not callable (a {type(found).__name__})")
     function: Callable[..., Any] = found
     return function
+
+
+def _warm_up(fn: Callable[..., Any]) -> None:
+    """Run the entry module's ``proxytask_warm_up()`` when it has one."""
+    module = sys.modules.get(getattr(fn, "__module__", "") or "")
+    hook = getattr(module, "proxytask_warm_up", None)
+    if callable(hook):
+        hook()
 
 
 def _takes_arguments(fn: Callable[..., Any]) -> bool:
@@ -208,6 +218,7 @@ def main() -> None:
     started = time.monotonic()
     try:
         fn = _load(ENTRY)
+        _warm_up(fn)
     except BaseException:
         _send({"ready": False, "error": traceback.format_exc()})
         os._exit(1)

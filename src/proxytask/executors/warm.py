@@ -20,6 +20,10 @@ fresh child for every trial. Each child is a trial process as a launched one is:
 
 What a trainer must respect: module-level code runs once, in the server, before any trial;
 everything a trial sets up (threads, seeds, devices, CUDA) belongs in the entry function.
+A module may define ``proxytask_warm_up()``, run once in the server after the import: the
+place for first-use costs every trial would pay again (PyTorch's first forward and backward
+pass cost the MNIST-1D trainer about a second per trial). It must leave no threads behind
+(a forked child has none of them): keep PyTorch to one thread there.
 CUDA must not be initialised at import time (a forked child cannot use its parent's CUDA
 context); a child initialises its own.
 
