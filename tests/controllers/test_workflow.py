@@ -269,6 +269,10 @@ def test_a_model_scaling_proxy_measures_the_baseline_and_gives_a_stricter_constr
     (trial,) = saved["trials"]
     assert trial["nas_params"] == {"width": 32, "depth": 2}
     assert trial["trainer_args"]["width_multiplier"] == "0.5"
+    # only as far as a latency needs: stopped after its first evaluation (of 10)
+    assert trial["target_pct"] == pytest.approx(1e-3)
+    points = json.loads((Path(trial["trial_dir"]) / "TRIAL_TRAINING_METRICS.json").read_text())
+    assert len(points["training_accuracy_over_steps"]) == 1
     assert rec["failure_rates"]["final_checks"]["failed"] == 0
     assert cli.main(["status", str(fdir)]) == 0
     assert "scaled baseline latency: 3.2" in capsys.readouterr().out

@@ -271,3 +271,51 @@ def test_good_entries_are_accepted(tmp_path: pathlib.Path) -> None:
     assert check_trainer_entry("pkg.mod:main") == "pkg.mod:main"
     assert check_trainer_entry(f"{script}:main") == f"{script}:main"
     assert parse_trainer_command("python t.py", "a.b:c.d").entry == "a.b:c.d"
+
+
+def test_the_modules_warm_up_runs_once_in_the_worker_before_any_trial(
+    tmp_path: pathlib.Path, executors: list[LocalExecutor], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = tmp_path / "warm.log"
+    monkeypatch.setenv("WARM_LOG", str(log))
+    module = write_module(
+        tmp_path,
+        """
+        import os
+        WARMED = []
+
+        def proxytask_warm_up():
+            WARMED.append(os.getpid())
+            with open(os.environ["WARM_LOG"], "a") as handle:
+                handle.write("warm %d\\n" % os.getpid())
+
+        def main(argv):
+            with open(os.environ["WARM_LOG"], "a") as handle:
+                handle.write("trial %d warmed by %s\\n" % (os.getpid(), WARMED))
+            return 0
+        """,
+    )
+    executor = make(executors, max_parallel_trials=2)
+    for n in ("1", "2"):
+        executor.launch(module_spec(module, tmp_path, n))
+    for n in ("1", "2"):
+        assert wait_for(executor, n).state is TrialState.SUCCEEDED
+    lines = log.read_text().splitlines()
+    server = int(lines[0].split()[1])
+    assert lines[0] == f"warm {server}" and len(lines) == 3
+    assert all(line.endswith(f"warmed by [{server}]") for line in lines[1:])
+
+
+def test_a_failing_warm_up_fails_the_trials_like_an_import_error(
+    tmp_path: pathlib.Path, executors: list[LocalExecutor]
+) -> None:
+    module = write_module(
+        tmp_path,
+        "def proxytask_warm_up():\n    raise RuntimeError('no data')\n"
+        "def main(argv):\n    return 0\n",
+    )
+    executor = make(executors)
+    executor.launch(module_spec(module, tmp_path, "1"))
+    status = wait_for(executor, "1")
+    assert (status.state, status.cause) == (TrialState.FAILED, FailureCause.CRASH)
+    assert "RuntimeError: no data" in status.message

@@ -295,6 +295,7 @@ def write_controller_info(controller_dir: str, kind: str, options: Mapping[str, 
     storage.write_json_atomic(
         storage.join(controller_dir, layout.CONTROLLER_INFO),
         {"version": 1, "kind": kind, "options": dict(options)},
+        durable=True,
     )
 
 

@@ -4,9 +4,10 @@ checks and recommendation written to the workflow's ``RECOMMENDATION.json``.
 A proxy task that shrinks the model (width, depth, image size) also shrinks its latency, so a
 latency constraint written for the full model is too loose in the search. SPEC §5: measure
 the scaled baseline's latency and use a correspondingly stricter constraint. This controller
-trains the baseline architecture once under the recommended proxy task (one proxy-task trial:
-cheap by construction), reads its latency the same way model selection did (the trainer's
-report, a named final metric, or a latency worker) and writes ``FINAL_CHECKS_STATE.json``.
+trains the baseline architecture once under the recommended proxy task (one proxy-task trial,
+stopped after its first evaluation: a latency needs no more), reads its latency the same way
+model selection did (the trainer's report, a named final metric, or a latency worker) and
+writes ``FINAL_CHECKS_STATE.json``.
 
 :func:`stricter_constraint` turns the two baseline latencies into the constraint to use;
 :func:`latency_check` says it (measured, or estimated from the reference models).
@@ -37,7 +38,6 @@ from proxytask.report.progress import ProgressSnapshot
 from proxytask.trainer.contract import (
     RewardRangeCheck,
     check_reward_range,
-    get_accuracy_at_pct,
     read_final_metrics,
 )
 
@@ -136,11 +136,22 @@ class ScaledBaselinePhase(str, enum.Enum):
         return self.value
 
 
+#: The scaled baseline's stop target: it stops after its first evaluation and reports its
+#: latency then (a model's latency needs no more training than that).
+LATENCY_ONLY_PCT = 1e-3
+
+
+def _last_accuracy(metrics: Any) -> float | None:
+    points = metrics.training_accuracy_over_steps if metrics is not None else ()
+    return float(points[-1].accuracy) if points else None
+
+
 @dataclasses.dataclass(frozen=True)
 class ScaledBaselineResult:
     """The baseline measured under the proxy task (the ``result`` of the state file).
 
-    Fields in the order of the file's keys; ``latency`` None comes with an ``error``.
+    Fields in the order of the file's keys; ``latency`` None comes with an ``error``;
+    ``accuracy`` is the one it reached when it stopped (after its first evaluation).
     """
 
     trial_dir: str
@@ -258,6 +269,7 @@ class ScaledBaselineController(Controller):
                 1,
                 self.settings.baseline_architecture,
                 {**self.ctx.baseline_args, **self.settings.proxy_trainer_args},
+                target_pct=LATENCY_ONLY_PCT,
             )
         record = self.tracker.records[self.key]
         if record.state in (TrialRecordState.SUCCEEDED, TrialRecordState.FAILED):
@@ -270,7 +282,7 @@ class ScaledBaselineController(Controller):
             state=record.state,
             proxy_task_name=self.settings.proxy_task_name,
             trainer_args={**self.ctx.baseline_args, **self.settings.proxy_trainer_args},
-            accuracy=get_accuracy_at_pct(metrics, 100.0),
+            accuracy=_last_accuracy(metrics),
             latency=None,
             error=None,
         )

@@ -945,7 +945,9 @@ class SearchController(Controller):
         if self.is_finished():
             self._render_summary()
         storage.write_json_atomic(
-            storage.join(self.ctx.controller_dir, RECOMMENDATION), self.recommendation()
+            storage.join(self.ctx.controller_dir, RECOMMENDATION),
+            self.recommendation(),
+            durable=True,
         )
 
     def _render_summary(self) -> None:

@@ -722,7 +722,7 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
         )
         self._result = result
         storage.write_json_atomic(
-            storage.join(self.ctx.controller_dir, REFERENCE_MODELS), result.to_json()
+            storage.join(self.ctx.controller_dir, REFERENCE_MODELS), result.to_json(), durable=True
         )
         self.phase = SelectionPhase.DONE
         self.events.append(

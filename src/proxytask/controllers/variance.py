@@ -502,7 +502,7 @@ class VarianceController(SpaceController[VarianceSettings]):
         result = compute_result(copies, curves, self.settings, causes, workable)
         self._result = result
         storage.write_json_atomic(
-            storage.join(self.ctx.controller_dir, RESULT_FILE), result.to_json()
+            storage.join(self.ctx.controller_dir, RESULT_FILE), result.to_json(), durable=True
         )
         self._render_plot(finished, result)
         self.phase = VariancePhase.DONE

@@ -262,7 +262,7 @@ def save_workflow_state(wdir: str, state: WorkflowState) -> None:
         "version": state.version,
         "stages": {name: e.to_dict() for name, e in state.stages.items()},
     }
-    storage.write_json_atomic(storage.join(wdir, WORKFLOW_STATE), data)
+    storage.write_json_atomic(storage.join(wdir, WORKFLOW_STATE), data, durable=True)
 
 
 # ---- the controller --------------------------------------------------------------------------
@@ -534,7 +534,7 @@ class WorkflowController:
             self._seed_noise_std(),
         )
         path = storage.join(self.wdir, RECOMMENDATION)
-        storage.write_json_atomic(path, checks.to_dict())
+        storage.write_json_atomic(path, checks.to_dict(), durable=True)
         print("== final checks")
         for line in checks.lines():
             print(line)

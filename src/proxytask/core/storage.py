@@ -278,12 +278,16 @@ def _umask() -> int:
     return _UMASK[0]
 
 
-def write_bytes_atomic(url: str, data: bytes) -> None:
+def write_bytes_atomic(url: str, data: bytes, *, durable: bool = False) -> None:
     """Write ``data`` to ``url`` so that no reader ever sees a partial file.
 
-    Local disk: temporary file + rename. Object stores: one PUT (atomic per object; see the
-    module doc); a missing bucket, refused credentials or an unreachable endpoint raise
-    StorageError saying what to fix.
+    Local disk: temporary file + rename: a reader sees the old file or the new one, whatever
+    happens to the writer. ``durable`` adds an ``fsync`` before the rename, so the new bytes
+    also survive a power loss or a kernel crash: controller state files (the resume point)
+    and exclusive claims use it; trial metrics, stop signals, heartbeats and event logs do
+    not (a trainer reports again, a controller posts again). Object stores: one PUT (atomic
+    per object, durable once it returns; see the module doc); a missing bucket, refused
+    credentials or an unreachable endpoint raise StorageError saying what to fix.
     """
     fs, path = _fs(url)
     if isinstance(fs, LocalFileSystem):
@@ -294,8 +298,9 @@ def write_bytes_atomic(url: str, data: bytes) -> None:
             os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; files are for everyone
             with os.fdopen(fd, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if durable:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             os.replace(tmp, path)
         except BaseException:
             try:
@@ -315,13 +320,14 @@ def _makedirs_for(fs: Any, path: str) -> None:
         fs.makedirs(parent, exist_ok=True)
 
 
-def write_text_atomic(url: str, text: str) -> None:
+def write_text_atomic(url: str, text: str, *, durable: bool = False) -> None:
     """Write UTF-8 text atomically (see :func:`write_bytes_atomic`)."""
-    write_bytes_atomic(url, text.encode("utf-8"))
+    write_bytes_atomic(url, text.encode("utf-8"), durable=durable)
 
 
-def write_json_atomic(url: str, obj: Any) -> None:
-    """Serialise ``obj`` as strict JSON (no NaN) and write it atomically."""
+def write_json_atomic(url: str, obj: Any, *, durable: bool = False) -> None:
+    """Serialise ``obj`` as strict JSON (no NaN) and write it atomically (``durable``: see
+    :func:`write_bytes_atomic`)."""
     try:
         text = json.dumps(obj, indent=2, sort_keys=False, allow_nan=False)
     except (TypeError, ValueError) as exc:
@@ -329,7 +335,7 @@ def write_json_atomic(url: str, obj: Any) -> None:
             f"data for {url!r} must be JSON-serialisable with finite numbers, got an error: "
             f"{exc}. Convert values to str/int/float/list/dict and drop NaN."
         ) from exc
-    write_text_atomic(url, text + "\n")
+    write_text_atomic(url, text + "\n", durable=durable)
 
 
 def read_bytes(url: str) -> bytes | None:

@@ -217,7 +217,8 @@ class WarmPool:
                         )
                         return
                     raise WarmStartError(
-                        f"--trainer-entry {self.entry} could not be imported: "
+                        f"--trainer-entry {self.entry} could not be imported (or its "
+                        "proxytask_warm_up failed): "
                         f"{_last_line(message.get('error', ''))}. Run `{self.interpreter} -c "
                         f"'import ...'` on it to see why; the traceback is in the trial's "
                         "stderr.log.",
