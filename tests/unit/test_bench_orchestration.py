@@ -1,0 +1,116 @@
+"""bench/orchestration.py: what it counts as spent, the demo's training share, its tables."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from bench import orchestration
+
+from proxytask.trainer import contract as pt
+
+
+def _trial(tdir: Path, secs_per_eval: float, evals: int, start: int = 0) -> None:
+    """A trial dir whose curve has ``evals`` evaluations of 10 steps from ``start``."""
+    for k in range(start, start + evals):
+        pt.update_trial_training_accuracy_metric(
+            str(tdir), 0.5 + 0.01 * k, 10 * k, 10 * k + 9, secs_per_eval, 100
+        )
+
+
+def test_spent_counts_each_models_cumulative_time_once(tmp_path: Path) -> None:
+    # model 1 of config a: stage 1 (2 evaluations), stage 2 continues its copied curve
+    _trial(tmp_path / "jobs" / "proxy_a" / "1", 5.0, 2)
+    stage2 = tmp_path / "jobs" / "proxy_a@stage2" / "1"
+    _trial(stage2, 5.0, 3)  # the copied two and one more: 15 s in all
+    _trial(tmp_path / "jobs" / "proxy_a" / "2", 5.0, 2)
+    _trial(tmp_path / "jobs" / "proxy_b" / "1", 1.0, 4)
+    assert orchestration._spent(tmp_path) == {"a": pytest.approx(25.0), "b": pytest.approx(4.0)}
+
+
+def test_the_demos_training_share_counts_continuations_by_their_own_time(
+    tmp_path: Path,
+) -> None:
+    stage = tmp_path / "Search_controller_x"
+    first, second = stage / "jobs" / "p" / "1", stage / "jobs" / "p@stage2" / "1"
+    _trial(first, 10.0, 2)
+    _trial(second, 10.0, 3)  # 30 s recorded, 20 of them copied from the first stage
+    stage.mkdir(parents=True, exist_ok=True)
+    records = [
+        {"trial_dir": str(first), "copy_metrics_from": None},
+        {"trial_dir": str(second), "copy_metrics_from": str(first)},
+    ]
+    (stage / "SEARCH_CONTROLLER_STATE.json").write_text(json.dumps({"trials": records}))
+    result = orchestration.part_demo(tmp_path, demo_secs=20.0, slots=2)
+    assert result["trials"] == 2
+    assert result["training_secs"] == pytest.approx(30.0)
+    assert result["non_training_share"] == pytest.approx(0.25)
+
+
+def test_the_tables_show_every_part() -> None:
+    results = {
+        "machine": {"cpu": "CPU", "cores": 2},
+        "date": "2026-11-28",
+        "search": {
+            "rows": [
+                {
+                    "curves": "digits",
+                    "policy": "default",
+                    "winner": "img12",
+                    "deciding_step": 599,
+                    "tau_at_stop": 0.7,
+                    "spent_secs": 100.0,
+                    "oracle_secs": 80.0,
+                    "vs_oracle": 1.25,
+                    "vs_reference": 0.4,
+                    "states": {"img12": "Met desired correlation"},
+                }
+            ]
+        },
+        "trials": {
+            "trials": 100,
+            "trial_secs": 2.0,
+            "ideal_secs": 100.0,
+            "bare_processes_secs": 120.0,
+            "proxytask_trial_secs": 130.0,
+            "proxytask_trial_warm_secs": 105.0,
+            "overhead_bare": 0.2,
+            "overhead_plain": 0.3,
+            "overhead_warm": 0.05,
+        },
+        "start": {
+            "trials": 3,
+            "plain_median_secs": 2.2,
+            "warm_median_secs": 0.25,
+            "warm_after_first_median_secs": 0.25,
+        },
+        "replay": {"digits_workflow_secs": 40.0, "nasbench201_workflow_secs": 100.0},
+        "steps": {
+            "rows": [
+                {
+                    "trials": 100,
+                    "steps": 50,
+                    "p50_secs": 0.01,
+                    "p95_secs": 0.02,
+                    "max_secs": 0.5,
+                    "cpu_per_step_secs": 0.01,
+                    "wall_secs": 3.0,
+                }
+            ]
+        },
+        "demo": {
+            "wall_secs": 200.0,
+            "trials": 175,
+            "training_secs": 300.0,
+            "slot_secs": 400.0,
+            "non_training_share": 0.25,
+        },
+    }
+    text = orchestration.markdown(results)
+    assert "| digits | default | img12 (599, 0.7) | 100.0 | 80.0 | 1.25 | 0.4 |" in text
+    assert "| `proxytask trial --trainer-entry` (warm) | 105.0 | +5 % |" in text
+    assert "warm worker: median 0.25 s" in text
+    assert "digits (recorded curves): 40.0 s" in text
+    assert "| 100 | 50 | 0.01 | 0.02 | 0.5 | 0.01 | 3.0 |" in text
+    assert "non-training share 25 %" in text
