@@ -447,20 +447,21 @@ def part_replay(work: Path) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def _timed_steps(samples: list[tuple[float, float]]) -> Iterator[None]:
-    from proxytask.controllers.base import Controller
+    """Time every step of the model-selection controller (wall and CPU seconds)."""
+    from proxytask.controllers.selection import ModelSelectionController as Selection
 
-    original: Callable[[Controller], None] = Controller.step  # type: ignore[assignment]
+    original: Callable[[Selection], None] = Selection.step
 
-    def timed(self: Controller) -> None:
+    def timed(self: Selection) -> None:
         wall, cpu = time.perf_counter(), time.process_time()
         original(self)
         samples.append((time.perf_counter() - wall, time.process_time() - cpu))
 
-    Controller.step = timed  # type: ignore[method-assign]
+    Selection.step = timed  # type: ignore[method-assign]
     try:
         yield
     finally:
-        Controller.step = original  # type: ignore[method-assign]
+        Selection.step = original  # type: ignore[method-assign]
 
 
 def _steps_at(work: Path, trials: int) -> dict[str, Any]:
@@ -514,6 +515,16 @@ def _total_secs(trial_dir: str | None) -> float:
     return metrics.training_time.total_training_time_in_secs if metrics is not None else 0.0
 
 
+def _located(demo_dir: Path, trial_dir: str | None) -> str | None:
+    """A trial dir as recorded (relative to where the run started, e.g. ``runs/...``)."""
+    if not trial_dir or Path(trial_dir).is_absolute():
+        return trial_dir
+    for base in (*demo_dir.resolve().parents, Path.cwd()):
+        if (base / trial_dir).is_dir():
+            return str(base / trial_dir)
+    return trial_dir
+
+
 def part_demo(demo_dir: Path, demo_secs: float, slots: int = 2) -> dict[str, Any]:
     """The share of the demo's slot-time (wall × slots) its trials did not spend training.
 
@@ -524,8 +535,8 @@ def part_demo(demo_dir: Path, demo_secs: float, slots: int = 2) -> dict[str, Any
     for state_path in demo_dir.glob("*/*_STATE.json"):
         state = json.loads(state_path.read_text())
         for record in state.get("trials") or []:
-            own = _total_secs(record.get("trial_dir"))
-            own -= _total_secs(record.get("copy_metrics_from"))
+            own = _total_secs(_located(demo_dir, record.get("trial_dir")))
+            own -= _total_secs(_located(demo_dir, record.get("copy_metrics_from")))
             trials += 1
             training += max(0.0, own)
     slot_secs = demo_secs * slots
@@ -619,7 +630,7 @@ def markdown(results: dict[str, Any]) -> str:
     if "demo" in results:
         d = results["demo"]
         lines += [
-            "### make demo",
+            "### make demo (slot-time: wall × 2 slots, idle slots at barriers included)",
             "",
             f"- wall {d['wall_secs']} s, {d['trials']} trials, training {d['training_secs']} s "
             f"of {d['slot_secs']} slot-seconds: non-training share "
