@@ -525,20 +525,46 @@ def _located(demo_dir: Path, trial_dir: str | None) -> str | None:
     return trial_dir
 
 
+def _run_times(controller_dir: Path) -> dict[str, float]:
+    """Each trial's process time (the executor's start to end), from the controller's events."""
+    out: dict[str, float] = {}
+    events = controller_dir / "events.jsonl"
+    if not events.is_file():
+        return out
+    for line in events.read_text().splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        began, ended = event.get("ran_from"), event.get("ran_to")
+        if event.get("event") == "trial_ended" and began is not None and ended is not None:
+            out[event["trial"]] = out.get(event["trial"], 0.0) + float(ended) - float(began)
+    return out
+
+
 def part_demo(demo_dir: Path, demo_secs: float, slots: int = 2) -> dict[str, Any]:
-    """The share of the demo's slot-time (wall × slots) its trials did not spend training.
+    """What share of the demo's time its trials did not spend training.
 
     Each trial's own training: its recorded time less the time of the curve it continued
-    (``copy_metrics_from`` in its controller's state: a later round or stage)."""
+    (``copy_metrics_from`` in its controller's state: a later round or stage). Two shares: of
+    the trials' process time (the executor's start to end of each, from the events), and of
+    the slot-time (wall × slots, which adds slots left idle)."""
     training = 0.0
+    timed_training = 0.0
+    process_secs = 0.0
     trials = 0
     for state_path in demo_dir.glob("*/*_STATE.json"):
         state = json.loads(state_path.read_text())
+        ran = _run_times(state_path.parent)
         for record in state.get("trials") or []:
             own = _total_secs(_located(demo_dir, record.get("trial_dir")))
             own -= _total_secs(_located(demo_dir, record.get("copy_metrics_from")))
             trials += 1
             training += max(0.0, own)
+            key = f"{record.get('job')}/{record.get('number')}"
+            if key in ran:
+                process_secs += ran[key]
+                timed_training += max(0.0, own)
     slot_secs = demo_secs * slots
     return {
         "dir": str(demo_dir),
@@ -547,6 +573,10 @@ def part_demo(demo_dir: Path, demo_secs: float, slots: int = 2) -> dict[str, Any
         "training_secs": round(training, 1),
         "slot_secs": round(slot_secs, 1),
         "non_training_share": round(1 - training / slot_secs, 3),
+        "trial_process_secs": round(process_secs, 1),
+        "non_training_share_of_trial_time": (
+            round(1 - timed_training / process_secs, 3) if process_secs else None
+        ),
     }
 
 
@@ -635,8 +665,13 @@ def markdown(results: dict[str, Any]) -> str:
             f"- wall {d['wall_secs']} s, {d['trials']} trials, training {d['training_secs']} s "
             f"of {d['slot_secs']} slot-seconds: non-training share "
             f"{100 * d['non_training_share']:.0f} %",
-            "",
         ]
+        if d.get("non_training_share_of_trial_time") is not None:
+            lines.append(
+                f"- the trials' own process time: {d['trial_process_secs']} s, of which "
+                f"{100 * d['non_training_share_of_trial_time']:.0f} % not training"
+            )
+        lines.append("")
     return "\n".join(lines)
 
 

@@ -122,6 +122,9 @@ def test_model_selection_on_the_replay_executor_with_every_file_on_s3(
     log = storage.read_text(storage.join(cdir, layout.EVENTS_LOG)) or ""
     events = [json.loads(line) for line in log.splitlines()]
     assert sum(e["event"] == "trial_launched" for e in events) >= 6
+    # each ended trial says when its process really ran (the executor's start and end)
+    ended = [e for e in events if e["event"] == "trial_ended"]
+    assert ended and all(e["ran_from"] <= e["ran_to"] <= e["time"] for e in ended)
     assert "filtered_trial_scores.png" in storage.listdir(layout.job_dir(cdir, "round1"))
     assert cli.main(["status", cdir]) == 0
     assert "job round1:" in capsys.readouterr().out

@@ -38,14 +38,23 @@ def test_the_demos_training_share_counts_continuations_by_their_own_time(
     _trial(second, 10.0, 3)  # 30 s recorded, 20 of them copied from the first stage
     stage.mkdir(parents=True, exist_ok=True)
     records = [
-        {"trial_dir": str(first), "copy_metrics_from": None},
-        {"trial_dir": str(second), "copy_metrics_from": str(first)},
+        {"job": "p", "number": 1, "trial_dir": str(first), "copy_metrics_from": None},
+        {"job": "p@stage2", "number": 1, "trial_dir": str(second), "copy_metrics_from": str(first)},
     ]
     (stage / "SEARCH_CONTROLLER_STATE.json").write_text(json.dumps({"trials": records}))
+    # the executor ran the first 24 s and the second 12 s (the events the tracker logs)
+    events = [
+        {"event": "trial_launched", "trial": "p/1", "time": 0.0},
+        {"event": "trial_ended", "trial": "p/1", "time": 25.0, "ran_from": 1.0, "ran_to": 25.0},
+        {"event": "trial_ended", "trial": "p@stage2/1", "ran_from": 30.0, "ran_to": 42.0},
+    ]
+    (stage / "events.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n{torn")
     result = orchestration.part_demo(tmp_path, demo_secs=20.0, slots=2)
     assert result["trials"] == 2
     assert result["training_secs"] == pytest.approx(30.0)
     assert result["non_training_share"] == pytest.approx(0.25)
+    assert result["trial_process_secs"] == pytest.approx(36.0)
+    assert result["non_training_share_of_trial_time"] == pytest.approx(1 - 30.0 / 36.0, abs=1e-3)
 
 
 def test_the_tables_show_every_part() -> None:

@@ -297,6 +297,9 @@ class TrialTracker:
                 state=judged.state,
                 cause=judged.cause,
                 message=judged.message,
+                # the executor's own start and end of the process (a launch may queue first)
+                ran_from=status.started_at,
+                ran_to=status.ended_at,
             )
         return ended
 
