@@ -130,10 +130,46 @@ def json_value(value: Any) -> Any:
     return value
 
 
+#: Per state file: each trial dict's JSON text, by the dict's id (with the dict, so the id
+#: cannot be reused while cached). ``TrialRecord.to_dict`` returns the same dict object for
+#: an unchanged record, so a step re-encodes only the records that changed.
+_TRIAL_TEXT: dict[str, dict[int, tuple[Mapping[str, Any], str]]] = {}
+_TRIALS_MARK = "@@proxytask-trials-3f9c1e@@"  # a placeholder no state value takes
+
+
+def state_text(path: str, state: Mapping[str, Any]) -> str:
+    """The JSON text of a state file: indented, its ``trials`` one compact line each, the
+    lines of unchanged trials reused from the last write of ``path``."""
+    trials = state.get("trials")
+    if not isinstance(trials, list):
+        return json.dumps(state, indent=2, allow_nan=False) + "\n"
+    old = _TRIAL_TEXT.get(path, {})
+    new: dict[int, tuple[Mapping[str, Any], str]] = {}
+    lines = []
+    for trial in trials:
+        hit = old.get(id(trial))
+        if hit is None or hit[0] is not trial:
+            hit = (trial, json.dumps(trial, allow_nan=False, separators=(", ", ": ")))
+        new[id(trial)] = hit
+        lines.append(hit[1])
+    _TRIAL_TEXT[path] = new
+    marked = {k: (_TRIALS_MARK if k == "trials" else v) for k, v in state.items()}
+    head = json.dumps(marked, indent=2, allow_nan=False)
+    body = "[\n    " + ",\n    ".join(lines) + "\n  ]" if lines else "[]"
+    return head.replace(f'"{_TRIALS_MARK}"', body, 1) + "\n"
+
+
 def save_state(path: str, state: Mapping[str, Any]) -> None:
     """Write a state file atomically and durably (fsync'd: the resume point), with its format
-    version."""
-    storage.write_json_atomic(path, {**state, "version": STATE_VERSION}, durable=True)
+    version (:func:`state_text`)."""
+    try:
+        text = state_text(path, {**state, "version": STATE_VERSION})
+    except (TypeError, ValueError) as exc:
+        raise StorageError(
+            f"state for {path!r} must be JSON-serialisable with finite numbers, got an error: "
+            f"{exc}."
+        ) from exc
+    storage.write_text_atomic(path, text, durable=True)
 
 
 def load_state(path: str) -> dict[str, Any] | None:
