@@ -1,15 +1,17 @@
-"""PyTorch pieces the example trainers share: the device flag and the validation accuracy."""
+"""PyTorch pieces the example trainers share: the device flag, the validation accuracy and
+the warm-up of a warm worker."""
 
 from __future__ import annotations
 
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from proxytask import UsageError
 
-__all__ = ["evaluate", "resolve_device"]
+__all__ = ["evaluate", "resolve_device", "warm_up"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -22,6 +24,17 @@ def resolve_device(name: str) -> torch.device:
             "here (check CUDA_VISIBLE_DEVICES). Use --device=auto or --device=cpu."
         )
     return torch.device(name)
+
+
+def warm_up(net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> None:
+    """Pay PyTorch's first-use costs once, in a warm worker before it forks the trials: one
+    SGD step and one evaluation of ``net``, on one thread (a forked trial must inherit no
+    threads)."""
+    torch.set_num_threads(1)
+    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
+    F.cross_entropy(net(inputs), labels).backward()  # type: ignore[no-untyped-call]
+    optimizer.step()
+    evaluate(net, inputs, labels)
 
 
 def evaluate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:

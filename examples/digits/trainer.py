@@ -69,6 +69,7 @@ from examples.common.cli import number as _number
 from examples.common.cli import run_main
 from examples.common.torch_utils import evaluate as _evaluate
 from examples.common.torch_utils import resolve_device as _resolve_device
+from examples.common.torch_utils import warm_up as _warm_up
 from examples.digits import data, search_space
 from examples.digits.model import build_model, count_params, estimate_macs
 from proxytask import UsageError
@@ -645,19 +646,13 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
 def proxytask_warm_up() -> None:
     """Warm workers (``--trainer-entry examples.digits.trainer:main``): run once in the fork
     server, so that no trial pays PyTorch's first-use costs: one training step and one
-    evaluation of the baseline on a few images, on one thread (a forked trial must inherit
-    no threads), with the data split read."""
-    torch.set_num_threads(1)
+    evaluation of the baseline on a few images, with the data split read
+    (:func:`examples.common.torch_utils.warm_up`)."""
     split = data.load_split()
-    net = build_model(search_space.baseline(), 1.0, 1.0)
     images = data.to_tensor(split.train_x[:64], 16)
-    labels = torch.from_numpy(split.train_y[:64])
-    optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    F.cross_entropy(net(images), labels).backward()  # type: ignore[no-untyped-call]
-    optimizer.step()
-    net.eval()
-    with torch.no_grad():
-        net(images)
+    _warm_up(
+        build_model(search_space.baseline(), 1.0, 1.0), images, torch.from_numpy(split.train_y[:64])
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
