@@ -23,6 +23,7 @@ import dataclasses
 import itertools
 import json
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -322,8 +323,9 @@ class SearchController(Controller):
             # first stage then stops at the first evaluation, whatever it is
             target = paces[looks - 1] if len(paces) > looks else FIRST_EVALUATION_PCT
         else:
-            reached = max((m.last_pct for m in self._metrics(name) if m is not None), default=0.0)
-            pace = _pace_pct([m for m in self._metrics(name) if m is not None])
+            curves = [m for m in self._metrics(name) if m is not None]
+            reached = max((m.last_pct for m in curves), default=0.0)
+            pace = _pace_pct(curves)
             if pace is None:
                 return 0.0
             target = reached + pace * self._evaluations_per_stage(name)
@@ -349,34 +351,27 @@ class SearchController(Controller):
         AUTO_STAGE_MAX_OVERHEAD of the stage's time."""
         overheads, per_eval = [], []
         for chain in self._chains(name):
-            previous_secs = 0.0
+            # each stage continues the one before: its time and points start from those
+            previous_secs, previous_points = 0.0, 0
             for key in chain:
                 # the executor's start (a launched trial may wait for a slot first)
                 status = self.tracker.statuses.get(key)
                 metrics = self.tracker.progress(key).metrics
                 if metrics is None or status is None:
                     break
-                secs = metrics.training_time.total_training_time_in_secs - previous_secs
-                copied = len(self._chain_points(chain, key))
-                evals = len(metrics.training_accuracy_over_steps) - copied
+                total = metrics.training_time.total_training_time_in_secs
+                points = len(metrics.training_accuracy_over_steps)
+                secs, evals = total - previous_secs, points - previous_points
                 began, ended = status.started_at, status.ended_at
                 if evals > 0 and secs > 0 and began is not None and ended is not None:
                     overheads.append(max(0.0, ended - began - secs))
                     per_eval.append(secs / evals)
-                previous_secs = metrics.training_time.total_training_time_in_secs
-        if not overheads or not per_eval:
+                previous_secs, previous_points = total, points
+        if not overheads:
             return 1
-        overhead, eval_secs = _median(overheads), _median(per_eval)
+        overhead, eval_secs = statistics.median(overheads), statistics.median(per_eval)
         budget = AUTO_STAGE_MAX_OVERHEAD / (1.0 - AUTO_STAGE_MAX_OVERHEAD)
         return max(1, math.ceil(overhead / (budget * eval_secs)))
-
-    def _chain_points(self, chain: list[str], key: str) -> tuple[Any, ...]:
-        """The points ``key`` started with: its predecessor's in the chain (none for stage 1)."""
-        index = chain.index(key)
-        if index == 0:
-            return ()
-        metrics = self.tracker.progress(chain[index - 1]).metrics
-        return metrics.training_accuracy_over_steps if metrics is not None else ()
 
     def _start_configs(self) -> None:
         while len(self._active()) < self._parallel_configs():
@@ -1185,14 +1180,6 @@ def _pace_pct(curves: Sequence[TrialTrainingMetrics]) -> float | None:
         if len(pcts) == 1:
             gaps.append(pcts[0])
     return min(gaps) if gaps else None
-
-
-def _median(values: Sequence[float]) -> float:
-    ordered = sorted(values)
-    middle = len(ordered) // 2
-    if len(ordered) % 2:
-        return ordered[middle]
-    return (ordered[middle - 1] + ordered[middle]) / 2.0
 
 
 def stage_job(name: str, stage: int) -> str:
