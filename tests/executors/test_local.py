@@ -9,7 +9,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from types import SimpleNamespace
 from typing import Any
 
@@ -35,14 +34,6 @@ from proxytask.executors.local import (
 from proxytask.testing.processes import pid_alive
 from proxytask.testing.specs import fake_trainer_spec as fake_spec
 from proxytask.trainer import contract as trainer
-
-
-@pytest.fixture
-def executors() -> Iterator[list[LocalExecutor]]:
-    made: list[LocalExecutor] = []
-    yield made
-    for executor in made:
-        executor.close()
 
 
 def make(executors: list[LocalExecutor], **kwargs: Any) -> LocalExecutor:

@@ -11,12 +11,10 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Iterator
-from typing import Any
 
 import pytest
 from tests.executors.test_contract_warm import WARM_FAKE_TRAINER
-from tests.executors.test_local import wait_file, wait_for
+from tests.executors.test_local import make, wait_file, wait_for
 
 from proxytask.core import layout
 from proxytask.core.errors import UsageError
@@ -26,22 +24,6 @@ from proxytask.executors.local import LocalExecutor, warm_argv
 from proxytask.executors.warm import check_trainer_entry
 from proxytask.testing.processes import pid_alive
 from proxytask.testing.specs import fake_trainer_spec
-
-
-@pytest.fixture
-def executors() -> Iterator[list[LocalExecutor]]:
-    made: list[LocalExecutor] = []
-    yield made
-    for executor in made:
-        executor.close()
-
-
-def make(executors: list[LocalExecutor], **kwargs: Any) -> LocalExecutor:
-    kwargs.setdefault("grace_secs", 2.0)
-    kwargs.setdefault("gpus", [])
-    executor = LocalExecutor(**kwargs)
-    executors.append(executor)
-    return executor
 
 
 def warm_spec(root: pathlib.Path, trial_id: str, behaviour: str = "ok", *extra: str) -> TrialSpec:
