@@ -28,11 +28,22 @@ def resolve_device(name: str) -> torch.device:
 
 def warm_up(net: nn.Module, inputs: torch.Tensor, labels: torch.Tensor) -> None:
     """Pay PyTorch's first-use costs once, in a warm worker before it forks the trials: one
-    SGD step and one evaluation of ``net``, on one thread (a forked trial must inherit no
-    threads)."""
+    forward pass, one optimizer step and one evaluation of ``net``, on the CPU and one thread.
+
+    The optimizer step is the costly one (its first call imports about a second of PyTorch);
+    it runs on zero gradients set by hand, since nothing here may run backward or touch CUDA:
+    autograd's per-device worker threads (started by the first backward pass on any CUDA build
+    of PyTorch) and an initialised CUDA driver do not survive ``fork``, and every forked trial
+    would fail ("Unable to handle autograd's threading in combination with fork-based
+    multiprocessing"; a CUDA initialisation error). Seen on an H200 with torch 2.11, where one
+    backward pass in the warm-up failed every trial.
+    """
     torch.set_num_threads(1)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01, momentum=0.9, nesterov=True)
-    F.cross_entropy(net(inputs), labels).backward()  # type: ignore[no-untyped-call]
+    with torch.no_grad():
+        F.cross_entropy(net(inputs), labels)
+    for param in net.parameters():
+        param.grad = torch.zeros_like(param)
     optimizer.step()
     evaluate(net, inputs, labels)
 

@@ -645,9 +645,10 @@ def parse_args(argv: Sequence[str] | None = None) -> TrainConfig:
 
 def proxytask_warm_up() -> None:
     """Warm workers (``--trainer-entry examples.digits.trainer:main``): run once in the fork
-    server, so that no trial pays PyTorch's first-use costs: one training step and one
-    evaluation of the baseline on a few images, with the data split read
-    (:func:`examples.common.torch_utils.warm_up`)."""
+    server, so that no trial pays PyTorch's import and first-use costs: one forward pass,
+    one optimizer step and one evaluation of the baseline on a few images, with the data split read
+    (:func:`examples.common.torch_utils.warm_up`; no backward pass, which cannot cross
+    ``fork``)."""
     split = data.load_split()
     images = data.to_tensor(split.train_x[:64], 16)
     _warm_up(

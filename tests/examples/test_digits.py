@@ -463,6 +463,37 @@ def test_trainer_runs_on_cuda(tmp_path: Path) -> None:
     assert _metrics(job)["latency"] >= 0
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_warm_trials_forked_after_the_warm_up_train_on_cuda(tmp_path: Path) -> None:
+    # the warm-up once ran a backward pass: on a CUDA build that leaves autograd's device
+    # threads and CUDA itself in the fork server, and every forked trial failed (H200)
+    from proxytask import cli
+
+    code = cli.main(
+        [
+            "trial",
+            f"--trainer={sys.executable} examples/digits/trainer.py",
+            "--trainer-entry=examples.digits.trainer:main",
+            "--search-space=examples.digits.search_space:sample",
+            f"--root-output-dir={tmp_path}",
+            "--job-name=warm",
+            "--num-trials=2",
+            "--max-parallel-trials=2",
+            "--gpus-per-trial=0.5",
+            "--trainer-args",
+            "total_steps=20",
+            "eval_every_steps=10",
+        ]
+    )
+    assert code == 0
+    trial_dirs = sorted(tmp_path.glob("*/jobs/warm/*"))
+    assert len(trial_dirs) == 2
+    for tdir in trial_dirs:
+        logs = (tdir / "stdout.log").read_text() + (tdir / "stderr.log").read_text()
+        assert "device=cuda" in logs
+
+
 # --------------------------------------------------------------------------------------------
 # Trainer: learning-rate schedule and weight averaging flags
 # --------------------------------------------------------------------------------------------

@@ -301,3 +301,29 @@ def test_a_failing_warm_up_fails_the_trials_like_an_import_error(
     status = wait_for(executor, "1")
     assert (status.state, status.cause) == (TrialState.FAILED, FailureCause.CRASH)
     assert "RuntimeError: no data" in status.message
+
+
+def test_a_worker_whose_warm_up_initialised_cuda_refuses_to_serve(
+    tmp_path: pathlib.Path, executors: list[LocalExecutor]
+) -> None:
+    # torch's CUDA state as the warm-up left it: a forked trial could not use the GPU then
+    # (seen on an H200: every trial failed). This machine has no GPU, so the module stands in
+    # for torch with the one call the server makes.
+    module = write_module(
+        tmp_path,
+        """
+        import sys, types
+        def proxytask_warm_up():
+            torch = types.ModuleType("torch")
+            torch.cuda = types.SimpleNamespace(is_initialized=lambda: True)
+            sys.modules["torch"] = torch
+        def main(argv):
+            return 0
+        """,
+    )
+    executor = make(executors)
+    executor.launch(module_spec(module, tmp_path, "1"))
+    status = wait_for(executor, "1")
+    assert (status.state, status.cause) == (TrialState.FAILED, FailureCause.CRASH)
+    assert "CUDA was initialised while importing" in status.message
+    assert "pick the device inside the entry function" in status.message

@@ -10,9 +10,11 @@ here once, before the first trial.
 Protocol (one JSON object per line):
 
 - after the import, the entry module's ``proxytask_warm_up()`` runs if it defines one (a
-  trainer's chance to pay its lazy first-use costs once: the first forward and backward
-  pass, a data cache), then to the owner: ``{"ready": true, "import_secs": S}``, or
-  ``{"ready": false, "error": TRACEBACK}`` and exit 1 when the entry cannot be imported;
+  trainer's chance to pay its lazy first-use costs once: a first forward pass, a data cache;
+  never CUDA or a backward pass, which do not survive ``fork``: the server refuses to serve
+  when PyTorch's CUDA is initialised after it), then to the owner:
+  ``{"ready": true, "import_secs": S}``, or ``{"ready": false, "error": TRACEBACK}`` and
+  exit 1 when the entry cannot be imported or its warm-up fails;
 - from the owner: ``{"id", "argv", "env", "cwd", "stdout", "stderr"}``: fork a trial. The child
   starts a new session (its pid is its process-group id, as a launched trial's), asks the
   kernel to SIGKILL it if this server dies (``PR_SET_PDEATHSIG``), appends its stdout and
@@ -93,11 +95,27 @@ def _load(entry: str) -> Callable[..., Any]:
 
 
 def _warm_up(fn: Callable[..., Any]) -> None:
-    """Run the entry module's ``proxytask_warm_up()`` when it has one."""
+    """Run the entry module's ``proxytask_warm_up()`` when it has one, then refuse to serve
+    when CUDA was initialised by the import or the warm-up (see :func:`_check_fork_safe`)."""
     module = sys.modules.get(getattr(fn, "__module__", "") or "")
     hook = getattr(module, "proxytask_warm_up", None)
     if callable(hook):
         hook()
+    _check_fork_safe()
+
+
+def _check_fork_safe() -> None:
+    """Raise when PyTorch has initialised CUDA in this server: a forked trial could not use
+    CUDA then (every CUDA call in it fails with an initialisation error)."""
+    torch = sys.modules.get("torch")
+    is_initialized = getattr(getattr(torch, "cuda", None), "is_initialized", None)
+    if callable(is_initialized) and is_initialized():
+        raise RuntimeError(
+            f"CUDA was initialised while importing {ENTRY} or in its proxytask_warm_up(), so "
+            "no forked trial could use the GPU. Keep CUDA (and autograd's backward, which "
+            "starts CUDA's threads) out of module-level code and the warm-up: pick the device "
+            "inside the entry function."
+        )
 
 
 def _takes_arguments(fn: Callable[..., Any]) -> bool:
