@@ -589,6 +589,18 @@ def markdown(results: dict[str, Any]) -> str:
         f"{results['date']}.",
         "",
     ]
+    measured = results.get("measured_on") or {}
+    if measured:  # parts run at other times, maybe on other machines
+        lines += [
+            "Each part: "
+            + "; ".join(
+                f"{part} on {m['machine'].get('cpu')}, {m['machine'].get('cores')} cores, "
+                f"{m['date']}"
+                for part, m in measured.items()
+            )
+            + ".",
+            "",
+        ]
     if "search" in results:
         lines += [
             "### Search spend on recorded curves",
@@ -715,6 +727,10 @@ def main(argv: list[str] | None = None) -> int:
                     parser.error("--parts demo needs --demo-dir and --demo-secs")
                 results["demo"] = part_demo(args.demo_dir, args.demo_secs)
             results.setdefault("part_secs", {})[part] = round(time.perf_counter() - started, 1)
+            results.setdefault("measured_on", {})[part] = {
+                "machine": results["machine"],
+                "date": results["date"],
+            }
             args.out.mkdir(parents=True, exist_ok=True)
             out_json.write_text(json.dumps(results, indent=1) + "\n")
             (args.out / "orchestration.md").write_text(markdown(results) + "\n")

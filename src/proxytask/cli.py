@@ -69,6 +69,7 @@ def _print_progress(progress: Any, noun: str = "accuracy") -> None:
 
 def _run_trials(values: dict[str, Any]) -> list[TrialOutcome]:
     """Run ``--num-trials`` trials of the trainer through the executor; their outcomes."""
+    from proxytask.controllers.base import write_controller_info
     from proxytask.controllers.context import build_context, resolve_architecture
     from proxytask.controllers.trials import TrialBatch
     from proxytask.core.space import load_search_space
@@ -79,6 +80,7 @@ def _run_trials(values: dict[str, Any]) -> list[TrialOutcome]:
     count = values["num_trials"]
     archs = [arch] * count if arch is not None else space.sample_many(values["seed"], count)
     ctx = build_context(values, layout.KIND_TRIALS, None)
+    write_controller_info(ctx.controller_dir, ctx.kind, ctx.options)
     job_name = values["job_name"]
     jdir = layout.job_dir(ctx.controller_dir, job_name)
     print(f"controller dir: {ctx.controller_dir}", flush=True)

@@ -150,6 +150,19 @@ def test_first_round_failure_rate_stops_with_causes_then_resume_retries(tmp_path
     assert [it["num_trials"] for it in _state(cdir)["iterations"]] == [12, 10, 8, 6]
 
 
+def test_final_round_failures_leave_a_warning_naming_the_shortfall(tmp_path: Path) -> None:
+    # rounds of 12, 10, 8 and 6 models: two of the last round's crash
+    faults = {f"round4/{i}": Fault.parse("crash@50") for i in (1, 4)}
+    ctl = ModelSelectionController.create(
+        _ctx(tmp_path / "c", SimulatedClock(), faults), SPACE, SelectionSettings(12, 6, 2)
+    )
+    ctl.run()
+    assert ctl.phase == "done", ctl.error
+    warnings = [line for line in ctl.summary() if line.startswith("warning: only 4 of the 6")]
+    assert len(warnings) == 1, ctl.summary()
+    assert "2× crash" in warnings[0] and "--previous-model-selection-dir" in warnings[0]
+
+
 def test_invalid_trials_count_toward_the_removal(tmp_path: Path) -> None:
     faults = {"round2/3": Fault.parse("crash@9")}
     clock = SimulatedClock()

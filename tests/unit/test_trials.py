@@ -175,6 +175,33 @@ def test_a_silent_trial_is_stopped_and_judged_no_report(tmp_path: Path) -> None:
     assert TrialRecord.from_dict(record.to_dict()) == record
 
 
+def test_the_report_timeout_counts_from_a_queued_trials_real_start(tmp_path: Path) -> None:
+    from proxytask.controllers.state import EventLog, TrialRecordState
+    from proxytask.controllers.tracker import TrialSettings, TrialTracker
+
+    # one slot, three trials of 240 s each (reports 60 s, 60 s and 120 s apart): the third
+    # starts 480 s after its launch, well past the 150 s limit it must not be held to
+    clock = SimulatedClock(start=1000.0)
+    executor = ReplayExecutor(ReplayTable.from_dict(TABLE), clock, max_parallel_trials=1)
+    settings = TrialSettings(
+        trainer=parse_trainer_command("replay-trainer"), report_timeout_secs=150
+    )
+    tracker = TrialTracker(
+        executor, clock, str(tmp_path), settings, EventLog(str(tmp_path / "events.jsonl"))
+    )
+    for number in (1, 2, 3):
+        tracker.plan("job", number, {"width": 8}, {})
+    tracker.launch_planned()
+    while not tracker.all_terminal():
+        tracker.poll()
+        clock.sleep(tracker.wait_secs(5.0))
+    states = {key: record.state for key, record in tracker.records.items()}
+    assert states == {f"job/{n}": TrialRecordState.SUCCEEDED for n in (1, 2, 3)}, [
+        r.message for r in tracker.records.values()
+    ]
+    assert clock.now() >= 1000.0 + 3 * 240
+
+
 def test_record_states_read_and_write_plain_strings() -> None:
     from proxytask.controllers.state import TrialRecord, TrialRecordState
 

@@ -17,7 +17,7 @@ from proxytask.controllers.state import (
 from proxytask.controllers.tracker import TrialSettings, TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.clock import Clock
-from proxytask.core.errors import UsageError
+from proxytask.core.errors import CorruptFileError, UsageError
 from proxytask.core.space import SearchSpace
 from proxytask.executors.base import Executor, FailureCause
 from proxytask.executors.causes import ADVICE
@@ -47,6 +47,7 @@ class ControllerContext:
         default_factory=lambda: ProgressDisplay(live=False)
     )
     poll_interval_secs: float = 1.0
+    kind: str = ""  # layout.KIND_*: written to CONTROLLER_INFO.json once the controller started
 
 
 C = TypeVar("C", bound="Controller")
@@ -122,13 +123,24 @@ class Controller(abc.ABC):
     @classmethod
     def saved_tracker(cls, ctx: ControllerContext) -> tuple[dict[str, Any], TrialTracker]:
         """The saved state of ``ctx.controller_dir`` and a tracker holding its trial records."""
-        state = load_state(storage.join(ctx.controller_dir, cls.state_file))
+        path = storage.join(ctx.controller_dir, cls.state_file)
+        try:
+            state = load_state(path)
+        except CorruptFileError as exc:
+            raise damaged_state(cls.resume_flag, path, str(exc)) from None
         if state is None:
             raise UsageError(
                 f"{cls.resume_flag} must be {cls.resume_what}, got {ctx.controller_dir!r}, which "
                 f"holds no {cls.state_file}. Use the dir the first run printed."
             )
-        records = [TrialRecord.from_dict(r) for r in state.get("trials", [])]
+        trials = state.get("trials", [])
+        try:
+            if not isinstance(trials, list):
+                raise TypeError(f"'trials' must be a list, got {type(trials).__name__}")
+            records = [TrialRecord.from_dict(r) for r in trials]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = f"a trial record does not read: {exc!r}"
+            raise damaged_state(cls.resume_flag, path, detail) from None
         return state, cls._tracker(ctx, records)
 
     @staticmethod
@@ -288,6 +300,16 @@ def progress_rows(tracker: TrialTracker, keys: list[str]) -> tuple[ProgressRow, 
             )
         )
     return tuple(rows)
+
+
+def damaged_state(flag: str, path: str, detail: str) -> UsageError:
+    """The error for a resume whose state file is not what proxytask wrote."""
+    return UsageError(
+        f"{flag}: the state file {path!r} is damaged ({detail}), so the run cannot resume "
+        "from it. Restore the file from a copy, or start a new run without "
+        f"{flag}; nothing in the dir was changed. Deleting the file does not help: a dir "
+        "without its state file cannot be resumed."
+    )
 
 
 def write_controller_info(controller_dir: str, kind: str, options: Mapping[str, Any]) -> None:

@@ -51,7 +51,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 def build_context(values: dict[str, Any], kind: str, previous: str | None) -> ControllerContext:
     """Build the executor, clock and controller dir of a controller command."""
-    from proxytask.controllers.base import ControllerContext, write_controller_info
+    from proxytask.controllers.base import ControllerContext
     from proxytask.controllers.tracker import TrialSettings
     from proxytask.executors.base import Resources
     from proxytask.executors.command import parse_trainer_args, parse_trainer_command
@@ -73,7 +73,6 @@ def build_context(values: dict[str, Any], kind: str, previous: str | None) -> Co
         executor.close()
         raise
     storage.makedirs(cdir)
-    write_controller_info(cdir, kind, values)
     settings = TrialSettings(
         trainer=trainer,
         resources=Resources(gpus=values["gpus_per_trial"]),
@@ -90,6 +89,7 @@ def build_context(values: dict[str, Any], kind: str, previous: str | None) -> Co
         options=values,
         display=ProgressDisplay(live=values.get("live")),
         poll_interval_secs=executor.poll_interval_secs,
+        kind=kind,
     )
 
 
@@ -213,16 +213,28 @@ def check_same_metric_mode(values: Mapping[str, Any]) -> None:
 
 
 def drive(
-    ctx: ControllerContext, start: Callable[..., Any], *args: Any, announce: bool = True
+    ctx: ControllerContext,
+    start: Callable[..., Any],
+    *args: Any,
+    announce: bool = True,
+    on_started: Callable[[], None] | None = None,
 ) -> Any:
     """Create or resume a controller, run it to its answer, close the executor, print it.
 
-    ``announce``: print the controller dir first.
+    ``announce``: print the controller dir first. Only once ``start`` has created or resumed
+    the controller (its state is saved, or was read back and checked) are the options written
+    to ``CONTROLLER_INFO.json`` and ``on_started`` called: a refused resume leaves the dir as
+    it was, and a dir is recorded elsewhere (the workflow's state) only once it can be resumed.
     """
+    from proxytask.controllers.base import write_controller_info
+
     if announce:
         print(f"controller dir: {ctx.controller_dir}", flush=True)
     try:
         ctl = start(ctx, *args)
+        write_controller_info(ctx.controller_dir, ctx.kind, ctx.options)
+        if on_started is not None:
+            on_started()
         ctl.run()
     finally:
         ctx.executor.close()
@@ -237,38 +249,51 @@ def _start(
     previous: str | None,
     ctx: ControllerContext | None,
     *args: Any,
+    on_started: Callable[[], None] | None = None,
 ) -> Any:
     """Run a controller of class ``cls`` in a new dir, or resume the one in ``previous``."""
     ctx = ctx or build_context(values, cls.kind, previous)
-    return drive(ctx, cls.create if previous is None else cls.resume, *args)
+    start = cls.create if previous is None else cls.resume
+    return drive(ctx, start, *args, on_started=on_started)
 
 
 def run_variance(
-    values: dict[str, Any], previous: str | None, ctx: ControllerContext | None = None
+    values: dict[str, Any],
+    previous: str | None,
+    ctx: ControllerContext | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> VarianceController:
     """Run (or resume) a variance measurement to its answer."""
     from proxytask.controllers.variance import VarianceController
 
     space, settings = variance_inputs(values)
-    ctl: VarianceController = _start(VarianceController, values, previous, ctx, space, settings)
+    ctl: VarianceController = _start(
+        VarianceController, values, previous, ctx, space, settings, on_started=on_started
+    )
     return ctl
 
 
 def run_selection(
-    values: dict[str, Any], previous: str | None, ctx: ControllerContext | None = None
+    values: dict[str, Any],
+    previous: str | None,
+    ctx: ControllerContext | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> ModelSelectionController:
     """Run (or resume) a model selection to its answer."""
     from proxytask.controllers.selection import ModelSelectionController
 
     space, settings = selection_inputs(values)
     ctl: ModelSelectionController = _start(
-        ModelSelectionController, values, previous, ctx, space, settings
+        ModelSelectionController, values, previous, ctx, space, settings, on_started=on_started
     )
     return ctl
 
 
 def run_search(
-    values: dict[str, Any], previous: str | None, ctx: ControllerContext | None = None
+    values: dict[str, Any],
+    previous: str | None,
+    ctx: ControllerContext | None = None,
+    on_started: Callable[[], None] | None = None,
 ) -> SearchController:
     """Run (or resume) a proxy-task search to its answer."""
     from proxytask.controllers.search import ReferenceModels, SearchController
@@ -277,18 +302,30 @@ def run_search(
     check_same_metric_mode(values)
     configs, settings = search_inputs(values, references)
     ctl: SearchController = _start(
-        SearchController, values, previous, ctx, references, configs, settings
+        SearchController,
+        values,
+        previous,
+        ctx,
+        references,
+        configs,
+        settings,
+        on_started=on_started,
     )
     return ctl
 
 
 def run_scaled_baseline(
-    settings: ScaledBaselineSettings, previous: str | None, ctx: ControllerContext
+    settings: ScaledBaselineSettings,
+    previous: str | None,
+    ctx: ControllerContext,
+    on_started: Callable[[], None] | None = None,
 ) -> ScaledBaselineController:
     """Run (or resume) the measurement of the baseline under a model-scaling proxy task."""
     from proxytask.controllers.final_checks import ScaledBaselineController
 
-    ctl: ScaledBaselineController = _start(ScaledBaselineController, {}, previous, ctx, settings)
+    ctl: ScaledBaselineController = _start(
+        ScaledBaselineController, {}, previous, ctx, settings, on_started=on_started
+    )
     return ctl
 
 

@@ -340,11 +340,22 @@ def selection_warnings(
     num_holdout: int,
     num_holdout_asked: int,
     mode: MetricMode = MetricMode.MAX,
+    num_models_asked: int | None = None,
+    failures: str = "",
 ) -> tuple[str, ...]:
-    """The model selection's warnings: the best reference model more than 0.01 worse than the
-    baseline (below it, or above it under ``mode`` min), and held-out models that did not
-    finish."""
+    """The model selection's warnings: fewer reference models than ``num_models_asked`` (with
+    the final round's ``failures`` by cause), the best reference model more than 0.01 worse
+    than the baseline (below it, or above it under ``mode`` min), and held-out models that did
+    not finish."""
     warnings = []
+    if num_models_asked is not None and len(models) < num_models_asked:
+        why = f" (failed in the final round: {failures})" if failures else ""
+        warnings.append(
+            f"only {len(models)} of the {num_models_asked} reference models asked for finished "
+            f"training{why}: the search ranks fewer models, with wider intervals on every tau. "
+            "Fix the failures and resume with --previous-model-selection-dir, or start again "
+            "with more --start-num-models."
+        )
     accs = [m.accuracy for m in models if m.accuracy is not None]
     baseline_acc = baseline.accuracy if baseline else None
     if baseline_acc is not None and accs:
@@ -715,7 +726,13 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
             baseline=baseline,
             cost=_selection_cost(cost_hours, models, self.ctx.trial_settings.resources.gpus),
             warnings=selection_warnings(
-                models, baseline, len(holdout), s.num_holdout_models, s.metric_mode
+                models,
+                baseline,
+                len(holdout),
+                s.num_holdout_models,
+                s.metric_mode,
+                num_models_asked=s.final_num_models,
+                failures=describe_causes(self.tracker.failure_causes(keys)),
             ),
             accuracy_metric_id=s.accuracy_metric_id,
             latency_metric_id=s.latency_metric_id,

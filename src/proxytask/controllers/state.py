@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from proxytask.core import storage
-from proxytask.core.errors import StorageError
+from proxytask.core.errors import CorruptFileError, StorageError
 
 __all__ = [
     "SILENCED_MESSAGE",
@@ -178,7 +178,7 @@ def load_state(path: str) -> dict[str, Any] | None:
     if data is None:
         return None
     if not isinstance(data, dict):
-        raise StorageError(
+        raise CorruptFileError(
             f"state file {path!r} must hold a JSON object, got {type(data).__name__}."
         )
     version = data.get("version", STATE_VERSION)

@@ -21,11 +21,15 @@ from proxytask.controllers.state import EventLog, TrialRecord, TrialRecordState
 from proxytask.core import layout, storage
 from proxytask.core.clock import Clock
 from proxytask.core.errors import ProxyTaskError, UsageError
-from proxytask.executors.base import FailureCause, Resources, TrialState
+from proxytask.executors.base import FailureCause, Resources, TrialState, TrialStatus
 from proxytask.executors.causes import ADVICE
 from proxytask.executors.command import Continuation, build_trial_spec
 from proxytask.executors.monitor import TrialMonitor, TrialProgress
-from proxytask.trainer.contract import set_stop_training, write_controller_heartbeat
+from proxytask.trainer.contract import (
+    read_trial_training_metrics,
+    set_stop_training,
+    write_controller_heartbeat,
+)
 
 if TYPE_CHECKING:  # annotations only
     from proxytask.executors.base import Executor, TrainerSpec, TrialSpec, TrialStatus
@@ -284,7 +288,7 @@ class TrialTracker:
             status = self.monitor.explain(statuses[key])  # adds the trainer's recorded cause
             record = self.records[key]
             if not status.state.is_terminal:
-                self._stop_if_silent(record, now)
+                self._stop_if_silent(record, status, now)
                 continue
             self.activity += 1
             judged = self._judge(record, status.state, status.cause, status.message, now)
@@ -303,10 +307,17 @@ class TrialTracker:
             )
         return ended
 
-    def _stop_if_silent(self, record: TrialRecord, now: float) -> None:
+    def _stop_if_silent(self, record: TrialRecord, status: TrialStatus, now: float) -> None:
+        """Stop a trial silent for ``report_timeout_secs``, counted from its last report or,
+        before the first, from the executor's real start of it (a queued trial waits)."""
         limit = self.settings.report_timeout_secs
-        since = self._last_report.get(record.key, record.started_at)
-        if limit is None or since is None or now - since < limit:
+        if limit is None or status.state is TrialState.PENDING:
+            return
+        since = status.started_at if status.started_at is not None else record.started_at
+        last = self._last_report.get(record.key)  # a poll while queued counts from launch
+        if last is not None and (since is None or last > since):
+            since = last
+        if since is None or now - since < limit:
             return
         if not record.silenced:
             logger.warning("stopping %s: no new report within %g s", record.key, limit)
@@ -420,8 +431,10 @@ class TrialTracker:
         A trial the dead controller had running is first offered to the executor when it is a
         :class:`ReattachingExecutor` (Ray: its ``--ray-on-resume`` policy decides); a trial it
         adopts stays running and is watched as before. Otherwise the trial is accepted as
-        succeeded when its files show it reached its target pct, or planned again from scratch
-        (its partial files are moved aside on launch). Returns the keys planned again.
+        succeeded when its files show everything it owes: its target pct and, when the trainer
+        reports latencies (a succeeded trial of this tracker has one), its latency; any other
+        is planned again from scratch (its partial files are moved aside on launch). Returns
+        the keys planned again.
         """
         known = set(self.executor.known_trials())
         replanned = []
@@ -437,7 +450,10 @@ class TrialTracker:
             self.monitor.poll([key])
             metrics = self.monitor.progress(key).metrics
             finish_pct = record.target_pct if record.target_pct > 0 else 100.0
-            if metrics is not None and metrics.last_pct + PCT_TOLERANCE >= finish_pct:
+            finished = metrics is not None and metrics.last_pct + PCT_TOLERANCE >= finish_pct
+            if finished and self._owes_latency(key):
+                finished = False  # killed while measuring it: train again, not accept without
+            if finished:
                 self.records[key] = dataclasses.replace(
                     record,
                     state=TrialRecordState.SUCCEEDED,
@@ -455,6 +471,24 @@ class TrialTracker:
             replanned.append(key)
             self.events.append(now, "trial_restarted", trial=key, restarts=record.restarts + 1)
         return replanned
+
+    def _owes_latency(self, key: str) -> bool:
+        """True when trial ``key`` reported no latency while a succeeded trial of this tracker
+        did: the trainer reports one after training, and the controller died before this
+        trial's came (a trainer that reports none owes none)."""
+        metrics = self.monitor.progress(key).metrics
+        if metrics is not None and metrics.has_latency:
+            return False
+        for other, record in self.records.items():
+            if other == key or record.state != TrialRecordState.SUCCEEDED:
+                continue
+            try:
+                done = read_trial_training_metrics(record.trial_dir)
+            except ProxyTaskError:
+                continue
+            if done is not None and done.has_latency:
+                return True
+        return False
 
     def _reattach(self, record: TrialRecord) -> bool:
         if not isinstance(self.executor, ReattachingExecutor):

@@ -412,9 +412,10 @@ class WorkflowController:
                 print(note, file=sys.stderr)
         ctx = build_context(values, STAGE_KINDS[stage], previous)
         running = dataclasses.replace(entry, dir=ctx.controller_dir, status=StageStatus.RUNNING)
-        self._save(stage, running)
         print(f"== {_label(stage)}" + (" (resumed)" if previous else ""), flush=True)
-        ctl = runner(values, previous, ctx)
+        # the stage's dir is recorded only once its controller's state exists: a run killed
+        # before that starts the stage afresh instead of failing to resume an empty dir
+        ctl = runner(values, previous, ctx, lambda: self._save(stage, running))
         status = StageStatus.FAILED if failed(ctl) else StageStatus.DONE
         self._save(stage, dataclasses.replace(self.state.stage(stage), status=status))
         return ctl
@@ -513,7 +514,9 @@ class WorkflowController:
         ctl = self._run_stage(
             "final_checks",
             self.values.final_checks,
-            lambda _values, previous, ctx: run_scaled_baseline(settings, previous, ctx),
+            lambda _values, previous, ctx, started: run_scaled_baseline(
+                settings, previous, ctx, started
+            ),
         )
         if ctl is None:
             saved = read_scaled_baseline_state(str(self.state.stage("final_checks").dir))

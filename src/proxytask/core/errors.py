@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "ConfigError",
+    "CorruptFileError",
     "ExecutorError",
     "NonFiniteMetricError",
     "ProxyTaskError",
@@ -34,6 +35,10 @@ class SearchSpaceError(UsageError):
 
 class StorageError(ProxyTaskError):
     """A file could not be read or written (missing bucket, corrupt JSON, permissions)."""
+
+
+class CorruptFileError(StorageError):
+    """A file was read but its content is not what proxytask wrote (torn, edited, not JSON)."""
 
 
 class ExecutorError(ProxyTaskError):

@@ -46,7 +46,7 @@ from typing import Any
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
-from proxytask.core.errors import StorageError, UsageError
+from proxytask.core.errors import CorruptFileError, StorageError, UsageError
 
 __all__ = [
     "copy_file",
@@ -376,9 +376,9 @@ def read_json(url: str) -> Any | None:
     try:
         return json.loads(data.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise StorageError(
+        raise CorruptFileError(
             f"{url!r} must hold valid JSON, got {len(data)} bytes that do not parse ({exc}). "
-            "Delete or repair the file; proxytask writes it again."
+            "Repair the file, or restore it from a copy."
         ) from exc
 
 
