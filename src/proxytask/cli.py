@@ -180,12 +180,19 @@ def cmd_latency_worker(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``proxytask run CONFIG``: the whole workflow, resumable, in one dir."""
+    from proxytask.controllers.context import take_lease
     from proxytask.controllers.workflow import WorkflowController, resolve_workflow
+    from proxytask.core import storage
 
     live = None if args.live is None else args.live == "true"
     wdir, values = resolve_workflow(args.config, live)
-    code = WorkflowController(wdir, values, force=args.force).run()
-    _write_run_report(wdir)
+    storage.makedirs(wdir)
+    lease = take_lease(wdir)  # one `proxytask run` per workflow dir
+    try:
+        code = WorkflowController(wdir, values, force=args.force).run()
+        _write_run_report(wdir)
+    finally:
+        lease.release()
     return code
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,12 +17,14 @@ from proxytask.controllers.state import EventLog, TrialRecordState
 from proxytask.controllers.tracker import TrialSettings, TrialTracker
 from proxytask.controllers.variance import VarianceController
 from proxytask.core.clock import SimulatedClock
+from proxytask.core.lease import LEASE_FILE, acquire_lease
 from proxytask.executors.command import parse_trainer_command
 from proxytask.executors.replay import ReplayExecutor, ReplayTable
 from proxytask.trainer import contract as pt
 from tests.controllers.test_variance import FAKE
 from tests.controllers.test_variance import _cli as variance_cli
 from tests.controllers.test_workflow import _config as workflow_config
+from tests.s3_server import ROOT
 from tests.unit.test_trials import TABLE
 
 
@@ -126,3 +131,119 @@ def test_a_trial_killed_while_measuring_its_latency_is_trained_again(
     else:  # a trainer that reports no latency owes none: accepted from its files
         assert replanned == []
         assert tracker.records["job/2"].state is TrialRecordState.SUCCEEDED
+
+
+def test_a_second_resume_of_a_running_controller_is_refused_and_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["--trainer-args", "cycles=40", "cycle_secs=0.1", "--num-copies=2"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "proxytask.cli", *variance_cli(tmp_path, FAKE, *args)],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        leases: list[Path] = []
+        while not leases and time.monotonic() < deadline:
+            leases = list((tmp_path / "runs").glob(f"*/{LEASE_FILE}"))
+            time.sleep(0.05)
+        assert leases, "the first run never took its lease"
+        cdir = leases[0].parent
+        code = cli.main(["variance", f"--previous-variance-dir={cdir}"])
+        err = capsys.readouterr().err
+        assert code == 2
+        assert "is in use by another proxytask command" in err and f"pid {first.pid}" in err
+        assert err.count("\n") == 1  # one line
+    finally:
+        _out, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert not (cdir / LEASE_FILE).exists()  # released at the end
+
+
+def test_a_second_run_of_a_workflow_in_use_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = workflow_config(tmp_path)
+    wdir = tmp_path / "runs" / "Workflow_wf"
+    wdir.mkdir(parents=True)
+    holder = acquire_lease(str(wdir), "proxytask run workflow.yaml")
+    try:
+        assert cli.main(["run", str(path)]) == 2
+        assert "is in use by another proxytask command" in capsys.readouterr().err
+        assert sorted(p.name for p in wdir.iterdir()) == [LEASE_FILE]  # nothing else written
+    finally:
+        holder.release()
+
+
+def test_trials_that_stopped_for_a_frozen_controllers_heartbeat_are_trained_again(
+    tmp_path: Path,
+) -> None:
+    # the controller posts its heartbeat, then is frozen (no poll) for longer than the
+    # trials' threshold: they stop themselves at a fraction of their steps and exit 0
+    from proxytask.core.clock import SystemClock
+    from proxytask.executors.local import LocalExecutor
+    from proxytask.testing.specs import FAKE_TRAINER
+
+    clock = SystemClock()
+    executor = LocalExecutor(max_parallel_trials=2, gpus=[], grace_secs=2.0)
+    settings = TrialSettings(trainer=FAKE_TRAINER, heartbeat_threshold_secs=2.0)  # beat: 1 s
+    tracker = TrialTracker(executor, clock, str(tmp_path), settings, EventLog(None))
+    try:
+        for number in (1, 2):
+            tracker.plan("job", number, {"width": 8}, {"cycles": "50", "cycle_secs": "0.1"})
+        tracker.launch_planned()
+        tracker.poll()  # the heartbeat is posted
+        time.sleep(4.5)  # frozen: the trials see a stale heartbeat after 2 s and stop
+        statuses = executor.statuses(["job/1", "job/2"])
+        assert all(s.state.is_terminal for s in statuses.values()), statuses
+        tracker.poll()
+        assert {r.state for r in tracker.records.values()} == {TrialRecordState.PLANNED}
+        tracker.launch_planned()
+        while not tracker.all_terminal():
+            tracker.poll()
+            executor.wait(clock, tracker.wait_secs(0.2))
+        for record in tracker.records.values():
+            assert record.state is TrialRecordState.SUCCEEDED, record.message
+            assert record.restarts == 1
+    finally:
+        executor.close()
+
+
+@pytest.mark.parametrize("asked", ["target", "stop"])
+def test_a_trainer_that_ignores_its_stop_files_is_stopped_through_the_executor(
+    tmp_path: Path, asked: str
+) -> None:
+    from proxytask.core.clock import SystemClock
+    from proxytask.executors.local import LocalExecutor
+    from proxytask.testing.specs import FAKE_TRAINER
+
+    clock = SystemClock()
+    executor = LocalExecutor(max_parallel_trials=1, gpus=[], grace_secs=2.0)
+    settings = TrialSettings(trainer=FAKE_TRAINER)
+    tracker = TrialTracker(executor, clock, str(tmp_path), settings, EventLog(None))
+    args = {"cycles": "100", "cycle_secs": "0.05", "ignore_stop": "True"}
+    try:
+        # 100 evaluations of 1 % each; asked for 10 % (or to stop after its 5th report)
+        tracker.plan("job", 1, {"width": 8}, args, target_pct=10.0 if asked == "target" else 100.0)
+        tracker.launch_planned()
+        stopped = False
+        while not tracker.all_terminal():
+            tracker.poll()
+            if asked == "stop" and not stopped and tracker.progress("job/1").last_pct >= 5:
+                tracker.request_stop("job/1")
+                stopped = True
+            executor.wait(clock, tracker.wait_secs(0.05, idle_polls=0))
+        record = tracker.records["job/1"]
+        reached = tracker.progress("job/1").last_pct
+        assert reached < 50, reached  # not the 100 % it would have trained
+        assert "stopped through the executor" in record.message
+        assert "ignores its stop files" in record.message
+        if asked == "target":
+            assert record.state is TrialRecordState.SUCCEEDED and reached >= 10
+        else:
+            assert record.state is TrialRecordState.STOPPED
+    finally:
+        executor.close()

@@ -18,6 +18,7 @@ from proxytask.controllers.tracker import TrialSettings, TrialTracker
 from proxytask.core import layout, storage
 from proxytask.core.clock import Clock
 from proxytask.core.errors import CorruptFileError, UsageError
+from proxytask.core.lease import Lease
 from proxytask.core.space import SearchSpace
 from proxytask.executors.base import Executor, FailureCause
 from proxytask.executors.causes import ADVICE
@@ -48,6 +49,7 @@ class ControllerContext:
     )
     poll_interval_secs: float = 1.0
     kind: str = ""  # layout.KIND_*: written to CONTROLLER_INFO.json once the controller started
+    lease: Lease | None = None  # the dir's lease while a command holds it (checked every step)
 
 
 C = TypeVar("C", bound="Controller")
@@ -217,6 +219,8 @@ class Controller(abc.ABC):
         idle, seen = 0, -1
         try:
             while True:
+                if self.ctx.lease is not None:
+                    self.ctx.lease.check()  # another command took the dir over: stop here
                 self.step()
                 self.ctx.display.update(self.snapshot())
                 if self.is_finished():

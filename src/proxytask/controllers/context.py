@@ -8,6 +8,8 @@ workflow both go through here.
 
 from __future__ import annotations
 
+import dataclasses
+import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,6 +26,7 @@ if TYPE_CHECKING:
     from proxytask.controllers.search import ReferenceModels, SearchController, SearchSettings
     from proxytask.controllers.selection import ModelSelectionController, SelectionSettings
     from proxytask.controllers.variance import VarianceController, VarianceSettings
+    from proxytask.core.lease import Lease
     from proxytask.core.proxies import ProxyTaskConfig
     from proxytask.core.space import SearchSpace
 
@@ -231,16 +234,40 @@ def drive(
     if announce:
         print(f"controller dir: {ctx.controller_dir}", flush=True)
     try:
+        lease = take_lease(ctx.controller_dir)
+    except BaseException:
+        ctx.executor.close()
+        raise
+    ctx = dataclasses.replace(ctx, lease=lease)
+    try:
         ctl = start(ctx, *args)
         write_controller_info(ctx.controller_dir, ctx.kind, ctx.options)
         if on_started is not None:
             on_started()
         ctl.run()
     finally:
-        ctx.executor.close()
+        try:
+            ctx.executor.close()  # every trial stopped before the dir is free for another
+        finally:
+            lease.release()
     for line in ctl.summary():
         print(line)
     return ctl
+
+
+def take_lease(directory: str) -> Lease:
+    """The lease of ``directory`` for this command (refused with the holder named, a stale
+    one taken over with a note on stderr); see :mod:`proxytask.core.lease`."""
+    from proxytask.core.lease import acquire_lease
+
+    command = " ".join(["proxytask", *sys.argv[1:]])[:300]
+    lease = acquire_lease(directory, command)
+    if lease.took_over:
+        print(
+            f"note: took over {directory} from a run that is gone ({lease.took_over})",
+            file=sys.stderr,
+        )
+    return lease
 
 
 def _start(

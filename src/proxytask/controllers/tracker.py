@@ -72,6 +72,18 @@ class TrialSettings:
     heartbeat_threshold_secs: float = 900.0
 
 
+#: How often one trial is trained again after stopping itself for a stale controller heartbeat.
+MAX_HEARTBEAT_RESTARTS = 3
+#: Evaluations a trial may report past its target (or after a stop request) before it is
+#: stopped through the executor: a trainer that checks its stop files reports at most one.
+OVERRUN_EVALUATIONS = 2
+
+
+def _points(progress: TrialProgress) -> int:
+    """How many evaluations a trial has reported."""
+    return len(progress.metrics.training_accuracy_over_steps) if progress.metrics else 0
+
+
 class TrialTracker:
     """Plans, launches and judges a controller's trials (see the module docstring).
 
@@ -110,6 +122,8 @@ class TrialTracker:
         self._heartbeat_every = max(1.0, min(60.0, settings.heartbeat_threshold_secs / 4))
         self._last_beat = -float("inf")
         self._last_report: dict[str, float] = {}  # when each running trial last reported
+        self._points_at_stop: dict[str, int] = {}  # evaluations reported when asked to stop
+        self._overrun: dict[str, str] = {}  # trials stopped through the executor, and why
         self.activity = 0  # grows with every launch, report and ending: pollers back off on 0
         self.in_place: set[str] = set()  # relaunch these in their dir as it is (see recover)
         self.statuses: dict[str, TrialStatus] = {}  # the executor's latest word on each trial
@@ -277,6 +291,11 @@ class TrialTracker:
         for key in self.reports:
             self._last_report[key] = now
             self.activity += 1
+        # the controller posted no heartbeat for longer than the trials wait for one (it was
+        # frozen, or suspended): trials that stopped themselves meanwhile are not failures
+        frozen = self._last_beat > -float("inf") and (
+            now - self._last_beat > self.settings.heartbeat_threshold_secs
+        )
         if now - self._last_beat >= self._heartbeat_every:
             for key in running:
                 write_controller_heartbeat(
@@ -289,9 +308,19 @@ class TrialTracker:
             record = self.records[key]
             if not status.state.is_terminal:
                 self._stop_if_silent(record, status, now)
+                self._stop_if_overrun(record)
                 continue
             self.activity += 1
             judged = self._judge(record, status.state, status.cause, status.message, now)
+            if (
+                frozen
+                and judged.cause == FailureCause.INCOMPLETE.value
+                and record.restarts < MAX_HEARTBEAT_RESTARTS
+            ):
+                self._restart(
+                    record, now, "stopped itself while the controller's heartbeat was stale"
+                )
+                continue
             self.records[key] = judged
             ended.append(judged)
             self.events.append(
@@ -306,6 +335,20 @@ class TrialTracker:
                 ran_to=status.ended_at,
             )
         return ended
+
+    def _restart(self, record: TrialRecord, now: float, reason: str) -> None:
+        """Plan ``record`` again from scratch (the next :meth:`launch_planned` launches it)."""
+        self.records[record.key] = dataclasses.replace(
+            record, state=TrialRecordState.PLANNED, restarts=record.restarts + 1
+        )
+        self.monitor.unwatch(record.key)
+        self.monitor.watch(record.key, record.trial_dir)
+        self._overrun.pop(record.key, None)
+        self._points_at_stop.pop(record.key, None)
+        logger.warning("training %s again: it %s", record.key, reason)
+        self.events.append(
+            now, "trial_restarted", trial=record.key, restarts=record.restarts + 1, reason=reason
+        )
 
     def _stop_if_silent(self, record: TrialRecord, status: TrialStatus, now: float) -> None:
         """Stop a trial silent for ``report_timeout_secs``, counted from its last report or,
@@ -324,6 +367,29 @@ class TrialTracker:
             self.records[record.key] = dataclasses.replace(record, silenced=True, message="")
             self.executor.stop(record.key, grace_secs=5.0)
 
+    def _stop_if_overrun(self, record: TrialRecord) -> None:
+        """Stop through the executor a trainer that ignores its stop files: one that reported
+        :data:`OVERRUN_EVALUATIONS` evaluations past its target pct, or as many after it was
+        asked to stop (a trainer that checks ``get_stop_training`` reports at most one)."""
+        key = record.key
+        if key in self._overrun:
+            return
+        progress = self.monitor.progress(key)
+        if record.stop_requested:
+            asked = self._points_at_stop.get(key)
+            over = _points(progress) - asked if asked is not None else 0
+            what = "after it was asked to stop"
+        else:
+            points = progress.metrics.training_accuracy_over_steps if progress.metrics else ()
+            finish = record.target_pct if record.target_pct > 0 else 100.0
+            over = sum(1 for p in points if p.training_step_pct > finish + PCT_TOLERANCE)
+            what = f"past the {record.target_pct:g} % asked"
+        if over < OVERRUN_EVALUATIONS:
+            return
+        self._overrun[key] = f"it reported {over} evaluations {what} (it ignores its stop files)"
+        logger.warning("stopping %s through the executor: %s", key, self._overrun[key])
+        self.executor.stop(key, grace_secs=5.0)
+
     def _judge(
         self,
         record: TrialRecord,
@@ -341,6 +407,13 @@ class TrialTracker:
                 f"no new accuracy report for {self.settings.report_timeout_secs:g} s (last at "
                 f"{reached:.1f} %); stopped. {ADVICE[FailureCause.NO_REPORT]}"
             )
+        elif record.key in self._overrun and state is not TrialState.SUCCEEDED:
+            # stopped through the executor past its target: it reached it, so it counts
+            state = TrialState.STOPPED if record.stop_requested else TrialState.SUCCEEDED
+            if not record.stop_requested and reached + PCT_TOLERANCE < record.target_pct:
+                state = TrialState.FAILED
+            cause = None if state is not TrialState.FAILED else FailureCause.INCOMPLETE
+            message = f"stopped through the executor: {self._overrun[record.key]}"
         elif record.stop_requested and state in (TrialState.SUCCEEDED, TrialState.STOPPED):
             state, cause = TrialState.STOPPED, None
             message = message if reached else "stopped by the controller before its first report"
@@ -388,6 +461,7 @@ class TrialTracker:
             return
         self.records[key] = dataclasses.replace(record, stop_requested=True)
         set_stop_training(record.trial_dir, desired_training_pct=0.0)
+        self._points_at_stop[key] = _points(self.monitor.progress(key))
         if record.state == TrialRecordState.PLANNED:
             self.records[key] = dataclasses.replace(
                 self.records[key],

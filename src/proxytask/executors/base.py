@@ -107,7 +107,7 @@ class TrainerSpec:
 class TrialSpec:
     """One trial to run: everything an executor needs and nothing it must interpret."""
 
-    trial_id: str  # unique within the executor (controllers use "<job>/<n>")
+    trial_id: str  # unique among live trials (controllers use "<job>/<n>")
     trial_dir: str
     trainer: TrainerSpec
     args: tuple[str, ...]  # --job-dir=..., --nas_params_str=..., --k=v ...
@@ -340,8 +340,8 @@ class BookkeepingExecutor(Executor, Generic[EntryT]):
     def launch(self, spec: TrialSpec) -> None:
         """Start the trial now, or queue it (PENDING) until a slot frees.
 
-        Raises ExecutorError for a closed executor or a duplicate id, and whatever the
-        executor's checks of the spec raise.
+        Raises ExecutorError for a closed executor or the id of a live trial (an ended one
+        may be launched again: a retry), and whatever the executor's checks of the spec raise.
         """
         self._sync()
         if self._closed:
@@ -349,10 +349,11 @@ class BookkeepingExecutor(Executor, Generic[EntryT]):
                 f"executor must be open to launch trials, got a closed one for "
                 f"{spec.trial_id!r}. Create a new {type(self).__name__}."
             )
-        if spec.trial_id in self._trials:
+        earlier = self._trials.get(spec.trial_id)
+        if earlier is not None and not earlier.state.is_terminal:
             raise ExecutorError(
-                f"trial ids must be unique per executor, got {spec.trial_id!r} a second time. "
-                "Use a new trial id (controllers number trials deterministically)."
+                f"trial ids must be unique among live trials, got {spec.trial_id!r} while it "
+                f"is still {earlier.state.value}. Wait for it to end, or use a new trial id."
             )
         self._trials[spec.trial_id] = self._admit(spec)
         self._queue.append(spec.trial_id)

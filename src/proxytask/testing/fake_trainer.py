@@ -18,7 +18,8 @@ Behaviours (a fault fires in cycle ``--fail_cycle``, 0-based, default 1):
 
 Test hooks: ``--pid_file=PATH`` writes ``{"pid", "grandchild"}``; ``--spawn_grandchild=True``
 starts a sleeping grandchild process; ``--env_file=PATH`` writes the argv and environment it
-saw; ``--ignore_sigterm=True`` ignores SIGTERM (to test SIGKILL escalation).
+saw; ``--ignore_sigterm=True`` ignores SIGTERM (to test SIGKILL escalation);
+``--ignore_stop=True`` never reads its stop files (a trainer that must be stopped by force).
 Continuations (``--retrain_search_job_dir``/``--retrain_search_job_trials``) take the
 architecture from the earlier trial and, with ``--retrain_use_search_job_checkpoint=True``,
 resume after its last checkpointed step.
@@ -87,6 +88,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--env_file", default=None)
     p.add_argument("--ignore_sigterm", default="False")
     p.add_argument("--report_latency", default="True")
+    p.add_argument("--ignore_stop", default="False")  # never reads its stop files
     p.add_argument("--retrain_search_job_dir", default=None)
     p.add_argument("--retrain_search_job_trials", default=None)
     p.add_argument("--retrain_use_search_job_checkpoint", default="False")
@@ -144,7 +146,7 @@ def run(argv: Sequence[str]) -> int:
     for index, end in enumerate(ends):
         if end <= step:
             continue
-        if pt.get_stop_training(job_dir, step, total):
+        if not pt.str_2_bool(args.ignore_stop) and pt.get_stop_training(job_dir, step, total):
             break
         if index == args.fail_cycle and args.behaviour in ("crash", "nan", "oom", "hang"):
             if args.behaviour == "crash":
