@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import json
 import logging
+import posixpath
 import sys
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -70,7 +71,7 @@ def _print_progress(progress: Any, noun: str = "accuracy") -> None:
 def _run_trials(values: dict[str, Any]) -> list[TrialOutcome]:
     """Run ``--num-trials`` trials of the trainer through the executor; their outcomes."""
     from proxytask.controllers.base import write_controller_info
-    from proxytask.controllers.context import build_context, resolve_architecture
+    from proxytask.controllers.context import build_context, discard_new_dir, resolve_architecture
     from proxytask.controllers.trials import TrialBatch
     from proxytask.core.space import load_search_space
     from proxytask.executors.command import build_trial_spec
@@ -88,6 +89,7 @@ def _run_trials(values: dict[str, Any]) -> list[TrialOutcome]:
     batch = TrialBatch(
         ctx.executor, ctx.clock, heartbeat_threshold_secs=settings.heartbeat_threshold_secs
     )
+    added = 0
     try:
         for number, trial_arch in enumerate(archs, start=1):
             batch.add(
@@ -103,8 +105,14 @@ def _run_trials(values: dict[str, Any]) -> list[TrialOutcome]:
                     timeout_secs=settings.timeout_secs,
                 )
             )
+            added += 1
         noun = metric_mode(values.get("metric_mode")).noun
         return batch.run(on_progress=functools.partial(_print_progress, noun=noun))
+    except UsageError:
+        if added == 0:  # the first trial was refused (bad input): leave nothing behind
+            ctx.executor.close()
+            discard_new_dir(ctx)
+        raise
     finally:
         ctx.executor.close()
 
@@ -181,16 +189,36 @@ def cmd_latency_worker(args: argparse.Namespace) -> int:
 def cmd_run(args: argparse.Namespace) -> int:
     """``proxytask run CONFIG``: the whole workflow, resumable, in one dir."""
     from proxytask.controllers.context import take_lease
-    from proxytask.controllers.workflow import WorkflowController, resolve_workflow
+    from proxytask.controllers.workflow import (
+        WorkflowController,
+        load_workflow_state,
+        resolve_workflow,
+    )
     from proxytask.core import storage
 
     live = None if args.live is None else args.live == "true"
     wdir, values = resolve_workflow(args.config, live)
-    storage.makedirs(wdir)
+    fresh = not storage.exists(wdir)
+    parent = posixpath.dirname(wdir.rstrip("/"))
+    made_parent = bool(parent) and not storage.exists(parent)
+    try:
+        storage.makedirs(wdir)
+    except OSError as exc:
+        raise UsageError(
+            f"the workflow dir must be a folder proxytask can create, got {wdir!r}: "
+            f"{exc.strerror or exc}. Check root-output-dir in {args.config}."
+        ) from None
     lease = take_lease(wdir)  # one `proxytask run` per workflow dir
     try:
         code = WorkflowController(wdir, values, force=args.force).run()
         _write_run_report(wdir)
+    except UsageError:
+        lease.release()
+        if fresh and not any(e.dir for e in load_workflow_state(wdir).stages.values()):
+            storage.remove_tree(wdir)  # bad input before any stage could resume: leave nothing
+            if made_parent and not storage.listdir(parent):
+                storage.remove_tree(parent)
+        raise
     finally:
         lease.release()
     return code
@@ -424,7 +452,10 @@ def run_command(
     ``interrupted``: what Ctrl-C prints after ``proxytask:`` (exit code 130).
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version, or one line of bad usage already printed
+        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",
@@ -444,6 +475,24 @@ def run_command(
     except KeyboardInterrupt:
         print(f"proxytask: {interrupted}", file=sys.stderr)
         return 130
+    except OSError as exc:  # the disk or the network under a started run: one line, no trace
+        print(f"proxytask: failed: {os_error_line(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+def os_error_line(exc: OSError) -> str:
+    """An operating-system error as one line saying what failed, where and what to do."""
+    import errno
+
+    where = f" ({exc.filename})" if exc.filename else ""
+    advice = {
+        errno.ENOSPC: "Free some space on that disk (or point --root-output-dir elsewhere) "
+        "and resume the run with its --previous-...-dir flag or `proxytask run` again.",
+        errno.EDQUOT: "Free some of your quota and resume the run.",
+        errno.EROFS: "That file system is read-only: point --root-output-dir elsewhere.",
+        errno.EACCES: "Check the permissions of that path.",
+    }.get(exc.errno or 0, "Check that path and resume the run.")
+    return f"{exc.strerror or exc}{where}. {advice}"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -50,6 +50,7 @@ class ControllerContext:
     poll_interval_secs: float = 1.0
     kind: str = ""  # layout.KIND_*: written to CONTROLLER_INFO.json once the controller started
     lease: Lease | None = None  # the dir's lease while a command holds it (checked every step)
+    made_root: bool = False  # this command created --root-output-dir (removed with bad input)
 
 
 C = TypeVar("C", bound="Controller")

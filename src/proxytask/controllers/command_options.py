@@ -16,7 +16,6 @@ from proxytask.core.options import (
     boolean,
     correlation_or_auto,
     float_or_none,
-    integer,
     non_negative_float,
     non_negative_int,
     pct_or_auto,
@@ -145,7 +144,7 @@ TRIAL_OPTIONS: tuple[Option, ...] = (
         "trials stop when the controller heartbeat is older than this",
         "SECS",
     ),
-    Option("seed", integer, 0, "seed for sampling architectures", "N"),
+    Option("seed", non_negative_int, 0, "seed for sampling architectures", "N"),
     Option(
         "metric-mode",
         text,

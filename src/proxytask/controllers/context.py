@@ -9,6 +9,7 @@ workflow both go through here.
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
@@ -70,12 +71,25 @@ def build_context(values: dict[str, Any], kind: str, previous: str | None) -> Co
         cdir = layout.controller_dir(values["root_output_dir"], kind, job_name, clock.now())
     else:
         cdir = previous
-    try:  # e.g. a path the nodes of a remote executor cannot see
+    try:  # e.g. a path the nodes of a remote executor cannot see, GPUs this machine lacks
         executor.check_output_dir(cdir)
+        executor.check_resources(Resources(gpus=values["gpus_per_trial"]))
     except UsageError:
         executor.close()
         raise
-    storage.makedirs(cdir)
+    made_root = previous is None and not storage.exists(values["root_output_dir"])
+    try:
+        if previous is None:
+            cdir = _claim_new_dir(cdir)
+        else:
+            storage.makedirs(cdir)
+    except OSError as exc:
+        executor.close()
+        raise UsageError(
+            f"--root-output-dir must be a folder proxytask can create and write in, got "
+            f"{values['root_output_dir']!r}: {exc.strerror or exc} ({exc.filename or cdir}). "
+            "Pick another folder."
+        ) from None
     settings = TrialSettings(
         trainer=trainer,
         resources=Resources(gpus=values["gpus_per_trial"]),
@@ -93,7 +107,29 @@ def build_context(values: dict[str, Any], kind: str, previous: str | None) -> Co
         display=ProgressDisplay(live=values.get("live")),
         poll_interval_secs=executor.poll_interval_secs,
         kind=kind,
+        made_root=made_root,
     )
+
+
+def _claim_new_dir(cdir: str) -> str:
+    """Create the new controller dir ``cdir``, or ``cdir_2``, ``cdir_3``… when a run started
+    in the same second (or a replay on the same simulated clock) took that name first.
+    Exclusive on local disk (``mkdir``); on object stores a dir exists once a file is in it,
+    so the first free name is taken (the dir's lease then keeps two writers apart)."""
+    for n in range(1, 1000):
+        candidate = cdir if n == 1 else f"{cdir}_{n}"
+        if storage.is_local(candidate):
+            path = storage.to_local_path(candidate)
+            os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+            try:
+                os.mkdir(path)
+            except FileExistsError:
+                continue
+            return candidate
+        if not storage.exists(candidate):
+            storage.makedirs(candidate)
+            return candidate
+    raise UsageError(f"controller dir {cdir!r} and 998 numbered ones exist: pick another job name.")
 
 
 def resolve_architecture(value: str | None) -> dict[str, Any] | None:
@@ -181,6 +217,8 @@ def search_inputs(
         latency_corr = 0.65 if has_latency else None
     from proxytask.core.options import pct_or_auto, positive_int_or_auto
 
+    _check_desired_accuracy(values, references)
+
     settings = SearchSettings(
         desired_accuracy_correlation=values["desired_accuracy_correlation"],
         desired_accuracy=values["desired_accuracy"],
@@ -195,6 +233,26 @@ def search_inputs(
         metric_mode=metric_mode(values.get("metric_mode")).value,
     )
     return list(configs), settings
+
+
+def _check_desired_accuracy(values: Mapping[str, Any], references: ReferenceModels | None) -> None:
+    """``--desired-accuracy`` must be reachable: not better than every reference model's
+    full-training score (a proxy trains less, so it scores no better)."""
+    desired = values.get("desired_accuracy")
+    if desired is None or references is None:
+        return
+    mode = metric_mode(values.get("metric_mode"))
+    scores = [a for a in references.accuracies if a is not None]
+    if not scores:
+        return
+    best = mode.best(scores)
+    if mode.reached(best, desired):
+        return
+    raise UsageError(
+        f"--desired-accuracy must be reachable, got {desired:g}, better than every reference "
+        f"model's full-training {mode.noun} (the best: {best:.4g}); no proxy task could meet "
+        f"it. Give a value within the reference models' range, or leave it out."
+    )
 
 
 def check_same_metric_mode(values: Mapping[str, Any]) -> None:
@@ -221,6 +279,7 @@ def drive(
     *args: Any,
     announce: bool = True,
     on_started: Callable[[], None] | None = None,
+    fresh: bool = False,
 ) -> Any:
     """Create or resume a controller, run it to its answer, close the executor, print it.
 
@@ -228,6 +287,8 @@ def drive(
     the controller (its state is saved, or was read back and checked) are the options written
     to ``CONTROLLER_INFO.json`` and ``on_started`` called: a refused resume leaves the dir as
     it was, and a dir is recorded elsewhere (the workflow's state) only once it can be resumed.
+    ``fresh``: the dir is new; when bad input stops the controller before any trial started
+    (a replay table without the architecture's curve, say), the dir is removed again.
     """
     from proxytask.controllers.base import write_controller_info
 
@@ -239,12 +300,19 @@ def drive(
         ctx.executor.close()
         raise
     ctx = dataclasses.replace(ctx, lease=lease)
+    ctl = None
     try:
         ctl = start(ctx, *args)
         write_controller_info(ctx.controller_dir, ctx.kind, ctx.options)
         if on_started is not None:
             on_started()
         ctl.run()
+    except UsageError:
+        if fresh and not _any_trial_started(ctl):
+            ctx.executor.close()
+            lease.release()
+            discard_new_dir(ctx)  # bad input: leave nothing behind
+        raise
     finally:
         try:
             ctx.executor.close()  # every trial stopped before the dir is free for another
@@ -253,6 +321,23 @@ def drive(
     for line in ctl.summary():
         print(line)
     return ctl
+
+
+def discard_new_dir(ctx: ControllerContext) -> None:
+    """Remove a controller dir this command created, and its root when it made that too and
+    nothing else is in it."""
+    storage.remove_tree(ctx.controller_dir)
+    root = ctx.options.get("root_output_dir")
+    if ctx.made_root and root and not storage.listdir(str(root)):
+        storage.remove_tree(str(root))
+
+
+def _any_trial_started(ctl: Any) -> bool:
+    """True when a controller (None: not created) launched a trial that started running."""
+    tracker = getattr(ctl, "tracker", None)
+    if tracker is None:
+        return False
+    return any(record.started_at is not None for record in tracker.records.values())
 
 
 def take_lease(directory: str) -> Lease:
@@ -281,7 +366,7 @@ def _start(
     """Run a controller of class ``cls`` in a new dir, or resume the one in ``previous``."""
     ctx = ctx or build_context(values, cls.kind, previous)
     start = cls.create if previous is None else cls.resume
-    return drive(ctx, start, *args, on_started=on_started)
+    return drive(ctx, start, *args, on_started=on_started, fresh=previous is None)
 
 
 def run_variance(

@@ -108,6 +108,12 @@ class VarianceSettings:
             raise UsageError(f"workable pct must be in (0, 100], got {self.workable_pct}.")
         if not 0 < self.confidence < 1:
             raise UsageError(f"the confidence level must be in (0, 1), got {self.confidence}.")
+        flag = self.copy_seed_flag
+        if flag is not None and (not flag or flag.startswith("-") or "=" in flag or " " in flag):
+            raise UsageError(
+                f"--copy-seed-flag must be a trainer flag name such as 'seed' (no dashes, no "
+                f"'=', no spaces), got {flag!r}."
+            )
 
 
 @dataclasses.dataclass(frozen=True)

@@ -45,7 +45,7 @@ from proxytask.controllers.final_checks import (
     scaled_baseline_plan,
 )
 from proxytask.core import layout, storage
-from proxytask.core.errors import ConfigError
+from proxytask.core.errors import ConfigError, UsageError
 from proxytask.core.options import (
     Option,
     keep_first_values,
@@ -415,7 +415,12 @@ class WorkflowController:
         print(f"== {_label(stage)}" + (" (resumed)" if previous else ""), flush=True)
         # the stage's dir is recorded only once its controller's state exists: a run killed
         # before that starts the stage afresh instead of failing to resume an empty dir
-        ctl = runner(values, previous, ctx, lambda: self._save(stage, running))
+        try:
+            ctl = runner(values, previous, ctx, lambda: self._save(stage, running))
+        except UsageError:
+            if self.state.stage(stage).dir and not storage.exists(str(running.dir)):
+                self._save(stage, entry)  # bad input removed the new stage dir: forget it
+            raise
         status = StageStatus.FAILED if failed(ctl) else StageStatus.DONE
         self._save(stage, dataclasses.replace(self.state.stage(stage), status=status))
         return ctl

@@ -13,13 +13,14 @@ import argparse
 import dataclasses
 import difflib
 import math
+import os
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import yaml
 
 from proxytask.core import layout, storage
-from proxytask.core.errors import ConfigError, UsageError
+from proxytask.core.errors import ConfigError, StorageError, UsageError
 
 __all__ = [
     "RESUMABLE_OVERRIDES",
@@ -223,7 +224,10 @@ def read_yaml(path: str, missing: str, invalid: Callable[[str], str]) -> Any:
     Raises ConfigError with ``missing`` when there is no such file, and with
     ``invalid(" at line N")`` (or ``invalid("")``) when it is not valid YAML.
     """
-    raw = storage.read_text(path)
+    try:
+        raw = storage.read_text(path)
+    except StorageError as exc:  # not UTF-8, a folder, unreadable: the user's file
+        raise ConfigError(str(exc)) from None
     if raw is None:
         raise ConfigError(missing)
     try:
@@ -366,6 +370,14 @@ def saved_options(controller_dir: str) -> dict[str, Any] | None:
     return dict(info.get("options", {})) if isinstance(info, dict) else None
 
 
+#: The kind of controller dir each resume flag takes (``CONTROLLER_INFO.json``'s ``kind``).
+RESUME_KINDS = {
+    "previous_variance_dir": layout.KIND_VARIANCE,
+    "previous_model_selection_dir": layout.KIND_MODEL_SELECTION,
+    "previous_proxy_task_search_dir": layout.KIND_SEARCH,
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class Resolved:
     """A command's resolved options; on a resume, the dir resumed and the notes to show."""
@@ -394,12 +406,27 @@ def resolve_with_previous(
             f"{flag} must be an existing controller dir, got {previous!r}. Use the dir the "
             "first run printed."
         )
-    saved = saved_options(previous)
-    if saved is None:
+    if storage.is_local(previous) and not os.path.isdir(storage.to_local_path(previous)):
+        raise UsageError(
+            f"{flag} must be a controller dir, got {previous!r}, which is a file. Use the dir "
+            "the first run printed."
+        )
+    try:
+        info = storage.read_json(storage.join(previous, layout.CONTROLLER_INFO))
+    except StorageError as exc:
+        raise UsageError(f"{flag}: {exc}") from None
+    if not isinstance(info, dict):
         raise UsageError(
             f"{flag} must be a proxytask controller dir, got {previous!r}, which holds no "
             f"{layout.CONTROLLER_INFO}."
         )
+    expected = RESUME_KINDS.get(previous_dest)
+    if expected is not None and info.get("kind") not in (None, expected):
+        raise UsageError(
+            f"{flag} must be a {expected} dir, got {previous!r}, a {info.get('kind')} dir. "
+            f"Give that dir to its own command, or pass the {expected} dir here."
+        )
+    saved = dict(info.get("options", {}))
     given = {dest for dest in vars(args) if getattr(args, dest) is not None}
     base = {k: v for k, v in saved.items() if k not in given or k in RESUMABLE_OVERRIDES}
     values, notes = keep_first_values(

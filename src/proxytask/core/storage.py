@@ -36,6 +36,7 @@ import json
 import logging
 import os
 import posixpath
+import shutil
 import tempfile
 import time
 import uuid
@@ -360,9 +361,19 @@ def read_bytes(url: str) -> bytes | None:
 
 
 def read_text(url: str) -> str | None:
-    """Return the UTF-8 text at ``url``, or None when there is no such file."""
+    """Return the UTF-8 text at ``url``, or None when there is no such file.
+
+    Raises CorruptFileError when the bytes are not UTF-8 text."""
     data = read_bytes(url)
-    return None if data is None else data.decode("utf-8")
+    if data is None:
+        return None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise CorruptFileError(
+            f"{url!r} must be UTF-8 text, got bytes that are not (byte {exc.start}: "
+            f"{data[exc.start : exc.start + 1]!r}). Save the file as UTF-8."
+        ) from None
 
 
 def read_json(url: str) -> Any | None:
@@ -448,6 +459,18 @@ def _move_objects(fs: Any, src: str, src_path: str, dst_path: str) -> None:
         raise StorageError(f"{src!r} must exist to be moved, got nothing there.")
     fs.copy([a for a, _ in pairs], [b for _, b in pairs], on_error="raise")
     fs.rm([a for a, _ in pairs])
+
+
+def remove_tree(url: str) -> None:
+    """Delete the folder at ``url`` and everything under it; a missing folder is fine."""
+    fs, path = _fs(url)
+    if isinstance(fs, LocalFileSystem):
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    try:
+        fs.rm(path, recursive=True)
+    except FileNotFoundError:
+        pass
 
 
 def remove(url: str) -> None:

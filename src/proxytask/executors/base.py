@@ -176,6 +176,11 @@ class Executor(abc.ABC):
         """Raise UsageError when trials could not write under ``url`` (default: fine)."""
         return None
 
+    def check_resources(self, resources: Resources) -> None:
+        """Raise UsageError when no trial could ever get ``resources`` here (default: fine);
+        called before a controller writes anything."""
+        return None
+
     @abc.abstractmethod
     def launch(self, spec: TrialSpec) -> None:
         """Start (or queue) a trial."""

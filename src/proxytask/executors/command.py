@@ -61,7 +61,7 @@ def check_local_command(
     """Return the path of ``program`` on this machine, or raise UsageError naming ``option``."""
     found = shutil.which(program)
     if found is None and os.sep in program and os.access(program, os.X_OK):
-        found = program
+        found = None if os.path.isdir(program) else program
     if found is None:
         raise UsageError(
             f"{option} must start with a program that exists on this machine, got "

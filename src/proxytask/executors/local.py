@@ -31,6 +31,7 @@ from proxytask.executors.base import (
     BookkeepingExecutor,
     Executor,
     FailureCause,
+    Resources,
     TrainerSpec,
     TrialEntry,
     TrialSpec,
@@ -254,6 +255,13 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
     def check_trainer(cls, trainer: TrainerSpec) -> None:
         """The trainer command must start with a program that exists on this machine."""
         check_local_command(trainer.argv[0])
+
+    def check_resources(self, resources: Resources) -> None:
+        """``--gpus-per-trial`` must fit the GPUs of this machine."""
+        try:
+            check_gpu_request(resources.gpus, self._gpus)
+        except ExecutorError as exc:
+            raise UsageError(str(exc)) from None
 
     @property
     def gpus(self) -> tuple[str, ...]:

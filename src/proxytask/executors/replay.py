@@ -459,7 +459,10 @@ class ReplayTable:
     @classmethod
     def load(cls, path: str) -> ReplayTable:
         """Read a table from a ``.json`` or ``.csv`` file (local path or fsspec URL)."""
-        text = storage.read_text(path)
+        try:
+            text = storage.read_text(path)
+        except StorageError as exc:  # not UTF-8, a folder: the user's file
+            raise UsageError(f"replay table: {exc}") from None
         if text is None:
             raise UsageError(f"replay table {path!r} must exist, got nothing there.")
         if path.lower().endswith(".csv"):
