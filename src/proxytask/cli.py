@@ -452,10 +452,7 @@ def run_command(
     ``interrupted``: what Ctrl-C prints after ``proxytask:`` (exit code 130).
     """
     parser = build_parser()
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version, or one line of bad usage already printed
-        return exc.code if isinstance(exc.code, int) else EXIT_USAGE
+    args = parser.parse_args(argv)  # bad usage: one line and SystemExit(2) (see _Parser)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING,
         format="%(levelname)s %(name)s: %(message)s",

@@ -99,7 +99,10 @@ def _refuses(argv: list[str], root: Path, capsys: pytest.CaptureFixture[str]) ->
     """Run ``argv``; assert exit 2, one stderr line, nothing changed under ``root``."""
     before = _snapshot(root)
     capsys.readouterr()
-    code = cli.main(argv)
+    try:
+        code = cli.main(argv)
+    except SystemExit as exc:  # argparse's own refusals (a choice, a missing value)
+        code = exc.code
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert code == 2, (code, err)

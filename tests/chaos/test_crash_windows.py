@@ -247,3 +247,25 @@ def test_a_trainer_that_ignores_its_stop_files_is_stopped_through_the_executor(
             assert record.state is TrialRecordState.STOPPED
     finally:
         executor.close()
+
+
+def test_a_damaged_reference_models_file_is_a_usage_error_and_warnings_are_carried(
+    tmp_path: Path,
+) -> None:
+    from proxytask.controllers.search import ReferenceModels
+    from proxytask.core.errors import UsageError
+
+    sdir = tmp_path / "sel"
+    sdir.mkdir()
+    (sdir / "REFERENCE_MODELS.json").write_text(json.dumps({"reference_models": [{"x": 1}]}))
+    with pytest.raises(UsageError, match="does not read"):
+        ReferenceModels.load(str(sdir))
+    models = [
+        {"trial_id": str(n), "trial_dir": f"{sdir}/jobs/round4/{n}", "accuracy": 0.5 + n / 10}
+        for n in (1, 2)
+    ]
+    warning = "only 2 of the 6 reference models asked for finished training (failed ...)"
+    (sdir / "REFERENCE_MODELS.json").write_text(
+        json.dumps({"reference_models": models, "warnings": [warning]})
+    )
+    assert ReferenceModels.load(str(sdir)).warnings == (warning,)

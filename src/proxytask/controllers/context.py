@@ -411,6 +411,9 @@ def run_search(
     from proxytask.controllers.search import ReferenceModels, SearchController
 
     references = ReferenceModels.load(values["model_selection_dir"])
+    for warning in references.warnings:
+        if warning.startswith("only ") and "reference models asked for" in warning:
+            print(f"note: the model selection says: {warning}", file=sys.stderr)
     check_same_metric_mode(values)
     configs, settings = search_inputs(values, references)
     ctl: SearchController = _start(

@@ -104,6 +104,8 @@ class ReferenceModels:
     zero_cost_scores: tuple[Mapping[str, float], ...] = ()
     # each reference model's full training time in hours (None: not recorded)
     training_hours: tuple[float | None, ...] = ()
+    # the model selection's warnings (a short reference set among them)
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def load(cls, model_selection_dir: str) -> ReferenceModels:
@@ -116,6 +118,21 @@ class ReferenceModels:
                 f"{model_selection_dir!r}, which holds no REFERENCE_MODELS.json with models. Run "
                 "`proxytask select-models` to the end first."
             )
+        try:
+            return cls._from_json(model_selection_dir, path, data)
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            if isinstance(exc, UsageError):
+                raise
+            raise UsageError(
+                f"--model-selection-dir: {path!r} must be the REFERENCE_MODELS.json "
+                f"proxytask wrote, got one that does not read ({exc!r}). Restore it from a "
+                "copy, or resume the model selection to write it again."
+            ) from None
+
+    @classmethod
+    def _from_json(
+        cls, model_selection_dir: str, path: str, data: Mapping[str, Any]
+    ) -> ReferenceModels:
         models = data["reference_models"]
         holdout = data.get("holdout_models") or []
         job_dirs = {m["trial_dir"].rstrip("/").rsplit("/", 1)[0] for m in [*models, *holdout]}
@@ -133,6 +150,7 @@ class ReferenceModels:
             holdout_accuracies=tuple(m.get("accuracy") for m in holdout),
             zero_cost_scores=tuple(dict(m.get("zero_cost_scores") or {}) for m in models),
             training_hours=tuple(m.get("training_hours") for m in models),
+            warnings=tuple(str(w) for w in data.get("warnings") or ()),
         )
 
     @property
