@@ -37,6 +37,11 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: `bench.` imports need the repository root
+    sys.path.insert(0, str(REPO))
+
+from bench.moto import moto_s3, python_env  # noqa: E402
+
 BUCKET = "proxytask-torn-writes"
 
 _WRITER = textwrap.dedent(
@@ -86,13 +91,6 @@ _READER = textwrap.dedent(
 )
 
 
-def _env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), str(REPO), env.get("PYTHONPATH", "")])
-    env.update(extra or {})
-    return env
-
-
 def measure(url: str, stop: str, reads: int, readers: int, env: dict[str, str]) -> dict[str, Any]:
     """Race one writer against ``readers`` readers of ``reads`` reads each at ``url``."""
     writer = subprocess.Popen(
@@ -136,49 +134,15 @@ def run_local(reads: int, readers: int) -> dict[str, Any]:
         url = str(Path(tmp) / "state.json")
         return {
             "where": "local disk",
-            **measure(url, str(Path(tmp) / "STOP"), reads, readers, _env()),
+            **measure(url, str(Path(tmp) / "STOP"), reads, readers, python_env()),
         }
 
 
 def run_s3(reads: int, readers: int) -> dict[str, Any]:
     """Start the moto server on 127.0.0.1, make a bucket, and measure there."""
-    with tempfile.TemporaryDirectory(prefix="torn-writes-s3-") as tmp:
-        port_file = Path(tmp) / "port"
-        server = subprocess.Popen(
-            [sys.executable, "-m", "tests.s3_server", str(port_file)],
-            cwd=REPO,
-            env=_env(),
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + 60
-            while not port_file.exists():
-                if time.monotonic() > deadline or server.poll() is not None:
-                    raise RuntimeError("the moto S3 server did not start")
-                time.sleep(0.05)
-            endpoint = f"http://127.0.0.1:{port_file.read_text().strip()}"
-            env = _env(
-                {
-                    "FSSPEC_S3_ENDPOINT_URL": endpoint,
-                    "AWS_ACCESS_KEY_ID": "proxytask-bench",
-                    "AWS_SECRET_ACCESS_KEY": "proxytask-bench",
-                    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
-                    "AWS_CONFIG_FILE": os.devnull,
-                }
-            )
-            subprocess.run(
-                [sys.executable, "-c", "import s3fs, sys; "
-                 "s3fs.S3FileSystem(endpoint_url=sys.argv[1]).mkdir(sys.argv[2])",
-                 endpoint, BUCKET],
-                env=env, check=True,
-            )  # fmt: skip
-            url, stop = f"s3://{BUCKET}/run/state.json", f"s3://{BUCKET}/run/STOP"
-            return {"where": "S3 (moto on 127.0.0.1)", **measure(url, stop, reads, readers, env)}
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with moto_s3(BUCKET) as env:
+        url, stop = f"s3://{BUCKET}/run/state.json", f"s3://{BUCKET}/run/STOP"
+        return {"where": "S3 (moto on 127.0.0.1)", **measure(url, stop, reads, readers, env)}
 
 
 def markdown(results: dict[str, Any]) -> str:

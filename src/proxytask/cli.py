@@ -71,7 +71,12 @@ def _print_progress(progress: Any, noun: str = "accuracy") -> None:
 def _run_trials(values: dict[str, Any]) -> list[TrialOutcome]:
     """Run ``--num-trials`` trials of the trainer through the executor; their outcomes."""
     from proxytask.controllers.base import write_controller_info
-    from proxytask.controllers.context import build_context, discard_new_dir, resolve_architecture
+    from proxytask.controllers.context import (
+        build_context,
+        discard_new_dir,
+        first_write_failed,
+        resolve_architecture,
+    )
     from proxytask.controllers.trials import TrialBatch
     from proxytask.core.space import load_search_space
     from proxytask.executors.command import build_trial_spec
@@ -81,13 +86,20 @@ def _run_trials(values: dict[str, Any]) -> list[TrialOutcome]:
     count = values["num_trials"]
     archs = [arch] * count if arch is not None else space.sample_many(values["seed"], count)
     ctx = build_context(values, layout.KIND_TRIALS, None)
-    write_controller_info(ctx.controller_dir, ctx.kind, ctx.options)
+    try:
+        write_controller_info(ctx.controller_dir, ctx.kind, ctx.options)
+    except OSError as exc:
+        ctx.executor.close()
+        raise first_write_failed(ctx, exc) from None
     job_name = values["job_name"]
     jdir = layout.job_dir(ctx.controller_dir, job_name)
     print(f"controller dir: {ctx.controller_dir}", flush=True)
     settings = ctx.trial_settings
     batch = TrialBatch(
-        ctx.executor, ctx.clock, heartbeat_threshold_secs=settings.heartbeat_threshold_secs
+        ctx.executor,
+        ctx.clock,
+        heartbeat_threshold_secs=settings.heartbeat_threshold_secs,
+        report_timeout_secs=settings.report_timeout_secs,
     )
     added = 0
     try:
@@ -208,16 +220,42 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"the workflow dir must be a folder proxytask can create, got {wdir!r}: "
             f"{exc.strerror or exc}. Check root-output-dir in {args.config}."
         ) from None
-    lease = take_lease(wdir)  # one `proxytask run` per workflow dir
+
+    def discard() -> bool:
+        """Remove a new workflow dir no stage can resume from (bad input, a full disk)."""
+        if not fresh or any(e.dir for e in load_workflow_state(wdir).stages.values()):
+            return False
+        storage.remove_tree(wdir)
+        if made_parent and not storage.listdir(parent):
+            storage.remove_tree(parent)
+        return True
+
+    def unwritable(exc: OSError) -> UsageError:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return UsageError(
+            f"the workflow dir must be a folder proxytask can write in, got {wdir!r}: "
+            f"{exc.strerror or exc}{where} while writing the run's first files. Nothing "
+            "started and the new dir was removed: free some space there or change "
+            f"root-output-dir in {args.config}, then run it again."
+        )
+
+    try:
+        lease = take_lease(wdir)  # one `proxytask run` per workflow dir
+    except OSError as exc:
+        if discard():
+            raise unwritable(exc) from None
+        raise
     try:
         code = WorkflowController(wdir, values, force=args.force).run()
         _write_run_report(wdir)
     except UsageError:
         lease.release()
-        if fresh and not any(e.dir for e in load_workflow_state(wdir).stages.values()):
-            storage.remove_tree(wdir)  # bad input before any stage could resume: leave nothing
-            if made_parent and not storage.listdir(parent):
-                storage.remove_tree(parent)
+        discard()  # bad input before any stage could resume: leave nothing
+        raise
+    except OSError as exc:
+        lease.release()
+        if discard():
+            raise unwritable(exc) from None
         raise
     finally:
         lease.release()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -390,3 +390,72 @@ def test_a_bad_file_or_path_is_one_line_and_exit_2(
 
 def test_the_corpus_is_large_enough() -> None:
     assert len(OPTION_CASES) + len(FILE_CASES) >= 150, len(OPTION_CASES) + len(FILE_CASES)
+
+
+# ---- a read-only or full file system (tmpfs mounts: root only) ------------------------------
+
+
+def _mount_tmpfs(where: Path, options: str) -> bool:
+    """Mount a tmpfs at ``where`` with ``options``; False when this process may not mount."""
+    import os
+    import subprocess
+
+    if os.geteuid() != 0:
+        return False
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(where)], capture_output=True
+    )
+    return done.returncode == 0
+
+
+@pytest.fixture
+def small_disks(tmp_path: Path) -> Iterator[dict[str, Path]]:
+    """A read-only file system and a full one (32 KiB, filled), mounted under ``tmp_path``."""
+    import subprocess
+
+    disks = {"read-only": tmp_path / "ro", "full": tmp_path / "full"}
+    if not _mount_tmpfs(disks["read-only"], "ro,size=1m"):
+        pytest.skip("mounting a tmpfs needs root (the bad-input corpus's disk cases)")
+    assert _mount_tmpfs(disks["full"], "size=32k")
+    try:
+        with open(disks["full"] / "fill", "wb") as handle:
+            handle.write(b"\0" * 64 * 1024)
+    except OSError:
+        pass  # full: that is the point
+    try:
+        yield disks
+    finally:
+        for path in disks.values():
+            subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def _disk_case(command: str, root: Path, t: Path) -> list[str]:
+    if command == "run":
+        return ["run", str(_write(t / "w.yaml", _workflow(root)))]
+    if command == "trial":
+        return [*_trial(t)[:3], f"--root-output-dir={root}", "--job-name=t"]
+    return [command, f"--trainer={FAKE}", f"--search-space={SPACE}", f"--root-output-dir={root}",
+            "--job-name=d"]  # fmt: skip
+
+
+DISK_CASES = [
+    (command, disk)
+    for command in ("variance", "select-models", "trial", "run")
+    for disk in ("read-only", "full")
+]
+
+
+@pytest.mark.parametrize(("command", "disk"), DISK_CASES)
+def test_a_read_only_or_full_disk_is_one_line_and_exit_2(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    small_disks: dict[str, Path],
+    command: str,
+    disk: str,
+) -> None:
+    root = small_disks[disk] / "runs"
+    line = _refuses(_disk_case(command, root, tmp_path), tmp_path, capsys)
+    reason = "Read-only file system" if disk == "read-only" else "No space left on device"
+    assert reason in line and "root-output-dir" in line, line
+    assert not root.exists()  # nothing left behind on that disk

@@ -108,13 +108,17 @@ def _finished_files(trial_dir: str, latency: float | None) -> None:
         pt.update_trial_training_latency_metric(trial_dir, latency)
 
 
-@pytest.mark.parametrize("peer_latency", [True, False])
+@pytest.mark.parametrize(
+    ("peer_latency", "expects"), [(True, False), (False, False), (False, True)]
+)
 def test_a_trial_killed_while_measuring_its_latency_is_trained_again(
-    tmp_path: Path, peer_latency: bool
+    tmp_path: Path, peer_latency: bool, expects: bool
 ) -> None:
     # the controller died after trial 2 reported 100 % but before its latency; trial 1 (done
-    # earlier) shows the trainer reports latencies, so trial 2 owes one and is not accepted
+    # earlier) shows the trainer reports latencies, or the tool expects them (model selection,
+    # where no trial may have finished before the kill), so trial 2 owes one
     tracker = _tracker(tmp_path)
+    tracker.expects_latency = expects
     for number in (1, 2):
         tracker.plan("job", number, {"width": 8}, {})
     for key, state in (("job/1", TrialRecordState.SUCCEEDED), ("job/2", TrialRecordState.RUNNING)):
@@ -125,7 +129,7 @@ def test_a_trial_killed_while_measuring_its_latency_is_trained_again(
     _finished_files(tracker.records["job/1"].trial_dir, 1.5 if peer_latency else None)
     _finished_files(tracker.records["job/2"].trial_dir, None)
     replanned = tracker.recover()
-    if peer_latency:
+    if peer_latency or expects:
         assert replanned == ["job/2"]
         assert tracker.records["job/2"].state is TrialRecordState.PLANNED
     else:  # a trainer that reports no latency owes none: accepted from its files

@@ -136,6 +136,44 @@ def test_cli_trial_local_failure_exits_1(
     assert ("l/1: failed (crash)" in out and "stderr.log" in out) or "read the trial" in out
 
 
+@pytest.mark.parametrize(
+    ("behaviour", "extra", "expected"),
+    [
+        ("oom", (), "failed (oom)"),
+        ("nan", (), "failed (nan)"),
+        ("selfkill", (), "failed (killed)"),
+        ("torn", (), "failed (killed)"),  # died halfway through writing its metrics file
+        ("silent", (), "failed (incomplete): exited 0 at 50.00 % of the 100.00 % asked"),
+        ("hang", ("--report-timeout-secs=2",), "failed (no_report): no new accuracy report"),
+        ("hang", ("--trial-timeout-secs=2",), "failed (timeout)"),
+    ],
+)
+def test_cli_trial_names_each_injected_fault_as_the_tools_judge_it(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    behaviour: str,
+    extra: tuple[str, ...],
+    expected: str,
+) -> None:
+    code = cli.main(
+        [
+            "trial",
+            f"--trainer={sys.executable} -m proxytask.testing.fake_trainer",
+            "--search-space=tests.fixtures.spaces:tiny",
+            f"--root-output-dir={tmp_path / 'runs'}",
+            "--job-name=f",
+            *extra,
+            "--trainer-args",
+            f"behaviour={behaviour}",
+            "cycles=2",
+            "cycle_secs=0.01",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 1, out
+    assert f"f/1: {expected}" in out, out
+
+
 def test_a_silent_trial_is_stopped_and_judged_no_report(tmp_path: Path) -> None:
     from proxytask.controllers.state import (
         SILENCED_MESSAGE,

@@ -296,6 +296,11 @@ def drive(
         print(f"controller dir: {ctx.controller_dir}", flush=True)
     try:
         lease = take_lease(ctx.controller_dir)
+    except OSError as exc:
+        ctx.executor.close()
+        if fresh:
+            raise first_write_failed(ctx, exc) from None
+        raise
     except BaseException:
         ctx.executor.close()
         raise
@@ -312,6 +317,12 @@ def drive(
             ctx.executor.close()
             lease.release()
             discard_new_dir(ctx)  # bad input: leave nothing behind
+        raise
+    except OSError as exc:
+        if fresh and ctl is None:  # its state was never saved: there is nothing to resume
+            ctx.executor.close()
+            lease.release()
+            raise first_write_failed(ctx, exc) from None
         raise
     finally:
         try:
@@ -332,6 +343,22 @@ def discard_new_dir(ctx: ControllerContext) -> None:
         storage.remove_tree(str(root))
 
 
+def first_write_failed(ctx: ControllerContext, exc: OSError) -> UsageError:
+    """Remove the new dir a fresh run could not write its first files in (a full disk, a
+    read-only or vanished folder) and say so: nothing started, so nothing is to resume."""
+    try:
+        discard_new_dir(ctx)
+    except OSError:
+        pass  # the disk refuses even that: the message names the dir
+    where = f" ({exc.filename})" if exc.filename else ""
+    return UsageError(
+        f"--root-output-dir must be a folder proxytask can write in, got "
+        f"{ctx.options.get('root_output_dir')!r}: {exc.strerror or exc}{where} while writing "
+        "the run's first files. Nothing started and the new dir was removed: free some space "
+        "there or pick another folder, then run the command again."
+    )
+
+
 def _any_trial_started(ctl: Any) -> bool:
     """True when a controller (None: not created) launched a trial that started running."""
     tracker = getattr(ctl, "tracker", None)
@@ -345,7 +372,8 @@ def take_lease(directory: str) -> Lease:
     one taken over with a note on stderr); see :mod:`proxytask.core.lease`."""
     from proxytask.core.lease import acquire_lease
 
-    command = " ".join(["proxytask", *sys.argv[1:]])[:300]
+    command = " ".join(["proxytask", *sys.argv[1:]])
+    command = command if len(command) <= 300 else command[:299] + "…"
     lease = acquire_lease(directory, command)
     if lease.took_over:
         print(

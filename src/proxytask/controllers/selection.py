@@ -421,7 +421,10 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
         self._result: ModelSelectionResult | None = None
 
     def recover(self) -> list[str]:
-        """Take over the trials left running; after a failed round, retry its failed trials."""
+        """Take over the trials left running (one that finished training but died before its
+        latency report trains again: the spread rule needs it); after a failed round, retry
+        its failed trials."""
+        self.tracker.expects_latency = self.settings.latency_source == "trainer"
         replanned = super().recover()
         if self.phase == SelectionPhase.FAILED and self.iterations:
             self._retry_failed_round()

@@ -123,6 +123,9 @@ class TrialTracker:
         self._last_beat = -float("inf")
         self._last_report: dict[str, float] = {}  # when each running trial last reported
         self._points_at_stop: dict[str, int] = {}  # evaluations reported when asked to stop
+        # the tool needs each trial's own latency report (model selection with latencies
+        # from the trainer): recovery trains again a finished trial that has none
+        self.expects_latency = False
         self._overrun: dict[str, str] = {}  # trials stopped through the executor, and why
         self.activity = 0  # grows with every launch, report and ending: pollers back off on 0
         self.in_place: set[str] = set()  # relaunch these in their dir as it is (see recover)
@@ -405,7 +408,7 @@ class TrialTracker:
             cause, state = FailureCause.NO_REPORT, TrialState.FAILED
             message = (
                 f"no new accuracy report for {self.settings.report_timeout_secs:g} s (last at "
-                f"{reached:.1f} %); stopped. {ADVICE[FailureCause.NO_REPORT]}"
+                f"{reached:.1f} %); stopped: {ADVICE[FailureCause.NO_REPORT]}"
             )
         elif record.key in self._overrun and state is not TrialState.SUCCEEDED:
             # stopped through the executor past its target: it reached it, so it counts
@@ -506,7 +509,8 @@ class TrialTracker:
         :class:`ReattachingExecutor` (Ray: its ``--ray-on-resume`` policy decides); a trial it
         adopts stays running and is watched as before. Otherwise the trial is accepted as
         succeeded when its files show everything it owes: its target pct and, when the trainer
-        reports latencies (a succeeded trial of this tracker has one), its latency; any other
+        reports latencies (a succeeded trial of this tracker has one, or the tool expects them:
+        :attr:`expects_latency`), its latency; any other
         is planned again from scratch (its partial files are moved aside on launch). Returns
         the keys planned again.
         """
@@ -553,6 +557,8 @@ class TrialTracker:
         metrics = self.monitor.progress(key).metrics
         if metrics is not None and metrics.has_latency:
             return False
+        if self.expects_latency:
+            return True
         for other, record in self.records.items():
             if other == key or record.state != TrialRecordState.SUCCEEDED:
                 continue

@@ -2,7 +2,8 @@
 
 A thin use of the one trial engine, :class:`~proxytask.controllers.tracker.TrialTracker`: it
 launches, posts heartbeats, watches and paces the polls; a batch only adds the trials as
-specs, reports progress and hands back the executor's own verdict on each trial.
+specs, reports progress and hands back how each trial ended as the tools judge it (a trial
+that exits 0 short of its steps is incomplete, one silent past the report timeout failed).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from proxytask.controllers.state import EventLog
+from proxytask.controllers.state import EventLog, TrialRecordState
 from proxytask.controllers.tracker import TrialSettings, TrialTracker
 from proxytask.core.clock import Clock
 from proxytask.executors.base import Executor, FailureCause, TrialSpec, TrialState
@@ -37,7 +38,8 @@ class TrialBatch:
     """Trials launched together and followed until all have ended.
 
     Trial ids must read ``<job>/<number>`` (as :func:`~proxytask.executors.command.
-    build_trial_spec` makes them). No event log is kept.
+    build_trial_spec` makes them). No event log is kept. ``report_timeout_secs`` fails a
+    trial silent that long (from its start or its last report), as the tools do.
 
     Example::
 
@@ -54,8 +56,10 @@ class TrialBatch:
         *,
         heartbeat_threshold_secs: float = 900.0,
         poll_interval_secs: float = 0.5,
+        report_timeout_secs: float | None = None,
     ) -> None:
         self.executor = executor
+        self.report_timeout_secs = report_timeout_secs
         self.clock = clock
         self.heartbeat_threshold_secs = heartbeat_threshold_secs
         self.poll_interval_secs = poll_interval_secs
@@ -68,6 +72,7 @@ class TrialBatch:
                 resources=spec.resources,
                 timeout_secs=spec.timeout_secs,
                 heartbeat_threshold_secs=self.heartbeat_threshold_secs,
+                report_timeout_secs=self.report_timeout_secs,
             )
             # "" for the controller dir: every trial comes with its own dir
             self._tracker = TrialTracker(self.executor, self.clock, "", settings, EventLog(None))
@@ -111,22 +116,36 @@ class TrialBatch:
         return self.outcomes()
 
     def outcomes(self) -> list[TrialOutcome]:
-        """How each trial ended so far (the executor's verdict), in launch order."""
+        """How each trial ended so far, as the tools judge it, in launch order."""
         tracker = self._tracker
         if tracker is None:
             return []
         result = []
         for key, record in tracker.records.items():
             status = tracker.monitor.explain(tracker.statuses.get(key) or self.executor.status(key))
+            state, cause, message = status.state, status.cause, status.message
+            judged = _JUDGED.get(record.state)
+            recorded = FailureCause(record.cause) if record.cause else None
+            if judged is not None and (judged, recorded) != (state, cause):
+                # the engine judged it as the tools will (e.g. exit 0 short of its steps,
+                # silent past the report timeout, stopped for ignoring its stop files)
+                state, cause, message = judged, recorded, record.message or message
             result.append(
                 TrialOutcome(
                     trial_id=key,
                     trial_dir=record.trial_dir,
-                    state=status.state,
-                    cause=status.cause,
+                    state=state,
+                    cause=cause,
                     exit_code=status.exit_code,
-                    message=status.message,
+                    message=message,
                     metrics=tracker.progress(key).metrics,
                 )
             )
         return result
+
+
+_JUDGED = {
+    TrialRecordState.SUCCEEDED: TrialState.SUCCEEDED,
+    TrialRecordState.FAILED: TrialState.FAILED,
+    TrialRecordState.STOPPED: TrialState.STOPPED,
+}

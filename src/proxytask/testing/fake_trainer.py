@@ -1,7 +1,8 @@
 """A real, runnable fake trainer for tests: the trainer contract without any training.
 
 Run it as ``python -m proxytask.testing.fake_trainer --job-dir=DIR --nas_params_str=JSON
-[--behaviour=ok|crash|nan|hang|oom|slow] [--cycles=N] [--cycle_secs=S] [--total_steps=T]``.
+[--behaviour=ok|crash|nan|hang|oom|slow|selfkill|torn|silent] [--cycles=N]
+[--cycle_secs=S] [--total_steps=T]``.
 It saves the architecture, checks the stop signals before each cycle, sleeps ``cycle_secs``
 per cycle, reports an accuracy that depends only on the architecture and the progress
 (:func:`accuracy_at`), saves a tiny checkpoint, and reports a latency at the end. Unknown
@@ -15,11 +16,17 @@ Behaviours (a fault fires in cycle ``--fail_cycle``, 0-based, default 1):
 - ``oom``: raises MemoryError("CUDA out of memory", exit 1).
 - ``hang``: stops reporting and sleeps (ignoring stop signals) until killed.
 - ``slow``: waits ``--start_delay_secs`` (default 1) before starting, then as ``ok``.
+- ``selfkill``: kills itself with SIGKILL (as the kernel's OOM killer or an operator would).
+- ``torn``: dies (SIGKILL) halfway through writing its metrics file in place, as a trainer
+  that does not write through proxytask's atomic writes would: the file is left torn.
+- ``silent``: exits 0 in that cycle without reporting anything more (and no latency).
 
 Test hooks: ``--pid_file=PATH`` writes ``{"pid", "grandchild"}``; ``--spawn_grandchild=True``
 starts a sleeping grandchild process; ``--env_file=PATH`` writes the argv and environment it
 saw; ``--ignore_sigterm=True`` ignores SIGTERM (to test SIGKILL escalation);
-``--ignore_stop=True`` never reads its stop files (a trainer that must be stopped by force).
+``--ignore_stop=True`` never reads its stop files (a trainer that must be stopped by force);
+``--latency_delay_secs=S`` waits S seconds after training before reporting the latency (as a
+real trainer measuring it would: the window in which a controller may die).
 Continuations (``--retrain_search_job_dir``/``--retrain_search_job_trials``) take the
 architecture from the earlier trial and, with ``--retrain_use_search_job_checkpoint=True``,
 resume after its last checkpointed step.
@@ -44,7 +51,8 @@ from proxytask.trainer import contract as pt
 
 __all__ = ["BEHAVIOURS", "accuracy_at", "final_accuracy", "latency_of", "main"]
 
-BEHAVIOURS = ("ok", "crash", "nan", "hang", "oom", "slow")
+BEHAVIOURS = ("ok", "crash", "nan", "hang", "oom", "slow", "selfkill", "torn", "silent")
+_FAULTS = ("crash", "nan", "oom", "hang", "selfkill", "torn", "silent")
 _CHECKPOINT = layout.FAKE_TRAINER_STATE
 _CURVE_RATE = 3.0
 
@@ -89,6 +97,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--ignore_sigterm", default="False")
     p.add_argument("--report_latency", default="True")
     p.add_argument("--ignore_stop", default="False")  # never reads its stop files
+    p.add_argument("--latency_delay_secs", type=float, default=0.0)
     p.add_argument("--retrain_search_job_dir", default=None)
     p.add_argument("--retrain_search_job_trials", default=None)
     p.add_argument("--retrain_use_search_job_checkpoint", default="False")
@@ -105,6 +114,20 @@ def _sleep_forever() -> None:
     deadline = time.monotonic() + 3600.0  # bounded: a leaked hang ends within the hour
     while time.monotonic() < deadline:
         time.sleep(1.0)
+
+
+def _die_mid_write(job_dir: str) -> None:
+    """Rewrite the metrics file in place, stop halfway and die (SIGKILL): a torn file."""
+    path = layout.trial_file(job_dir, layout.TRIAL_TRAINING_METRICS)
+    text = (storage.read_bytes(path) or b'{"training_accuracy_over_steps": []}').decode()
+    half = text[: max(1, len(text) // 2)]
+    if not storage.is_local(path):  # one PUT cannot tear: store the half as the whole object
+        storage.write_text_atomic(path, half)
+        os.kill(os.getpid(), signal.SIGKILL)
+    with open(storage.to_local_path(path), "w", encoding="utf-8") as handle:
+        handle.write(half)
+        handle.flush()
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def run(argv: Sequence[str]) -> int:
@@ -148,7 +171,13 @@ def run(argv: Sequence[str]) -> int:
             continue
         if not pt.str_2_bool(args.ignore_stop) and pt.get_stop_training(job_dir, step, total):
             break
-        if index == args.fail_cycle and args.behaviour in ("crash", "nan", "oom", "hang"):
+        if index == args.fail_cycle and args.behaviour in _FAULTS:
+            if args.behaviour == "silent":
+                return 0
+            if args.behaviour == "selfkill":
+                os.kill(os.getpid(), signal.SIGKILL)
+            if args.behaviour == "torn":
+                _die_mid_write(job_dir)
             if args.behaviour == "crash":
                 raise RuntimeError(f"fake_trainer: injected crash in cycle {index}")
             if args.behaviour == "oom":
@@ -169,6 +198,7 @@ def run(argv: Sequence[str]) -> int:
         storage.write_json_atomic(layout.trial_file(job_dir, _CHECKPOINT), {"step": step})
         print(f"fake_trainer: step {end} of {total} ({pct:.1f} %)", flush=True)
     if pt.str_2_bool(args.report_latency):
+        time.sleep(max(0.0, args.latency_delay_secs))
         pt.update_trial_training_latency_metric(job_dir, latency_of(nas_params))
     return 0
 
