@@ -273,3 +273,36 @@ def test_a_damaged_reference_models_file_is_a_usage_error_and_warnings_are_carri
         json.dumps({"reference_models": models, "warnings": [warning]})
     )
     assert ReferenceModels.load(str(sdir)).warnings == (warning,)
+
+
+def test_a_search_on_a_short_reference_set_is_refused_with_the_way_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # a selection that ended with 4 of its 6 models (two crashed in the final round): the
+    # search cannot rank 4 models and must not label its proxies "Excess trial failures"
+    sdir = tmp_path / "sel"
+    sdir.mkdir()
+    models = [
+        {"trial_id": str(n), "trial_dir": f"{sdir}/jobs/round4/{n}", "accuracy": 0.5 + n / 10}
+        for n in (1, 2, 3, 4)
+    ]
+    warning = "only 4 of the 6 reference models asked for finished training (failed ...)."
+    (sdir / "REFERENCE_MODELS.json").write_text(
+        json.dumps({"reference_models": models, "warnings": [warning]})
+    )
+    code = cli.main(
+        [
+            "search",
+            f"--trainer={FAKE}",
+            f"--root-output-dir={tmp_path / 'runs'}",
+            "--job-name=s",
+            f"--model-selection-dir={sdir}",
+            "--proxy-task-config-generator=tests.fixtures.proxy_generators:good_only",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1, err
+    assert "at least 5 reference models" in err and "got 4" in err
+    assert "only 4 of the 6" in err and "--previous-model-selection-dir" in err
+    assert not (tmp_path / "runs").exists()

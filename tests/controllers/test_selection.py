@@ -161,6 +161,14 @@ def test_final_round_failures_leave_a_warning_naming_the_shortfall(tmp_path: Pat
     warnings = [line for line in ctl.summary() if line.startswith("warning: only 4 of the 6")]
     assert len(warnings) == 1, ctl.summary()
     assert "2× crash" in warnings[0] and "--previous-model-selection-dir" in warnings[0]
+    # as the warning says, resuming trains the failed ones again (the fault is fixed)
+    resumed = ModelSelectionController.resume(
+        _ctx(tmp_path / "c", SimulatedClock()), SPACE, SelectionSettings(12, 6, 2)
+    )
+    resumed.run()
+    assert resumed.phase == "done", resumed.error
+    assert len(resumed.result().reference_models) == 6
+    assert not [line for line in resumed.summary() if line.startswith("warning: only")]
 
 
 def test_invalid_trials_count_toward_the_removal(tmp_path: Path) -> None:

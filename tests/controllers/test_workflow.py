@@ -527,3 +527,37 @@ def test_final_checks_are_frozen_values_with_the_file_keys(tmp_path: Path) -> No
         "proxy_latency_constraint",
         "advice",
     ]
+
+
+def test_a_selection_left_too_short_for_a_search_stops_the_workflow_and_resumes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 8 -> 6 models in two rounds; three of the final round's crash: 3 reference models,
+    # too few for any rank correlation. The stage counts as failed, the search does not
+    # start, and the next run resumes the selection, which trains the failed ones again.
+    from proxytask.executors.replay import Fault, ReplayExecutor
+
+    original = ReplayExecutor.__init__
+    crash = {f"round2/{n}": Fault.parse("crash@50") for n in (1, 3, 5)}
+
+    def with_faults(self: ReplayExecutor, *args: Any, **kwargs: Any) -> None:
+        kwargs["faults"] = crash
+        original(self, *args, **kwargs)
+
+    path = _config(tmp_path)
+    monkeypatch.setattr(ReplayExecutor, "__init__", with_faults)
+    assert cli.main(["run", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "model selection finished 3 reference models" in out and "== search" not in out
+    wdir = tmp_path / "runs" / "Workflow_wf"
+    state = json.loads((wdir / "WORKFLOW_STATE.json").read_text())
+    assert state["stages"]["model_selection"]["status"] == "failed"
+    monkeypatch.setattr(ReplayExecutor, "__init__", original)  # the cause fixed
+    assert cli.main(["run", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "retrying 3 failed trials of round2" in out and "== search" in out
+    sdir = Path(
+        json.loads((wdir / "WORKFLOW_STATE.json").read_text())["stages"]["model_selection"]["dir"]
+    )
+    refs = json.loads((sdir / "REFERENCE_MODELS.json").read_text())["reference_models"]
+    assert len(refs) == 6

@@ -180,3 +180,26 @@ def test_of_writers_started_together_on_s3_exactly_one_gets_the_lease(
     outcomes = _race(s3_root, tmp_path / "go", 4)
     assert sorted(outcomes) == ["refused"] * 3 + ["won"]
     assert storage.read_bytes(storage.join(s3_root, LEASE_FILE)) is None  # released
+
+
+def test_status_says_who_runs_a_dir_and_never_takes_its_lease(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from proxytask import cli
+
+    cdir = tmp_path / "Variance_Measurement_x_20260101_000000"
+    (cdir / "jobs").mkdir(parents=True)
+    assert cli.main(["status", str(cdir)]) == 0
+    assert "running:" not in capsys.readouterr().out  # no lease: nothing runs there
+    lease = acquire_lease(str(cdir), "proxytask variance --job-name=x")
+    before = (cdir / LEASE_FILE).read_text()
+    assert cli.main(["status", str(cdir)]) == 0
+    out = capsys.readouterr().out
+    assert f"running: pid {os.getpid()} on host {socket.gethostname()}" in out
+    assert "(proxytask variance --job-name=x)" in out
+    assert (cdir / LEASE_FILE).read_text() == before  # read, never taken or renewed
+    lease.release()
+    _write_lease(cdir, pid=_dead_pid())
+    assert cli.main(["status", str(cdir)]) == 0
+    out = capsys.readouterr().out
+    assert "not running: its last command" in out and "the next resume takes it over" in out

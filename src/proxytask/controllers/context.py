@@ -437,8 +437,19 @@ def run_search(
 ) -> SearchController:
     """Run (or resume) a proxy-task search to its answer."""
     from proxytask.controllers.search import ReferenceModels, SearchController
+    from proxytask.stats.search import MIN_PAIRS
 
     references = ReferenceModels.load(values["model_selection_dir"])
+    if len(references.trial_ids) < MIN_PAIRS:
+        shortfall = next((w for w in references.warnings if w.startswith("only ")), "")
+        raise UsageError(
+            f"--model-selection-dir must hold at least {MIN_PAIRS} reference models for a "
+            f"rank correlation, got {len(references.trial_ids)} in "
+            f"{values['model_selection_dir']!r}"
+            + (f" ({shortfall.rstrip('.')})" if shortfall else "")
+            + ". Resume the model selection with --previous-model-selection-dir to train the "
+            "ones that failed again, or run one with a larger --final-num-models."
+        )
     for warning in references.warnings:
         if warning.startswith("only ") and "reference models asked for" in warning:
             print(f"note: the model selection says: {warning}", file=sys.stderr)

@@ -529,7 +529,7 @@ class SearchController(Controller):
             if decision.stopped:
                 self._record_decision(name, stats, decision)
                 self._post_stop(name, keys, decision.state.value)
-            elif usable < max(MIN_PAIRS, MIN_VALID_RATIO * len(keys)):
+            elif failed and usable < max(MIN_PAIRS, MIN_VALID_RATIO * len(keys)):
                 self._set_stats(name, stopping_state=StoppingState.EXCESS_TRIAL_FAILURES)
                 self._post_stop(name, keys, "too many trials failed to compute a correlation")
         if ended and not (

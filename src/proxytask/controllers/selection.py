@@ -353,8 +353,8 @@ def selection_warnings(
         warnings.append(
             f"only {len(models)} of the {num_models_asked} reference models asked for finished "
             f"training{why}: the search ranks fewer models, with wider intervals on every tau. "
-            "Fix the failures and resume with --previous-model-selection-dir, or start again "
-            "with more --start-num-models."
+            "Fix the failures and resume with --previous-model-selection-dir (it trains the "
+            "failed ones again), or start again with more --start-num-models."
         )
     accs = [m.accuracy for m in models if m.accuracy is not None]
     baseline_acc = baseline.accuracy if baseline else None
@@ -426,9 +426,21 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
         its failed trials."""
         self.tracker.expects_latency = self.settings.latency_source == "trainer"
         replanned = super().recover()
-        if self.phase == SelectionPhase.FAILED and self.iterations:
+        if self.iterations and (
+            self.phase == SelectionPhase.FAILED
+            or (self.phase == SelectionPhase.DONE and self._final_round_failures())
+        ):
+            # a failed round, or a finished selection short of the models asked for (its
+            # warning says to resume): its failed trials train again
             self._retry_failed_round()
         return replanned
+
+    def _final_round_failures(self) -> bool:
+        final = self.iterations[-1]
+        return final.is_final and any(
+            r.job == final.search_job_name and r.state == TrialRecordState.FAILED
+            for r in self.tracker.records.values()
+        )
 
     def _retry_failed_round(self) -> None:
         job = self.iterations[-1].search_job_name
@@ -447,6 +459,7 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
         self.latency_wait_started = None
         self.events.append(self.ctx.clock.now(), "round_retried", round=job, trials=retried)
         self.ctx.display.message(f"retrying {len(retried)} failed trials of {job}")
+        self._result = None
 
     # ---- the loop -----------------------------------------------------------------------------
 

@@ -54,6 +54,7 @@ from proxytask.core.options import (
     resolve_options,
     saved_options,
 )
+from proxytask.stats.search import MIN_PAIRS
 
 if TYPE_CHECKING:
     from proxytask.controllers.search import SearchController
@@ -461,7 +462,19 @@ class WorkflowController:
         from proxytask.controllers.context import run_selection
 
         values = {**self.values.model_selection, "seed_noise_std": self._seed_noise_std()}
-        self._run_stage("model_selection", values, run_selection)
+        ctl = self._run_stage("model_selection", values, run_selection)
+        result = ctl.result() if ctl is not None else None
+        if result is not None and len(result.reference_models) < MIN_PAIRS:
+            # too few for any rank correlation: the stage counts as failed, so that the next
+            # run resumes it, and the resumed selection trains the failed models again
+            entry = self.state.stage("model_selection")
+            self._save("model_selection", dataclasses.replace(entry, status=StageStatus.FAILED))
+            print(
+                f"stopped: model selection finished {len(result.reference_models)} reference "
+                f"models, and a proxy search needs at least {MIN_PAIRS}. Fix the cause above and "
+                "run again: the failed models are trained again."
+            )
+            return EXIT_FAILED
         if self.state.stage("model_selection").status is StageStatus.FAILED:
             print(
                 "stopped: model selection gave no reference models, and a proxy search needs "

@@ -44,6 +44,7 @@ __all__ = [
     "acquire_lease",
     "describe_holder",
     "is_stale",
+    "lease_note",
 ]
 
 logger = logging.getLogger(__name__)
@@ -122,6 +123,21 @@ def describe_holder(lease: dict[str, Any], now: float) -> str:
         f"pid {lease.get('pid')} on host {lease.get('host')}{command}, started {when}, "
         f"last heartbeat {ago}"
     )
+
+
+def lease_note(directory: str, now: float | None = None) -> str | None:
+    """One line on who holds ``directory`` now, for ``proxytask status`` (None: no lease,
+    nothing runs there). Reads only: a status never takes or changes a lease."""
+    lease = _read(storage.join(directory, LEASE_FILE))
+    if lease is None:
+        return None
+    now = time.time() if now is None else now
+    if is_stale(lease, now, STALE_AFTER_SECS):
+        return (
+            f"not running: its last command ({describe_holder(lease, now)}) ended without "
+            "releasing the dir; the next resume takes it over"
+        )
+    return f"running: {describe_holder(lease, now)}"
 
 
 def _read(path: str) -> dict[str, Any] | None:

@@ -233,9 +233,13 @@ _NOTES: dict[str, Callable[[str], list[str]]] = {
 
 
 def _controller_notes(path: str, kind: str) -> tuple[str, ...]:
-    """One or two lines on where a tool stands, from the typed state and answer it wrote."""
+    """One or two lines on where a tool stands, from the typed state and answer it wrote,
+    and who runs it now (its lease)."""
+    from proxytask.core.lease import lease_note
+
     notes = _NOTES.get(kind)
-    return () if notes is None else tuple(notes(path))
+    held = lease_note(path)
+    return (*(() if notes is None else notes(path)), *(() if held is None else (held,)))
 
 
 def inspect_dir(path: str) -> DirStatus:
