@@ -30,7 +30,7 @@ from proxytask.controllers.command_options import (
 )
 from proxytask.controllers.context import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from proxytask.core import layout
-from proxytask.core.errors import ProxyTaskError, UsageError
+from proxytask.core.errors import ProxyTaskError, StorageError, UsageError
 from proxytask.core.metric import metric_mode
 from proxytask.core.options import Option, add_options, resolve_options, resolve_with_previous
 
@@ -88,7 +88,7 @@ def _run_trials(values: dict[str, Any]) -> list[TrialOutcome]:
     ctx = build_context(values, layout.KIND_TRIALS, None)
     try:
         write_controller_info(ctx.controller_dir, ctx.kind, ctx.options)
-    except OSError as exc:
+    except (OSError, StorageError) as exc:  # the run's first write
         ctx.executor.close()
         raise first_write_failed(ctx, exc) from None
     job_name = values["job_name"]
@@ -230,7 +230,13 @@ def cmd_run(args: argparse.Namespace) -> int:
             storage.remove_tree(parent)
         return True
 
-    def unwritable(exc: OSError) -> UsageError:
+    def unwritable(exc: OSError | StorageError) -> UsageError:
+        if isinstance(exc, StorageError):  # its message says what to fix (create the bucket…)
+            return UsageError(
+                f"the workflow dir must be a place proxytask can write in, got {wdir!r}: {exc} "
+                f"Nothing started; run it again once it is fixed (root-output-dir in "
+                f"{args.config})."
+            )
         where = f" ({exc.filename})" if exc.filename else ""
         return UsageError(
             f"the workflow dir must be a folder proxytask can write in, got {wdir!r}: "
@@ -241,7 +247,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     try:
         lease = take_lease(wdir)  # one `proxytask run` per workflow dir
-    except OSError as exc:
+    except (OSError, StorageError) as exc:  # the run's first write
         if discard():
             raise unwritable(exc) from None
         raise

@@ -459,3 +459,18 @@ def test_a_read_only_or_full_disk_is_one_line_and_exit_2(
     reason = "Read-only file system" if disk == "read-only" else "No space left on device"
     assert reason in line and "root-output-dir" in line, line
     assert not root.exists()  # nothing left behind on that disk
+
+
+@pytest.mark.s3
+@pytest.mark.parametrize("command", ["variance", "trial", "run"])
+def test_a_missing_s3_bucket_is_one_line_and_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], s3_root: str, command: str
+) -> None:
+    root = "s3://proxytask-no-such-bucket/runs"
+    placeholder = tmp_path / "placeholder"  # replaced by the URL below; never written
+    argv = [a.replace(str(placeholder), root) for a in _disk_case(command, placeholder, tmp_path)]
+    if command == "run":
+        (tmp_path / "w.yaml").write_text(_workflow(placeholder).replace(str(placeholder), root))
+    assert any(root in a for a in argv) or command == "run"
+    line = _refuses(argv, tmp_path, capsys)
+    assert "bucket" in line and "must exist" in line and "proxytask-no-such-bucket" in line

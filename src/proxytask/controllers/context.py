@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from proxytask.core import layout, storage
-from proxytask.core.errors import UsageError
+from proxytask.core.errors import StorageError, UsageError
 from proxytask.core.metric import metric_mode
 
 if TYPE_CHECKING:
@@ -296,7 +296,7 @@ def drive(
         print(f"controller dir: {ctx.controller_dir}", flush=True)
     try:
         lease = take_lease(ctx.controller_dir)
-    except OSError as exc:
+    except (OSError, StorageError) as exc:  # the run's first write
         ctx.executor.close()
         if fresh:
             raise first_write_failed(ctx, exc) from None
@@ -343,19 +343,26 @@ def discard_new_dir(ctx: ControllerContext) -> None:
         storage.remove_tree(str(root))
 
 
-def first_write_failed(ctx: ControllerContext, exc: OSError) -> UsageError:
+def first_write_failed(ctx: ControllerContext, exc: OSError | StorageError) -> UsageError:
     """Remove the new dir a fresh run could not write its first files in (a full disk, a
-    read-only or vanished folder) and say so: nothing started, so nothing is to resume."""
+    read-only or vanished folder, a missing bucket) and say so: nothing started, so nothing
+    is to resume."""
     try:
         discard_new_dir(ctx)
-    except OSError:
-        pass  # the disk refuses even that: the message names the dir
+    except (OSError, StorageError):
+        pass  # the storage refuses even that: the message names the dir
+    root = ctx.options.get("root_output_dir")
+    if isinstance(exc, StorageError):  # its message says what to fix (create the bucket…)
+        return UsageError(
+            f"--root-output-dir must be a place proxytask can write in, got {root!r}: {exc} "
+            "Nothing started; run the command again once it is fixed."
+        )
     where = f" ({exc.filename})" if exc.filename else ""
     return UsageError(
-        f"--root-output-dir must be a folder proxytask can write in, got "
-        f"{ctx.options.get('root_output_dir')!r}: {exc.strerror or exc}{where} while writing "
-        "the run's first files. Nothing started and the new dir was removed: free some space "
-        "there or pick another folder, then run the command again."
+        f"--root-output-dir must be a folder proxytask can write in, got {root!r}: "
+        f"{exc.strerror or exc}{where} while writing the run's first files. Nothing started "
+        "and the new dir was removed: free some space there or pick another folder, then run "
+        "the command again."
     )
 
 
