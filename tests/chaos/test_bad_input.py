@@ -253,6 +253,18 @@ FILE_CASES: dict[str, Case] = {
             )
         ),
     ],
+    "workflow too few reference models": lambda t: [
+        "run",
+        str(
+            _write(
+                t / "w.yaml",
+                _workflow(
+                    t / "runs",
+                    **{"model-selection": {"start-num-models": 6, "final-num-models": 4}},
+                ),
+            )
+        ),
+    ],
     "workflow bad max-parallel": lambda t: [
         "run",
         str(_write(t / "w.yaml", _workflow(t / "runs", **{"max-parallel-trials": 0}))),

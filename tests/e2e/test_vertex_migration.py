@@ -201,9 +201,9 @@ def test_the_three_tools_run_one_after_another(tmp_path: Path) -> None:
             *_common("sel"),
             *args,
             "--start-num-models",
-            "4",
+            "6",
             "--final-num-models",
-            "3",
+            "5",  # the fewest a search can rank
             "--num-models-to-remove-per-iter",
             "1",
         )
@@ -211,7 +211,7 @@ def test_the_three_tools_run_one_after_another(tmp_path: Path) -> None:
     assert "round1:" in out and "round2:" in out, out
     (selection,) = glob.glob(str(tmp_path / "runs" / "Model_Selection_sel_*"))
     models = _json(Path(selection, "REFERENCE_MODELS.json"))["reference_models"]
-    assert len(models) == 3
+    assert len(models) == 5
     for model in models:  # continuations got --nas_params_str, as under Vertex, and went on
         trial = tmp_path / model["trial_dir"]  # relative to where proxytask ran
         assert _json(trial / "nas_params_str.json") == model["architecture"]

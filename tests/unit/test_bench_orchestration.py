@@ -108,6 +108,18 @@ def test_the_tables_show_every_part() -> None:
                 }
             ]
         },
+        "stops": {
+            "rows": [
+                {
+                    "reports": "apart",
+                    "watch": True,
+                    "trials": 16,
+                    "p50_secs": 0.004,
+                    "p95_secs": 0.02,
+                    "max_secs": 0.03,
+                },
+            ]
+        },
         "demo": {
             "wall_secs": 200.0,
             "trials": 175,
@@ -123,3 +135,10 @@ def test_the_tables_show_every_part() -> None:
     assert "digits (recorded curves): 40.0 s" in text
     assert "| 100 | 50 | 0.01 | 0.02 | 0.5 | 0.01 | 3.0 |" in text
     assert "non-training share 25 %" in text
+    assert "| apart | yes | 16 | 0.004 | 0.02 | 0.03 |" in text
+
+
+def test_the_stop_probe_sees_a_stop_the_loop_posts(tmp_path: Path) -> None:
+    # two probes reporting 0.3 s apart, the loop with its file watch: both see their stop
+    latencies = orchestration._stop_latencies(tmp_path, 2, 0.3, watch=True)
+    assert len(latencies) == 2 and all(lat >= 0 for lat in latencies)

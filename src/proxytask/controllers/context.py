@@ -453,9 +453,13 @@ def run_search(
             f"--model-selection-dir must hold at least {MIN_PAIRS} reference models for a "
             f"rank correlation, got {len(references.trial_ids)} in "
             f"{values['model_selection_dir']!r}"
-            + (f" ({shortfall.rstrip('.')})" if shortfall else "")
-            + ". Resume the model selection with --previous-model-selection-dir to train the "
-            "ones that failed again, or run one with a larger --final-num-models."
+            + (
+                f" ({shortfall.rstrip('.')}). Resume the model selection with "
+                "--previous-model-selection-dir to train the ones that failed again, or run "
+                "one with a larger --final-num-models."
+                if shortfall
+                else f". Run a model selection with --final-num-models {MIN_PAIRS} or more."
+            )
         )
     for warning in references.warnings:
         if warning.startswith("only ") and "reference models asked for" in warning:

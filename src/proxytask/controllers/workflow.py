@@ -316,7 +316,14 @@ def resolve_workflow(path: str, live: bool | None) -> tuple[str, WorkflowValues]
     )
     executor_class(values.variance["executor"]).check_trainer(trainer)
     variance_inputs(values.variance)
-    selection_inputs(values.model_selection)
+    _, selection = selection_inputs(values.model_selection)
+    if selection.final_num_models < MIN_PAIRS:
+        raise UsageError(
+            f"model-selection: final-num-models must be at least {MIN_PAIRS} in a workflow, "
+            f"got {selection.final_num_models} in {path}: the search ranks the reference "
+            f"models, and a rank correlation needs {MIN_PAIRS} or more. Set final-num-models: "
+            f"{MIN_PAIRS} or more (the model selection's summary says how many its proxies need)."
+        )
     search_inputs(values.search)
     return wdir, values
 

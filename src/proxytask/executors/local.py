@@ -40,6 +40,7 @@ from proxytask.executors.base import (
 from proxytask.executors.command import check_local_command
 from proxytask.executors.processes import TrialProcess, check_command_trainer, spawn_trial
 from proxytask.executors.warm import WarmPool, WarmProcess, WarmStartError
+from proxytask.executors.watch import DirWatch
 
 __all__ = ["LocalExecutor", "assign_gpus", "check_gpu_request", "detect_gpus"]
 
@@ -242,6 +243,7 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
         self._pipe: tuple[int, int] | None = None
         self._pools: dict[tuple[str, str, str], WarmPool] = {}
         self._owner_pid = os.getpid()
+        self._watch = DirWatch()  # wakes wait() when a trial writes a report (Linux)
         _install_process_hooks(handle_signals)
         _LIVE.add(self)
 
@@ -332,6 +334,8 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
         for gpu in gpus:
             self._gpu_used[gpu] += _share(entry)
         on_gpus = f" on GPU {','.join(gpus)}" if gpus else ""
+        if storage.is_local(spec.trial_dir):
+            self._watch.add(entry.local_dir)
         self._mark_running(entry, at, f"running as pid {proc.pid}{on_gpus}")
         logger.info("started trial %s (pid %d)", spec.trial_id, proc.pid)
         return True
@@ -377,7 +381,8 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
                 self._end(entry, outcome.state, outcome.exit_code, outcome.cause, outcome.message)
 
     def wait(self, clock: Clock, seconds: float) -> None:
-        """Sleep up to ``seconds``, returning as soon as a running trial ends (real clock)."""
+        """Sleep up to ``seconds``, returning as soon as a running trial ends or writes a file
+        in its (local) trial dir, a report say (real clock; see :mod:`.watch`)."""
         if not isinstance(clock, SystemClock) or seconds <= 0:
             clock.sleep(seconds)
             return
@@ -387,6 +392,8 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
             if e.exit_fd is not None and not e.state.is_terminal
         ]
         fds += [fd for pool in self._pools.values() if (fd := pool.event_fd) is not None]
+        if self._watch.fd is not None and self._watch.watched:
+            fds.append(self._watch.fd)
         if not fds:
             clock.sleep(seconds)
             return
@@ -394,8 +401,12 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
             select.select(fds, [], [], seconds)
         except (OSError, ValueError):  # a descriptor closed meanwhile: poll as usual
             clock.sleep(min(seconds, 0.05))
+        # writes that came meanwhile are read by the poll that follows; a write during that
+        # poll leaves the descriptor readable, so the next wait returns at once for it
+        self._watch.drain()
 
     def _release(self, entry: _LocalTrial) -> None:
+        self._watch.remove(entry.local_dir)
         if entry.exit_fd is not None:
             os.close(entry.exit_fd)
             entry.exit_fd = None
@@ -432,6 +443,7 @@ class LocalExecutor(BookkeepingExecutor[_LocalTrial]):
         for pool in self._pools.values():
             pool.close()
         self._pools.clear()
+        self._watch.close()
         if self._pipe is not None:
             for fd in self._pipe:
                 try:
