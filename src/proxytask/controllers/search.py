@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 import math
 import statistics
 from collections.abc import Mapping, Sequence
@@ -1071,9 +1070,11 @@ class SearchController(Controller):
         )
 
     def state_json(self) -> dict[str, Any]:
-        """The content of ``SEARCH_CONTROLLER_STATE.json`` (:meth:`state` in its JSON form)."""
-        data: dict[str, Any] = json.loads(json.dumps(self.state().to_json()))
-        return data
+        """The content of ``SEARCH_CONTROLLER_STATE.json`` (:meth:`state` in its JSON form).
+
+        Built afresh each step (no JSON round trip: the unchanged trial records stay the same
+        objects, so the state file re-encodes only the records that changed)."""
+        return self.state().to_json()
 
     def snapshot(self) -> ProgressSnapshot:
         """The live display: the active configs' trials, current tau and time vs limit."""
