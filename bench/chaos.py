@@ -172,15 +172,17 @@ class Job:
     def runs(self) -> str:
         return self.url or str(self.root / "runs")
 
+    def resume_argv(self) -> list[str] | None:
+        """The tool's resume of its dir, once the dir can be resumed (None before)."""
+        found = controller_dir(self.runs)
+        return None if found is None else [self.tool, f"{RESUME_FLAGS[self.tool]}={found}"]
+
     def command(self) -> list[str]:
         """The command a user runs now: the same for ``run``; else resume the dir with a
         state, or start afresh when the last run died before it had one."""
         if self.tool == "run":
             return self.argv
-        found = controller_dir(self.runs)
-        if found is None:
-            return self.argv
-        return [self.tool, f"{RESUME_FLAGS[self.tool]}={found}"]
+        return self.resume_argv() or self.argv
 
 
 def _start(argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
@@ -208,9 +210,13 @@ def _ls(url: str) -> list[str]:
 
 
 def _read_json(url: str) -> Any:
+    """The JSON at ``url``, a file the finished run must have written."""
     from proxytask.core import storage
 
-    return storage.read_json(url)
+    data = storage.read_json(url)
+    if data is None:
+        raise FileNotFoundError(f"{url} must exist once the run ended")
+    return data
 
 
 def controller_dir(runs: str) -> str | None:
@@ -699,24 +705,15 @@ def part_writers(
     out: dict[str, Any] = {}
     slow = {"cycle_secs": "0.2"}  # the same answer (accuracy depends on progress only)
 
-    def local_selection() -> dict[str, Any]:
-        job = _job("select-models", work / "writers" / "selection", env, trainer=slow)
-
-        def resume() -> list[str] | None:
-            found = controller_dir(job.runs)
-            return (
-                None
-                if found is None
-                else ["select-models", f"--previous-model-selection-dir={found}"]
-            )
-
-        return _second_writer(job, resume, expected["select-models"])
-
     def record(name: str, row: dict[str, Any]) -> None:
         out[name] = row
         _print_row("writers", name, row)
 
-    record("local: a second resume of a running model selection", local_selection())
+    job = _job("select-models", work / "writers" / "selection", env, trainer=slow)
+    record(
+        "local: a second resume of a running model selection",
+        _second_writer(job, job.resume_argv, expected["select-models"]),
+    )
     job = _job("run", work / "writers" / "run", env, trainer=slow)
     wdir = Path(job.runs) / "Workflow_chaos"
     record(
@@ -737,18 +734,10 @@ def part_writers(
                 url=f"{url}/runs",  # the runs folder, as root/runs locally
             )
 
-            def resume_s3() -> list[str] | None:
-                found = controller_dir(job.runs)
-                return (
-                    None
-                    if found is None
-                    else ["select-models", f"--previous-model-selection-dir={found}"]
-                )
-
             with _s3_env(s3_env):
                 record(
                     "S3: a second resume of a running model selection",
-                    _second_writer(job, resume_s3, expected["select-models"]),
+                    _second_writer(job, job.resume_argv, expected["select-models"]),
                 )
     return out
 
@@ -797,20 +786,27 @@ def _same_name(
     }
 
 
+BAD_INPUT_COUNTS = (
+    "cases",
+    "refused",
+    "tracebacks",
+    "writes",
+    "accepted",
+    "not_one_line",
+    "wrong_exit",
+)
+
+
+def bad_input_tally() -> dict[str, Any]:
+    """Empty counts for :func:`_one_bad_input` (and the cases that failed, with why)."""
+    return {**dict.fromkeys(BAD_INPUT_COUNTS, 0), "failures": []}
+
+
 def part_bad_input(work: Path) -> dict[str, Any]:
     """The bad-input corpus of tests/chaos/test_bad_input.py, run here case by case."""
     from tests.chaos import test_bad_input as corpus
 
-    results = {
-        "cases": 0,
-        "refused": 0,
-        "tracebacks": 0,
-        "writes": 0,
-        "accepted": 0,
-        "not_one_line": 0,
-        "wrong_exit": 0,
-        "failures": [],
-    }
+    results = bad_input_tally()
     cases: list[tuple[str, Callable[[Path], list[str]]]] = []
     for command, option, value, where in corpus.OPTION_CASES:
         cases.append(
@@ -821,7 +817,7 @@ def part_bad_input(work: Path) -> dict[str, Any]:
         )
     for name, make in sorted(corpus.FILE_CASES.items()):
         cases.append((name, make))
-    with _small_disks(work / "disks") as disks:
+    with corpus.mounted_small_disks(work / "disks") as disks:
         for command, disk in corpus.DISK_CASES if disks else []:
             cases.append((f"{command} on a {disk} disk", _disk_case(corpus, command, disks[disk])))
         for name, make in cases:
@@ -850,25 +846,6 @@ def _option_case(
 
 def _disk_case(corpus: Any, command: str, disk: Path) -> Callable[[Path], list[str]]:
     return lambda t: corpus._disk_case(command, disk / "runs", t)
-
-
-@contextlib.contextmanager
-def _small_disks(where: Path) -> Iterator[dict[str, Path]]:
-    """A read-only and a full tmpfs when this process may mount them, else {}."""
-    from tests.chaos.test_bad_input import _mount_tmpfs
-
-    disks = {"read-only": where / "ro", "full": where / "full"}
-    if not _mount_tmpfs(disks["read-only"], "ro,size=1m"):
-        yield {}
-        return
-    _mount_tmpfs(disks["full"], "size=32k")
-    with contextlib.suppress(OSError), open(disks["full"] / "fill", "wb") as handle:
-        handle.write(b"\0" * 64 * 1024)
-    try:
-        yield disks
-    finally:
-        for path in disks.values():
-            subprocess.run(["umount", "-l", str(path)], capture_output=True)
 
 
 def _one_bad_input(
@@ -945,15 +922,7 @@ def summarise(results: dict[str, Any]) -> dict[str, Any]:
     s["writer_checks_ok"] = sum(1 for r in writers.values() if r["ok"])
     bad = results.get("bad-input")
     if bad:
-        for key in (
-            "cases",
-            "refused",
-            "tracebacks",
-            "writes",
-            "accepted",
-            "not_one_line",
-            "wrong_exit",
-        ):
+        for key in BAD_INPUT_COUNTS:
             s[f"bad_input_{key}"] = bad[key]
     s["ok"] = (
         s["same_answer"] == s["runs"]

@@ -200,7 +200,7 @@ def cmd_latency_worker(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``proxytask run CONFIG``: the whole workflow, resumable, in one dir."""
-    from proxytask.controllers.context import take_lease
+    from proxytask.controllers.context import first_write_error, take_lease
     from proxytask.controllers.workflow import (
         WorkflowController,
         load_workflow_state,
@@ -231,19 +231,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         return True
 
     def unwritable(exc: OSError | StorageError) -> UsageError:
-        if isinstance(exc, StorageError):  # its message says what to fix (create the bucket…)
-            return UsageError(
-                f"the workflow dir must be a place proxytask can write in, got {wdir!r}: {exc} "
-                f"Nothing started; run it again once it is fixed (root-output-dir in "
-                f"{args.config})."
-            )
-        where = f" ({exc.filename})" if exc.filename else ""
-        return UsageError(
-            f"the workflow dir must be a folder proxytask can write in, got {wdir!r}: "
-            f"{exc.strerror or exc}{where} while writing the run's first files. Nothing "
-            "started and the new dir was removed: free some space there or change "
-            f"root-output-dir in {args.config}, then run it again."
-        )
+        fix = f"change root-output-dir in {args.config}"
+        return first_write_error("the workflow dir", wdir, exc, fix)
 
     try:
         lease = take_lease(wdir)  # one `proxytask run` per workflow dir

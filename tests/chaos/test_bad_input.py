@@ -9,6 +9,7 @@ tables, state files and paths. ``test_the_corpus_is_large_enough`` keeps the cou
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -190,6 +191,11 @@ def _state_dir(t: Path, kind: str, state_file: str, state: str, info: str | None
 Case = Callable[[Path], list[str]]
 
 
+def _run(t: Path, **changes: object) -> list[str]:
+    """``proxytask run`` of a workflow file in ``t`` with ``changes`` (see :func:`_workflow`)."""
+    return ["run", str(_write(t / "w.yaml", _workflow(t / "runs", **changes)))]
+
+
 def _trial(t: Path, *extra: str) -> list[str]:
     return ["trial", f"--trainer={FAKE}", f"--search-space={SPACE}",
             f"--root-output-dir={t / 'runs'}", "--job-name=t", *extra]  # fmt: skip
@@ -223,52 +229,17 @@ FILE_CASES: dict[str, Case] = {
     "workflow not YAML": lambda t: ["run", str(_write(t / "w.yaml", "job-name: [x"))],
     "workflow missing": lambda t: ["run", str(t / "nope.yaml")],
     "workflow a folder": lambda t: ["run", str((t / "d").mkdir() or t / "d")],
-    "workflow no job name": lambda t: [
-        "run",
-        str(_write(t / "w.yaml", _workflow(t / "runs", **{"job-name": None}))),
-    ],
-    "workflow negative seed": lambda t: [
-        "run",
-        str(_write(t / "w.yaml", _workflow(t / "runs", seed=-1))),
-    ],
-    "workflow unknown stage key": lambda t: [
-        "run",
-        str(_write(t / "w.yaml", _workflow(t / "runs", variance={"num-copy": 3}))),
-    ],
-    "workflow stage not a mapping": lambda t: [
-        "run",
-        str(_write(t / "w.yaml", _workflow(t / "runs", variance=[1, 2]))),
-    ],
-    "workflow missing replay table": lambda t: [
-        "run",
-        str(
-            _write(
-                t / "w.yaml",
-                _workflow(
-                    t / "runs",
-                    trainer="replay",
-                    executor="replay",
-                    **{"replay-table": str(t / "x.json")},
-                ),
-            )
-        ),
-    ],
-    "workflow too few reference models": lambda t: [
-        "run",
-        str(
-            _write(
-                t / "w.yaml",
-                _workflow(
-                    t / "runs",
-                    **{"model-selection": {"start-num-models": 6, "final-num-models": 4}},
-                ),
-            )
-        ),
-    ],
-    "workflow bad max-parallel": lambda t: [
-        "run",
-        str(_write(t / "w.yaml", _workflow(t / "runs", **{"max-parallel-trials": 0}))),
-    ],
+    "workflow no job name": lambda t: _run(t, **{"job-name": None}),
+    "workflow negative seed": lambda t: _run(t, seed=-1),
+    "workflow unknown stage key": lambda t: _run(t, variance={"num-copy": 3}),
+    "workflow stage not a mapping": lambda t: _run(t, variance=[1, 2]),
+    "workflow missing replay table": lambda t: _run(
+        t, trainer="replay", executor="replay", **{"replay-table": str(t / "x.json")}
+    ),
+    "workflow too few reference models": lambda t: _run(
+        t, **{"model-selection": {"start-num-models": 6, "final-num-models": 4}}
+    ),
+    "workflow bad max-parallel": lambda t: _run(t, **{"max-parallel-trials": 0}),
     # replay tables
     "replay table not UTF-8": lambda t: _replay(t, b"\xff\xfe{}"),
     "replay table not JSON": lambda t: _replay(t, "{"),
@@ -421,25 +392,33 @@ def _mount_tmpfs(where: Path, options: str) -> bool:
     return done.returncode == 0
 
 
-@pytest.fixture
-def small_disks(tmp_path: Path) -> Iterator[dict[str, Path]]:
-    """A read-only file system and a full one (32 KiB, filled), mounted under ``tmp_path``."""
+@contextlib.contextmanager
+def mounted_small_disks(where: Path) -> Iterator[dict[str, Path]]:
+    """A read-only file system and a full one (32 KiB, filled), mounted under ``where``;
+    ``{}`` when this process may not mount (not root). Unmounted on exit."""
     import subprocess
 
-    disks = {"read-only": tmp_path / "ro", "full": tmp_path / "full"}
+    disks = {"read-only": where / "ro", "full": where / "full"}
     if not _mount_tmpfs(disks["read-only"], "ro,size=1m"):
-        pytest.skip("mounting a tmpfs needs root (the bad-input corpus's disk cases)")
-    assert _mount_tmpfs(disks["full"], "size=32k")
+        yield {}
+        return
     try:
-        with open(disks["full"] / "fill", "wb") as handle:
-            handle.write(b"\0" * 64 * 1024)
-    except OSError:
-        pass  # full: that is the point
-    try:
+        assert _mount_tmpfs(disks["full"], "size=32k")
+        with contextlib.suppress(OSError), open(disks["full"] / "fill", "wb") as handle:
+            handle.write(b"\0" * 64 * 1024)  # full: that is the point
         yield disks
     finally:
         for path in disks.values():
             subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+@pytest.fixture
+def small_disks(tmp_path: Path) -> Iterator[dict[str, Path]]:
+    """:func:`mounted_small_disks` under ``tmp_path``; the test is skipped when not root."""
+    with mounted_small_disks(tmp_path) as disks:
+        if not disks:
+            pytest.skip("mounting a tmpfs needs root (the bad-input corpus's disk cases)")
+        yield disks
 
 
 def _disk_case(command: str, root: Path, t: Path) -> list[str]:

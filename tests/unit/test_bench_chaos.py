@@ -41,16 +41,7 @@ def test_the_summary_holds_only_when_every_check_held() -> None:
 
 
 def test_the_bad_input_judge_counts_an_accepted_command_and_a_write(tmp_path: Path) -> None:
-    results: dict[str, Any] = {
-        "cases": 0,
-        "refused": 0,
-        "tracebacks": 0,
-        "writes": 0,
-        "accepted": 0,
-        "not_one_line": 0,
-        "wrong_exit": 0,
-        "failures": [],
-    }
+    results = chaos.bad_input_tally()
     chaos._one_bad_input(
         "help is no refusal", lambda t: ["status", "--help"], tmp_path, results, corpus
     )

@@ -115,22 +115,26 @@ def test_cli_trial_on_replay(tmp_path: Path, capsys: pytest.CaptureFixture[str])
     assert "job r: 2 trials, 2 complete, 0 failed" in capsys.readouterr().out
 
 
+def _fake_trial(tmp_path: Path, job: str, behaviour: str, *extra: str) -> list[str]:
+    """``proxytask trial`` of the fake trainer with one ``behaviour``, two short cycles."""
+    return [
+        "trial",
+        f"--trainer={sys.executable} -m proxytask.testing.fake_trainer",
+        "--search-space=tests.fixtures.spaces:tiny",
+        f"--root-output-dir={tmp_path / 'runs'}",
+        f"--job-name={job}",
+        *extra,
+        "--trainer-args",
+        f"behaviour={behaviour}",
+        "cycles=2",
+        "cycle_secs=0.01",
+    ]
+
+
 def test_cli_trial_local_failure_exits_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = cli.main(
-        [
-            "trial",
-            f"--trainer={sys.executable} -m proxytask.testing.fake_trainer",
-            "--search-space=tests.fixtures.spaces:tiny",
-            f"--root-output-dir={tmp_path / 'runs'}",
-            "--job-name=l",
-            "--trainer-args",
-            "behaviour=crash",
-            "cycles=2",
-            "cycle_secs=0.01",
-        ]
-    )
+    code = cli.main(_fake_trial(tmp_path, "l", "crash"))
     out = capsys.readouterr().out
     assert code == 1
     assert ("l/1: failed (crash)" in out and "stderr.log" in out) or "read the trial" in out
@@ -155,20 +159,7 @@ def test_cli_trial_names_each_injected_fault_as_the_tools_judge_it(
     extra: tuple[str, ...],
     expected: str,
 ) -> None:
-    code = cli.main(
-        [
-            "trial",
-            f"--trainer={sys.executable} -m proxytask.testing.fake_trainer",
-            "--search-space=tests.fixtures.spaces:tiny",
-            f"--root-output-dir={tmp_path / 'runs'}",
-            "--job-name=f",
-            *extra,
-            "--trainer-args",
-            f"behaviour={behaviour}",
-            "cycles=2",
-            "cycle_secs=0.01",
-        ]
-    )
+    code = cli.main(_fake_trial(tmp_path, "f", behaviour, *extra))
     out = capsys.readouterr().out
     assert code == 1, out
     assert f"f/1: {expected}" in out, out

@@ -351,18 +351,23 @@ def first_write_failed(ctx: ControllerContext, exc: OSError | StorageError) -> U
         discard_new_dir(ctx)
     except (OSError, StorageError):
         pass  # the storage refuses even that: the message names the dir
-    root = ctx.options.get("root_output_dir")
+    root = str(ctx.options.get("root_output_dir"))
+    return first_write_error("--root-output-dir", root, exc, "pick another folder")
+
+
+def first_write_error(subject: str, got: str, exc: OSError | StorageError, fix: str) -> UsageError:
+    """The one line for a fresh run whose first write failed: ``subject`` (the option or
+    dir at fault) must be writable, ``got`` its value, ``fix`` the way out of a bad folder."""
     if isinstance(exc, StorageError):  # its message says what to fix (create the bucket…)
         return UsageError(
-            f"--root-output-dir must be a place proxytask can write in, got {root!r}: {exc} "
-            "Nothing started; run the command again once it is fixed."
+            f"{subject} must be a place proxytask can write in, got {got!r}: {exc} Nothing "
+            "started; run it again once that is fixed."
         )
     where = f" ({exc.filename})" if exc.filename else ""
     return UsageError(
-        f"--root-output-dir must be a folder proxytask can write in, got {root!r}: "
+        f"{subject} must be a folder proxytask can write in, got {got!r}: "
         f"{exc.strerror or exc}{where} while writing the run's first files. Nothing started "
-        "and the new dir was removed: free some space there or pick another folder, then run "
-        "the command again."
+        f"and the new dir was removed: free some space there or {fix}, then run it again."
     )
 
 
