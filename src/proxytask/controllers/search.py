@@ -705,6 +705,8 @@ class SearchController(Controller):
         self._set_stats(name, rescore_note=None)
         if decision.stopped:
             self._record_decision(name, stats, decision)
+        elif recorded.stopping_state in _STOPPED_BY_TIME:
+            pass  # stopped by a time limit or another proxy's time, not by the rule: kept
         else:
             self._set_stats(
                 name,
@@ -1097,6 +1099,13 @@ class SearchController(Controller):
             rows=base.progress_rows(self.tracker, keys),
             elapsed_secs=self.ctx.clock.now() - self.started_at,
         )
+
+
+#: Stops a re-score cannot reproduce from a proxy's own statistics: they came from a time
+#: limit or from another proxy's time, so a re-score that does not stop the proxy keeps them.
+_STOPPED_BY_TIME = frozenset(
+    {StoppingState.EXCEEDED_TRAIN_TIME_LIMIT, StoppingState.EXCEEDED_BEST_TRAIN_TIME}
+)
 
 
 def _signed(value: float | None, sign: float) -> float | None:
