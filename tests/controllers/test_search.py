@@ -222,6 +222,33 @@ def test_extending_the_generator_trains_only_the_new_configs(tmp_path: Path) -> 
     assert again.best_proxy_task_name == "good"
 
 
+def test_a_rerun_keeps_a_stop_by_another_proxys_time(tmp_path: Path) -> None:
+    """Re-scoring a finished search keeps 'Exceeded best training time': the rule did not
+    stop that proxy, so its cut curves are no reason to call it 'Ran till completion'. The
+    case that needs it: the stopped proxy's trials ended before the winner's (a re-score
+    judges each proxy by the ones finished before it, so it sees no best time to stop at)."""
+    ctl, cdir = _run(tmp_path, "all_three", early_stop_proxy_task_if_not_best=True)
+    before = _stats(cdir, "bad")
+    assert before["stopping_state"] == "Exceeded best training time"
+    state = json.loads((cdir / SEARCH_STATE).read_text())
+    order = [n for n in state["finish_order"] if n != "bad"]
+    state["finish_order"] = ["bad", *order]  # as when its trials ended first
+    (cdir / SEARCH_STATE).write_text(json.dumps(state))
+    again = SearchController.resume(
+        _ctx(cdir, ctl.ctx.clock),
+        ReferenceModels.load(str(_model_selection_dir(tmp_path))),
+        _configs("all_three"),
+        point_settings(early_stop_proxy_task_if_not_best=True),
+    )
+    again.run()
+    assert again.ctx.executor.known_trials() == []  # nothing trained again
+    after = _stats(cdir, "bad")
+    assert after["stopping_state"] == "Exceeded best training time"
+    assert after["final_training_steps"] == before["final_training_steps"]
+    assert not after.get("rescore_note")
+    assert again.best_proxy_task_name == "good"
+
+
 def test_changed_thresholds_rescore_from_recorded_curves(tmp_path: Path) -> None:
     refs = ReferenceModels.load(str(_model_selection_dir(tmp_path)))
     clock = SimulatedClock()
@@ -237,6 +264,25 @@ def test_changed_thresholds_rescore_from_recorded_curves(tmp_path: Path) -> None
     assert again.ctx.executor.known_trials() == []  # nothing trained again
     after = _stats(cdir, "late")["final_training_steps"]
     assert after is not None and before is not None and after > before
+
+
+def test_a_rerun_draws_the_plots_a_killed_run_had_not_drawn(tmp_path: Path) -> None:
+    """Plots are drawn beside the controller (proxytask.report.background): a run killed
+    after a proxy finished but before its plots were written draws them when run again."""
+    ctl, cdir = _run(tmp_path, "all_three", early_stop_proxy_task_if_not_best=False)
+    missing = cdir / "proxy_task_late_curves.png"
+    missing.unlink()
+    kept = cdir / "proxy_task_good_curves.png"
+    kept_at = kept.stat().st_mtime_ns
+    again = SearchController.resume(
+        _ctx(cdir, ctl.ctx.clock),
+        ReferenceModels.load(str(_model_selection_dir(tmp_path))),
+        _configs("all_three"),
+        point_settings(early_stop_proxy_task_if_not_best=False),
+    )
+    again.run()
+    assert missing.read_bytes()[:4] == b"\x89PNG"
+    assert kept.stat().st_mtime_ns == kept_at  # the plots that exist are not drawn again
 
 
 def test_kill_and_resume_at_any_step_gives_the_same_final_state(tmp_path: Path) -> None:

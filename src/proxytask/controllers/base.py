@@ -22,6 +22,7 @@ from proxytask.core.lease import Lease
 from proxytask.core.space import SearchSpace
 from proxytask.executors.base import Executor, FailureCause
 from proxytask.executors.causes import ADVICE
+from proxytask.report import background
 from proxytask.report.progress import ProgressDisplay, ProgressRow, ProgressSnapshot
 
 __all__ = [
@@ -216,7 +217,9 @@ class Controller(abc.ABC):
         """What the live display shows now."""
 
     def run(self) -> None:
-        """Step until finished, sleeping on the injected clock between steps."""
+        """Step until finished, sleeping on the injected clock between steps; then wait for
+        the plots handed to the plot worker (:mod:`proxytask.report.background`), so the
+        answer's files all exist when it returns. A failing run drops the plots not drawn."""
         idle, seen = 0, -1
         try:
             while True:
@@ -231,6 +234,10 @@ class Controller(abc.ABC):
                 self.ctx.executor.wait(
                     self.ctx.clock, self.tracker.wait_secs(self.ctx.poll_interval_secs, idle)
                 )
+            background.drain()
+        except BaseException:
+            background.abandon()
+            raise
         finally:
             self.ctx.display.close()
 

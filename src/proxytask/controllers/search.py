@@ -46,6 +46,7 @@ from proxytask.core import layout, storage
 from proxytask.core.errors import UsageError
 from proxytask.core.proxies import ProxyTaskConfig
 from proxytask.executors.command import Continuation
+from proxytask.report import background
 from proxytask.report.progress import ProgressSnapshot
 from proxytask.stats.search import (
     MIN_PAIRS,
@@ -203,6 +204,7 @@ class SearchController(Controller):
         self._stability_result: StabilityResult | None = None
         self._reference_metrics: TrialTrainingMetrics | None = None
         self._zero_training: dict[str, TauSummary] | None = None
+        self._plotted: set[str] = set()  # configs whose plots this run drew (or handed over)
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -742,6 +744,7 @@ class SearchController(Controller):
         from proxytask.report.data import correlation_scatter_figure, search_curves_figure
         from proxytask.report.plots import render_correlation_scatter, render_search_curves
 
+        self._plotted.add(name)
         stats = self._stats(name)
         prefix = storage.join(self.ctx.controller_dir, f"proxy_task_{name}")
         fig = search_curves_figure(
@@ -754,7 +757,7 @@ class SearchController(Controller):
             stopping_state=stats.stopping_state.value,
             metric_label=self.settings.mode.label,
         )
-        render_search_curves(fig, prefix + "_curves.png")
+        background.submit(render_search_curves, fig, prefix + _CONFIG_PLOTS[0])
         labels = [f"{i}" for i in self.references.trial_ids]
         # the evaluation where the stopping rule held (not the interpolated step before it)
         at_step = stats.deciding_step
@@ -766,7 +769,8 @@ class SearchController(Controller):
         recorded = stats.interval_at(at_step)
         interval = acc.interval if recorded is None else recorded.interval
         metric = self.settings.mode.label
-        render_correlation_scatter(
+        background.submit(
+            render_correlation_scatter,
             correlation_scatter_figure(
                 f"{name}: proxy vs full-training {metric} at step {at_step}",
                 list(self.references.accuracies),
@@ -779,13 +783,14 @@ class SearchController(Controller):
                 interval,
                 "adjusted for repeated looks" if recorded is not None and interval else "",
             ),
-            prefix + "_accuracy_correlation.png",
+            prefix + _CONFIG_PLOTS[1],
         )
         low, high = stats.latency_interval or (None, None)
         latency_interval = (
             None if low is None or high is None else (low, high, self.settings.confidence)
         )
-        render_correlation_scatter(
+        background.submit(
+            render_correlation_scatter,
             correlation_scatter_figure(
                 f"{name}: latency",
                 list(self.references.latencies),
@@ -797,7 +802,7 @@ class SearchController(Controller):
                 "proxy-task latency",
                 latency_interval,
             ),
-            prefix + "_latency_correlation.png",
+            prefix + _CONFIG_PLOTS[2],
         )
 
     def accuracies_at_step(self, name: str, step: int | None) -> list[float | None]:
@@ -981,6 +986,10 @@ class SearchController(Controller):
 
         names = self._started()
         cdir = self.ctx.controller_dir
+        for name in sorted(self.done - self._plotted):
+            prefix = storage.join(cdir, f"proxy_task_{name}")
+            if not all(storage.exists(prefix + suffix) for suffix in _CONFIG_PLOTS):
+                self._render(name)  # a killed run had not drawn them yet
         rows = [
             (
                 name,
@@ -990,13 +999,18 @@ class SearchController(Controller):
             )
             for name in names
         ]
-        render_proxy_comparison(proxy_comparison_figure(rows), storage.join(cdir, COMPARISON_PLOT))
+        background.submit(
+            render_proxy_comparison,
+            proxy_comparison_figure(rows),
+            storage.join(cdir, COMPARISON_PLOT),
+        )
         tau_rows: list[tuple[str, str, float | None, float | None, float | None]] = [
             (name, TRAINED_PROXY, *self._stats(name).trained_tau()) for name in names
         ]
         for name, check in self.zero_training_baselines().items():
             tau_rows.append((name, ZERO_TRAINING, check.tau, check.ci_low, check.ci_high))
-        render_tau_comparison(
+        background.submit(
+            render_tau_comparison,
             tau_comparison_figure(
                 tau_rows,
                 desired_correlation=self.settings.desired_accuracy_correlation,
@@ -1006,7 +1020,9 @@ class SearchController(Controller):
         )
         stability = self._stability_result
         if stability is not None:
-            render_stability(stability_figure(stability), storage.join(cdir, STABILITY_PLOT))
+            background.submit(
+                render_stability, stability_figure(stability), storage.join(cdir, STABILITY_PLOT)
+            )
 
     def stability(self) -> StabilityResult | None:
         """How often each proxy would win if the reference set were resampled (200 draws).
@@ -1208,6 +1224,10 @@ def _pace_pct(curves: Sequence[TrialTrainingMetrics]) -> float | None:
         if len(pcts) == 1:
             gaps.append(pcts[0])
     return min(gaps) if gaps else None
+
+
+#: Each finished proxy's plots: ``proxy_task_<name>`` + these (drawn at its end).
+_CONFIG_PLOTS = ("_curves.png", "_accuracy_correlation.png", "_latency_correlation.png")
 
 
 def stage_job(name: str, stage: int) -> str:

@@ -34,6 +34,7 @@ from proxytask.core.errors import UsageError
 from proxytask.core.metric import MetricMode
 from proxytask.core.space import SearchSpace
 from proxytask.executors.command import Continuation
+from proxytask.report import background
 from proxytask.report.progress import ProgressSnapshot
 from proxytask.trainer.contract import get_accuracy_at_pct, read_final_metrics
 from proxytask.trainer.zero_cost_metrics import read_zero_cost_scores
@@ -630,7 +631,9 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
         result = select_survivors(scores, to_remove, requires_latency=requires)
         job = current.search_job_name
         fig = selection_figure(scores, result, index + 1, pct, metric_label=s.metric_mode.label)
-        render_selection_figure(fig, storage.join(current.search_job_link, SCORES_PLOT))
+        background.submit(
+            render_selection_figure, fig, storage.join(current.search_job_link, SCORES_PLOT)
+        )
         self.iterations[-1] = dataclasses.replace(current, trials_to_retrain=result.kept)
         self.rounds.append(PrunedRound(job, pct, result.kept, result.removed, result.invalid))
         self.ctx.display.message(

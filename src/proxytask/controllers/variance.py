@@ -35,6 +35,7 @@ from proxytask.core.space import SearchSpace
 from proxytask.executors.base import FailureCause
 from proxytask.executors.causes import ADVICE
 from proxytask.executors.command import Continuation
+from proxytask.report import background
 from proxytask.report.progress import ProgressSnapshot
 from proxytask.trainer.contract import TrialTrainingMetrics
 
@@ -560,7 +561,9 @@ class VarianceController(SpaceController[VarianceSettings]):
             smoothness=result.smoothness_value,
             metric_label=self.settings.metric_mode.label,
         )
-        render_variance_figure(fig, storage.join(self.ctx.controller_dir, PLOT_FILE))
+        background.submit(
+            render_variance_figure, fig, storage.join(self.ctx.controller_dir, PLOT_FILE)
+        )
 
     def result(self) -> VarianceResult | None:
         """The answer (``variance_and_smoothness.json``) once done."""
