@@ -29,6 +29,53 @@ def test_spent_counts_each_models_cumulative_time_once(tmp_path: Path) -> None:
     assert orchestration._spent(tmp_path) == {"a": pytest.approx(25.0), "b": pytest.approx(4.0)}
 
 
+def test_evidence_is_every_configs_models_trained_to_where_its_end_was_decided(
+    tmp_path: Path,
+) -> None:
+    from proxytask.core import layout
+    from proxytask.executors.replay import ReplayTable
+
+    archs = [{"w": 1}, {"w": 2}]
+    curves = [
+        {
+            "curve_id": f"{proxy}-{i}",
+            "match": {"nas_params": arch, "trainer_args": {"proxy": proxy}},
+            "total_steps": 40,
+            "latency": 1.0,
+            # an evaluation every 10 steps, each cycle taking 2 s (a) or 1 s (b)
+            "points": [[10 * k - 1, 0.5, 2.0 if proxy == "a" else 1.0] for k in range(1, 5)],
+        }
+        for proxy in ("a", "b")
+        for i, arch in enumerate(archs)
+    ]
+    table = ReplayTable.from_dict(
+        {"format": "proxytask-replay-table", "version": 1, "curves": curves}
+    )
+    selection = tmp_path / "selection"
+    models = []
+    for i, arch in enumerate(archs):
+        tdir = selection / "jobs" / str(i)
+        pt.save_nas_params(str(tdir), json.dumps(arch))
+        models.append({"trial_dir": str(tdir)})
+    (selection / layout.REFERENCE_MODELS).write_text(json.dumps({"reference_models": models}))
+    search = tmp_path / "search"
+    search.mkdir()
+    state = {
+        "proxy_tasks_map": {
+            "a": {"proxy_task_stats": {"decided_at_training_step": 19}},  # 2 evaluations
+            "b": {"proxy_task_stats": {"decided_at_training_step": None}},  # ran to the end
+        },
+        "config_args": {"a": {"proxy": "a"}, "b": {"proxy": "b"}},
+    }
+    (search / "SEARCH_CONTROLLER_STATE.json").write_text(json.dumps(state))
+    # a: 2 models x 2 evaluations x 2 s; b: 2 models x 4 evaluations x 1 s
+    assert orchestration._evidence(table, search, selection) == pytest.approx(16.0)
+
+
+def test_the_filesystem_note_names_a_mount() -> None:
+    assert orchestration.filesystem_note(Path("/proc")) == "proc"
+
+
 def test_the_demos_training_share_counts_continuations_by_their_own_time(
     tmp_path: Path,
 ) -> None:
@@ -72,6 +119,8 @@ def test_the_tables_show_every_part() -> None:
                     "spent_secs": 100.0,
                     "oracle_secs": 80.0,
                     "vs_oracle": 1.25,
+                    "evidence_secs": 90.0,
+                    "vs_evidence": 1.11,
                     "vs_reference": 0.4,
                     "states": {"img12": "Met desired correlation"},
                 }
@@ -129,7 +178,8 @@ def test_the_tables_show_every_part() -> None:
         },
     }
     text = orchestration.markdown(results)
-    assert "| digits | default | img12 (599, 0.7) | 100.0 | 80.0 | 1.25 | 0.4 |" in text
+    row = "| digits | default | img12 (599, 0.7) | 100.0 | 80.0 | 1.25 | 90.0 | 1.11 | 0.4 |"
+    assert row in text
     assert "| `proxytask trial --trainer-entry` (warm) | 105.0 | +5 % |" in text
     assert "warm worker: median 0.25 s" in text
     assert "digits (recorded curves): 40.0 s" in text

@@ -151,6 +151,15 @@ def test_paths_the_worker_may_not_write_are_drawn_inline(tmp_path: Path) -> None
     assert worker._proc is None  # no process was started for it
 
 
+def test_a_renderer_the_worker_cannot_import_is_drawn_inline(tmp_path: Path) -> None:
+    worker = PlotWorker(offload=lambda path: True)
+    drawn: list[str] = []
+    worker.submit(lambda figure, path: drawn.append(path), None, str(tmp_path / "a.png"))
+    assert drawn == [str(tmp_path / "a.png")]
+    assert worker._proc is None
+    worker.drain()
+
+
 def test_default_offload_keeps_object_stores_and_memory_inline() -> None:
     from proxytask.report.background import _default_offload
 

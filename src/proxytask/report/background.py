@@ -10,11 +10,12 @@ and links exists (:meth:`proxytask.controllers.base.Controller.run`).
 
 What stays inline (drawn in the caller, as before): a path that is not on this machine's
 disk (an object store's credentials and endpoint are the caller's; ``memory://`` lives in
-this process), a machine with one core (nothing to run beside), and any plot once the worker
-could not start or died (it is drawn here instead; a kill costs no plot). The worker ignores
-Ctrl-C (the caller decides) and exits when the caller's end of its pipe closes, so it never
-outlives the caller by more than the plot it is drawing. The files are written atomically
-either way, so a reader never sees half a PNG.
+this process), a machine with one core (nothing to run beside), a renderer the worker cannot
+import by name (a lambda), and any plot once the worker could not start or died (it is drawn
+here instead; a kill costs no plot). The worker ignores Ctrl-C (the caller decides) and exits
+when the caller's end of its pipe closes, so it never outlives the caller by more than the
+plot it is drawing. The files are written atomically either way, so a reader never sees half
+a PNG.
 
 Example::
 
@@ -82,7 +83,7 @@ class PlotWorker:
 
     def submit(self, render: Renderer, figure: Any, path: str) -> None:
         """Have ``render(figure, path)`` run in the worker (or here; see the class doc)."""
-        if not self._offload(path) or not self._started():
+        if not self._offload(path) or not _importable(render) or not self._started():
             render(figure, path)
             return
         with self._lock:
@@ -238,6 +239,13 @@ class PlotWorker:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def _importable(render: Renderer) -> bool:
+    """True for a renderer the worker can import by name (not a lambda or a local function,
+    e.g. a benchmark's stand-in that draws nothing)."""
+    qualname = getattr(render, "__qualname__", "")
+    return bool(getattr(render, "__module__", None)) and "<" not in qualname
 
 
 def _default_offload(path: str) -> bool:
