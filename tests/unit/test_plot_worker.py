@@ -38,10 +38,16 @@ def _drawn(path: Path) -> tuple[str, int]:
     return text, int(pid)
 
 
-def _worker_pid(worker: PlotWorker) -> int:
-    proc = worker._proc
-    assert proc is not None, "the worker process did not start"
-    return proc.pid
+def _busy_pid(worker: PlotWorker, within: float = 5.0) -> int:
+    """The pid of the worker process drawing a plot now."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        with worker._lock:
+            busy = [w.proc.pid for w in worker._in_flight]
+        if busy:
+            return busy[0]
+        time.sleep(0.02)
+    raise AssertionError("no worker took the plot")
 
 
 def _gone(pid: int, within: float = 10.0) -> bool:
@@ -73,7 +79,8 @@ def test_plots_are_drawn_by_the_worker_and_all_written_after_drain(tmp_path: Pat
         drawn = [_drawn(p) for p in paths]
         assert [text for text, _ in drawn] == [f"plot{i}" for i in range(6)]
         pids = {pid for _, pid in drawn}
-        assert _worker_pid(worker) in pids  # the worker drew some
+        assert len(worker.pids) == 2
+        assert pids <= set(worker.pids)  # all drawn by the workers, none by the caller
     finally:
         worker.close()
 
@@ -99,8 +106,7 @@ def test_a_killed_worker_costs_no_plot(tmp_path: Path) -> None:
         worker.submit(slow_write, (5.0, "in flight"), str(tmp_path / "a.png"))
         for i in range(3):
             worker.submit(write_pid, f"waiting{i}", str(tmp_path / f"w{i}.png"))
-        pid = _worker_pid(worker)
-        time.sleep(0.5)  # the worker has taken the slow plot
+        pid = _busy_pid(worker)  # the worker that took the slow plot
         os.kill(pid, signal.SIGKILL)
         worker.drain()
         assert _drawn(tmp_path / "a.png") == ("in flight", os.getpid())  # drawn here instead
@@ -108,6 +114,7 @@ def test_a_killed_worker_costs_no_plot(tmp_path: Path) -> None:
             assert _drawn(tmp_path / f"w{i}.png")[0] == f"waiting{i}"
         worker.submit(write_pid, "later", str(tmp_path / "later.png"))  # inline from now on
         assert _drawn(tmp_path / "later.png") == ("later", os.getpid())
+        assert all(_gone(p) for p in worker.pids)  # the other worker ended too
     finally:
         worker.close()
 
@@ -128,18 +135,20 @@ def test_two_plots_of_one_path_land_in_the_order_submitted(tmp_path: Path) -> No
 def test_abandon_drops_waiting_plots_and_ends_the_worker(tmp_path: Path) -> None:
     worker = PlotWorker(offload=lambda path: True)
     worker.submit(slow_write, (5.0, "in flight"), str(tmp_path / "a.png"))
-    worker.submit(write_pid, "waiting", str(tmp_path / "b.png"))
-    pid = _worker_pid(worker)
+    worker.submit(slow_write, (5.0, "waiting"), str(tmp_path / "b.png"))
+    worker.submit(write_pid, "waiting too", str(tmp_path / "c.png"))
+    pids = worker.pids
+    _busy_pid(worker)
     time.sleep(0.3)
     worker.abandon()
-    assert _gone(pid)
+    assert len(pids) == 2 and all(_gone(pid) for pid in pids)
     worker.drain()  # nothing is left to wait for
-    assert not (tmp_path / "a.png").exists() and not (tmp_path / "b.png").exists()
-    # a later plot starts a new worker
-    worker.submit(write_pid, "next", str(tmp_path / "c.png"))
+    assert not any((tmp_path / f"{n}.png").exists() for n in "abc")
+    # a later plot starts new workers
+    worker.submit(write_pid, "next", str(tmp_path / "d.png"))
     try:
         worker.drain()
-        assert _drawn(tmp_path / "c.png")[0] == "next"
+        assert _drawn(tmp_path / "d.png")[0] == "next"
     finally:
         worker.close()
 
@@ -148,7 +157,7 @@ def test_paths_the_worker_may_not_write_are_drawn_inline(tmp_path: Path) -> None
     worker = PlotWorker(offload=lambda path: False)
     worker.submit(write_pid, "here", str(tmp_path / "a.png"))
     assert _drawn(tmp_path / "a.png") == ("here", os.getpid())  # before any drain
-    assert worker._proc is None  # no process was started for it
+    assert worker.pids == []  # no process was started for it
 
 
 def test_a_renderer_the_worker_cannot_import_is_drawn_inline(tmp_path: Path) -> None:
@@ -156,7 +165,7 @@ def test_a_renderer_the_worker_cannot_import_is_drawn_inline(tmp_path: Path) -> 
     drawn: list[str] = []
     worker.submit(lambda figure, path: drawn.append(path), None, str(tmp_path / "a.png"))
     assert drawn == [str(tmp_path / "a.png")]
-    assert worker._proc is None
+    assert worker.pids == []
     worker.drain()
 
 
@@ -171,9 +180,13 @@ def test_default_offload_keeps_object_stores_and_memory_inline() -> None:
 def test_the_worker_ignores_ctrl_c(tmp_path: Path) -> None:
     worker = PlotWorker(offload=lambda path: True)
     try:
+        worker.submit(write_pid, "first", str(tmp_path / "first.png"))
+        worker.drain()  # the workers are up
         worker.submit(slow_write, (1.0, "kept"), str(tmp_path / "a.png"))
-        pid = _worker_pid(worker)
-        time.sleep(0.3)
+        pid = _busy_pid(worker)
+        # a terminal's Ctrl-C goes to the foreground group: the workers have a session of
+        # their own; and a SIGINT sent to one anyway does not stop it
+        assert os.getsid(pid) == pid != os.getsid(0)
         os.kill(pid, signal.SIGINT)  # what a terminal's Ctrl-C sends the whole group
         worker.drain()
         assert _drawn(tmp_path / "a.png") == ("kept", pid)
@@ -191,7 +204,7 @@ def test_the_worker_ends_when_its_caller_dies(tmp_path: Path) -> None:
         from tests.unit.test_plot_worker import slow_write
         worker = PlotWorker(offload=lambda path: True)
         worker.submit(slow_write, (1.0, "x"), {str(tmp_path / "a.png")!r})
-        print(worker._proc.pid, flush=True)
+        print(*worker.pids, flush=True)
         time.sleep(60)
         """
     )
@@ -199,7 +212,8 @@ def test_the_worker_ends_when_its_caller_dies(tmp_path: Path) -> None:
         [sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, cwd=REPO
     )
     assert caller.stdout is not None
-    worker_pid = int(caller.stdout.readline())
+    worker_pids = [int(p) for p in caller.stdout.readline().split()]
+    assert len(worker_pids) == 2
     caller.kill()
     caller.wait()
-    assert _gone(worker_pid, within=15.0), "the plot worker outlived its caller"
+    assert all(_gone(p, within=15.0) for p in worker_pids), "a plot worker outlived its caller"

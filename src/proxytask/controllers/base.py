@@ -87,6 +87,8 @@ class Controller(abc.ABC):
     """
 
     kind: str = ""
+    #: True for a controller that draws plots (its run starts the plot workers first).
+    draws_plots: ClassVar[bool] = False
     #: The state file the controller writes in its dir after every change.
     state_file: ClassVar[str] = ""
     #: The flag (or command) that resumes a controller dir, named in the errors of
@@ -221,6 +223,8 @@ class Controller(abc.ABC):
         the plots handed to the plot worker (:mod:`proxytask.report.background`), so the
         answer's files all exist when it returns. A failing run drops the plots not drawn."""
         idle, seen = 0, -1
+        if self.draws_plots:
+            background.prepare(self.ctx.controller_dir)
         try:
             while True:
                 if self.ctx.lease is not None:

@@ -170,6 +170,8 @@ class SearchController(Controller):
         print(ctl.best_proxy_task_name)
     """
 
+    draws_plots = True
+
     kind = layout.KIND_SEARCH
     state_file = SEARCH_STATE
     resume_flag = "--previous-proxy-task-search-dir"
@@ -205,6 +207,7 @@ class SearchController(Controller):
         self._reference_metrics: TrialTrainingMetrics | None = None
         self._zero_training: dict[str, TauSummary] | None = None
         self._plotted: set[str] = set()  # configs whose plots this run drew (or handed over)
+        self._chain_cache: dict[str, tuple[int, list[list[str]]]] = {}
 
     # ---- construction -------------------------------------------------------------------------
 
@@ -291,7 +294,12 @@ class SearchController(Controller):
             self._check_holdout(self.best_proxy_task_name)
 
     def _chains(self, name: str) -> list[list[str]]:
-        """Each reference model's trials under config ``name``, one per stage, in order."""
+        """Each reference model's trials under config ``name``, one per stage, in order
+        (trials are only ever added: the answer holds until the tracker has more)."""
+        known = len(self.tracker.records)
+        cached = self._chain_cache.get(name)
+        if cached is not None and cached[0] == known:
+            return cached[1]
         chains = []
         for number in range(1, len(self.references.trial_ids) + 1):
             chain: list[str] = []
@@ -299,6 +307,7 @@ class SearchController(Controller):
                 chain.append(key)
             if chain:
                 chains.append(chain)
+        self._chain_cache[name] = (known, chains)
         return chains
 
     def _keys(self, name: str) -> list[str]:

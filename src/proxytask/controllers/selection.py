@@ -399,6 +399,8 @@ class ModelSelectionController(SpaceController[SelectionSettings]):
         models = ctl.result().reference_models
     """
 
+    draws_plots = True
+
     kind = layout.KIND_MODEL_SELECTION
     phase: SelectionPhase
     state_file = MODEL_SELECTION_STATE

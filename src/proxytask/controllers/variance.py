@@ -378,6 +378,8 @@ class VarianceController(SpaceController[VarianceSettings]):
         print(ctl.result().variance_value)
     """
 
+    draws_plots = True
+
     kind = layout.KIND_VARIANCE
     phase: VariancePhase
     state_file = MEASUREMENT_STATE

@@ -56,7 +56,10 @@ class TrialState(enum.Enum):
     @property
     def is_terminal(self) -> bool:
         """True once the trial has ended for good."""
-        return self in (TrialState.SUCCEEDED, TrialState.FAILED, TrialState.STOPPED)
+        return self in _TERMINAL
+
+
+_TERMINAL = frozenset({TrialState.SUCCEEDED, TrialState.FAILED, TrialState.STOPPED})
 
 
 class FailureCause(enum.Enum):
@@ -453,13 +456,18 @@ class BookkeepingExecutor(Executor, Generic[EntryT]):
         """Start queued trials, in launch order, while slots are free (at time ``at``)."""
         if self._closed:
             return
+        # trials not ended, the queued ones included (counted once: a start keeps the count
+        # unless the trial ends as it starts, a launch failure)
+        busy = sum(1 for e in self._trials.values() if not e.state.is_terminal)
         while self._queue:
-            busy = sum(1 for e in self._trials.values() if not e.state.is_terminal)
             if busy - len(self._queue) >= self._max_parallel:
                 return
-            if not self._start(self._trials[self._queue[0]], at):
+            entry = self._trials[self._queue[0]]
+            if not self._start(entry, at):
                 return  # strict launch order: the head waits
             self._queue.pop(0)
+            if entry.state.is_terminal:
+                busy -= 1
 
     def _mark_running(self, entry: EntryT, at: float, message: str) -> None:
         entry.state = TrialState.RUNNING

@@ -37,6 +37,8 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     stdin, answers = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # the answers own stdout: anything printed goes to stderr
+    import proxytask.report.plots  # noqa: F401  (matplotlib: imported before the first plot)
+
     while True:
         try:
             item = _read_job(stdin)

@@ -23,8 +23,6 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from scipy import stats as _scipy_stats
-
 from proxytask.core.errors import StorageError, UsageError
 from proxytask.core.metric import MetricMode
 from proxytask.core.metric import metric_mode as to_metric_mode
@@ -70,6 +68,14 @@ _SCALAR_FIELDS = frozenset({"confidence", "desired_accuracy_correlation", "stati
 # --------------------------------------------------------------------------------------------
 # Rank correlation
 # --------------------------------------------------------------------------------------------
+
+
+def _scipy_stats() -> Any:
+    """``scipy.stats``, imported at first use: a process that only reads or plots results
+    (the plot workers) never pays its import (a second on a small machine)."""
+    from scipy import stats
+
+    return stats
 
 
 @dataclasses.dataclass(frozen=True)
@@ -171,7 +177,7 @@ def rank_correlation(
         return Correlation(None, None, n, n_total, "the proxy scores are all equal")
     if len(set(ys)) == 1:
         return Correlation(None, None, n, n_total, "the full-training scores are all equal")
-    result = _scipy_stats.kendalltau(xs, ys, variant="b")
+    result = _scipy_stats().kendalltau(xs, ys, variant="b")
     tau = _finite(result[0])
     p_value = _finite(result[1])
     if tau is None:

@@ -45,9 +45,9 @@ import dataclasses
 import itertools
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
-from scipy import stats as _scipy_stats
 
 from proxytask.core.errors import UsageError
 
@@ -72,6 +72,14 @@ KENDALL_TAU_B = "Kendall tau-b"
 FHP_VARIANCE = 0.437
 #: The analytic interval needs at least this many models.
 MIN_MODELS_FOR_INTERVAL = 5
+
+
+def _scipy_stats() -> Any:
+    """``scipy.stats``, imported at first use: a process that only reads or plots results
+    (the plot workers) never pays its import (a second on a small machine)."""
+    from scipy import stats
+
+    return stats
 
 
 def _check_confidence(confidence: float) -> float:
@@ -142,7 +150,7 @@ def tau_interval(tau: float, n: int, confidence: float = 0.95) -> TauInterval:
     """
     tau = _check_tau("tau", tau)
     n = _check_n(n)
-    q = float(_scipy_stats.norm.ppf(0.5 + _check_confidence(confidence) / 2.0))
+    q = float(_scipy_stats().norm.ppf(0.5 + _check_confidence(confidence) / 2.0))
     z, se = _z(tau, n), tau_standard_error(n)
     return TauInterval(  # the pull-in at ±1 must not leave the sample tau outside
         tau=tau,
@@ -231,7 +239,7 @@ def kendall_tau_b(x: Sequence[float], y: Sequence[float]) -> float | None:
         raise UsageError(f"x and y must have the same length, got {len(x)} and {len(y)}.")
     if len(set(x)) < 2 or len(set(y)) < 2:
         return None
-    value = float(_scipy_stats.kendalltau(x, y, variant="b")[0])
+    value = float(_scipy_stats().kendalltau(x, y, variant="b")[0])
     return value if math.isfinite(value) else None
 
 
