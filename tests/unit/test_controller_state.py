@@ -59,3 +59,29 @@ def test_a_non_finite_value_is_refused_and_nothing_is_written(tmp_path: Path) ->
     with pytest.raises(StorageError, match="finite numbers"):
         save_state(str(path), {"trials": [record.to_dict()]})
     assert not path.exists()
+
+
+def test_the_layout_is_a_line_per_entry_and_any_state_round_trips(tmp_path: Path) -> None:
+    path = tmp_path / "STATE.json"
+    state = {
+        "proxy_tasks_map": {
+            "a": {"proxy_task_stats": {"steps": [9, 19], "tau": [0.5, None]}},
+            "b": {"proxy_task_stats": {"steps": [], "note": 'ünïcode "quoted"\n'}},
+        },
+        "empty": {},
+        "order": ["a", "b"],
+        "best": "",
+        "n": 3,
+        "trials": [r.to_dict() for r in _records(2)],
+    }
+    save_state(str(path), state)
+    text = path.read_text()
+    assert json.loads(text) == {**state, "version": state_module.STATE_VERSION}
+    lines = text.splitlines()
+    # one line per proxy task and per trial: a diff of two states shows what changed
+    assert sum(1 for line in lines if line.startswith('    "a": {')) == 1
+    assert sum(1 for line in lines if line.lstrip().startswith('{"job": "j"')) == 2
+    # keys json would turn into strings take the plain indented form, still valid JSON
+    odd = {"map": {1: "x", None: "y"}, "trials": []}
+    save_state(str(path), odd)
+    assert json.loads(path.read_text())["map"] == {"1": "x", "null": "y"}
