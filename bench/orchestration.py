@@ -173,23 +173,34 @@ def _spent(search_dir: Path) -> dict[str, float]:
     return out
 
 
+def _reference_archs(selection: Path) -> list[dict[str, Any]]:
+    refs = json.loads((selection / layout.REFERENCE_MODELS).read_text())["reference_models"]
+    return [pt.load_nas_params(model["trial_dir"]) for model in refs]
+
+
+def _trained_secs(
+    table: ReplayTable, archs: list[dict[str, Any]], args: Any, step: int | None
+) -> float:
+    """The recorded seconds of training ``archs`` under trainer ``args`` up to 0-based
+    ``step`` (to the end of their curves when None)."""
+    args = {str(k): str(v) for k, v in (args or {}).items()}
+    total = 0.0
+    for arch in archs:
+        (curve, *_) = table.candidates(arch, args)
+        total += sum(p.cycle_secs for p in curve.points if step is None or p.step <= step)
+    return total
+
+
 def _oracle(table: ReplayTable, search_dir: Path, selection: Path) -> float | None:
     """The winner's reference models trained to its deciding step, from the recorded curves."""
     state = json.loads((search_dir / "SEARCH_CONTROLLER_STATE.json").read_text())
     best = state.get("best_proxy_task_name")
     if not best:
         return None
-    stats = state["proxy_tasks_map"][best]["proxy_task_stats"]
-    step = stats.get("decided_at_training_step")
+    step = state["proxy_tasks_map"][best]["proxy_task_stats"].get("decided_at_training_step")
     recommendation = json.loads((search_dir / "PROXY_TASK_RECOMMENDATION.json").read_text())
-    args = {str(k): str(v) for k, v in (recommendation.get("trainer_args") or {}).items()}
-    refs = json.loads((selection / layout.REFERENCE_MODELS).read_text())["reference_models"]
-    total = 0.0
-    for model in refs:
-        arch = pt.load_nas_params(model["trial_dir"])
-        (curve, *_) = table.candidates(arch, args)
-        total += sum(p.cycle_secs for p in curve.points if p.step <= step)
-    return total
+    args = recommendation.get("trainer_args")
+    return _trained_secs(table, _reference_archs(selection), args, step)
 
 
 def _evidence(table: ReplayTable, search_dir: Path, selection: Path) -> float:
@@ -197,16 +208,16 @@ def _evidence(table: ReplayTable, search_dir: Path, selection: Path) -> float:
     step its end was decided at (to the end of its curves when it ran to completion), from
     the recorded curves. A search that knew where each config's end falls spends this."""
     state = json.loads((search_dir / "SEARCH_CONTROLLER_STATE.json").read_text())
-    refs = json.loads((selection / layout.REFERENCE_MODELS).read_text())["reference_models"]
-    archs = [pt.load_nas_params(model["trial_dir"]) for model in refs]
-    total = 0.0
-    for name, entry in state["proxy_tasks_map"].items():
-        step = entry["proxy_task_stats"].get("decided_at_training_step")
-        args = {str(k): str(v) for k, v in (state["config_args"].get(name) or {}).items()}
-        for arch in archs:
-            (curve, *_) = table.candidates(arch, args)
-            total += sum(p.cycle_secs for p in curve.points if step is None or p.step <= step)
-    return total
+    archs = _reference_archs(selection)
+    return sum(
+        _trained_secs(
+            table,
+            archs,
+            state["config_args"].get(name),
+            entry["proxy_task_stats"].get("decided_at_training_step"),
+        )
+        for name, entry in state["proxy_tasks_map"].items()
+    )
 
 
 def _search_rows(name: str, workflow: Path, table_path: Path, work: Path) -> list[dict[str, Any]]:

@@ -134,6 +134,18 @@ def _run(tmp_path: Path, generator: str, **settings: Any) -> tuple[SearchControl
     return ctl, cdir
 
 
+def _rerun(ctl: SearchController, cdir: Path, generator: str, **settings: Any) -> SearchController:
+    """Run the finished search of :func:`_run` again (its dir, clock and reference models)."""
+    again = SearchController.resume(
+        _ctx(cdir, ctl.ctx.clock),  # type: ignore[arg-type]
+        ctl.references,
+        _configs(generator),
+        point_settings(**settings),
+    )
+    again.run()
+    return again
+
+
 def _stats(cdir: Path, name: str) -> dict[str, Any]:
     state = json.loads((cdir / SEARCH_STATE).read_text())
     return state["proxy_tasks_map"][name]["proxy_task_stats"]
@@ -234,13 +246,7 @@ def test_a_rerun_keeps_a_stop_by_another_proxys_time(tmp_path: Path) -> None:
     order = [n for n in state["finish_order"] if n != "bad"]
     state["finish_order"] = ["bad", *order]  # as when its trials ended first
     (cdir / SEARCH_STATE).write_text(json.dumps(state))
-    again = SearchController.resume(
-        _ctx(cdir, ctl.ctx.clock),
-        ReferenceModels.load(str(_model_selection_dir(tmp_path))),
-        _configs("all_three"),
-        point_settings(early_stop_proxy_task_if_not_best=True),
-    )
-    again.run()
+    again = _rerun(ctl, cdir, "all_three", early_stop_proxy_task_if_not_best=True)
     assert again.ctx.executor.known_trials() == []  # nothing trained again
     after = _stats(cdir, "bad")
     assert after["stopping_state"] == "Exceeded best training time"
@@ -274,13 +280,7 @@ def test_a_rerun_draws_the_plots_a_killed_run_had_not_drawn(tmp_path: Path) -> N
     missing.unlink()
     kept = cdir / "proxy_task_good_curves.png"
     kept_at = kept.stat().st_mtime_ns
-    again = SearchController.resume(
-        _ctx(cdir, ctl.ctx.clock),
-        ReferenceModels.load(str(_model_selection_dir(tmp_path))),
-        _configs("all_three"),
-        point_settings(early_stop_proxy_task_if_not_best=False),
-    )
-    again.run()
+    _rerun(ctl, cdir, "all_three", early_stop_proxy_task_if_not_best=False)
     assert missing.read_bytes()[:4] == b"\x89PNG"
     assert kept.stat().st_mtime_ns == kept_at  # the plots that exist are not drawn again
 

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,74 +67,75 @@ def _gone(pid: int, within: float = 10.0) -> bool:
     return False
 
 
-def test_plots_are_drawn_by_the_worker_and_all_written_after_drain(tmp_path: Path) -> None:
-    worker = PlotWorker(offload=lambda path: True)
+@pytest.fixture
+def worker() -> Iterator[PlotWorker]:
+    """Workers that may draw any path, closed after the test."""
+    plots = PlotWorker(offload=lambda path: True)
     try:
-        paths = [tmp_path / f"p{i}.png" for i in range(6)]
-        started = time.monotonic()
-        for i, path in enumerate(paths):
-            worker.submit(slow_write, (0.2, f"plot{i}"), str(path))
-        # submit returns at once: the caller's step does not wait for the drawing
-        assert time.monotonic() - started < 0.5
+        yield plots
+    finally:
+        plots.close()
+
+
+def test_plots_are_drawn_by_the_worker_and_all_written_after_drain(
+    worker: PlotWorker, tmp_path: Path
+) -> None:
+    paths = [tmp_path / f"p{i}.png" for i in range(6)]
+    started = time.monotonic()
+    for i, path in enumerate(paths):
+        worker.submit(slow_write, (0.2, f"plot{i}"), str(path))
+    # submit returns at once: the caller's step does not wait for the drawing
+    assert time.monotonic() - started < 0.5
+    worker.drain()
+    drawn = [_drawn(p) for p in paths]
+    assert [text for text, _ in drawn] == [f"plot{i}" for i in range(6)]
+    pids = {pid for _, pid in drawn}
+    assert len(worker.pids) == 2
+    assert pids <= set(worker.pids)  # all drawn by the workers, none by the caller
+
+
+def test_drain_raises_the_renderers_error_as_an_inline_call_would(
+    worker: PlotWorker, tmp_path: Path
+) -> None:
+    worker.submit(slow_write, (0.3, "first"), str(tmp_path / "a.png"))
+    worker.submit(disk_full, None, str(tmp_path / "b.png"))
+    worker.submit(write_pid, "after", str(tmp_path / "c.png"))
+    with pytest.raises(OSError, match="No space left"):
         worker.drain()
-        drawn = [_drawn(p) for p in paths]
-        assert [text for text, _ in drawn] == [f"plot{i}" for i in range(6)]
-        pids = {pid for _, pid in drawn}
-        assert len(worker.pids) == 2
-        assert pids <= set(worker.pids)  # all drawn by the workers, none by the caller
-    finally:
-        worker.close()
+    assert _drawn(tmp_path / "a.png")[0] == "first"
+    assert _drawn(tmp_path / "c.png")[0] == "after"  # the others were still drawn
+    worker.drain()  # the error was reported once
 
 
-def test_drain_raises_the_renderers_error_as_an_inline_call_would(tmp_path: Path) -> None:
-    worker = PlotWorker(offload=lambda path: True)
-    try:
-        worker.submit(slow_write, (0.3, "first"), str(tmp_path / "a.png"))
-        worker.submit(disk_full, None, str(tmp_path / "b.png"))
-        worker.submit(write_pid, "after", str(tmp_path / "c.png"))
-        with pytest.raises(OSError, match="No space left"):
-            worker.drain()
-        assert _drawn(tmp_path / "a.png")[0] == "first"
-        assert _drawn(tmp_path / "c.png")[0] == "after"  # the others were still drawn
-        worker.drain()  # the error was reported once
-    finally:
-        worker.close()
+def test_a_killed_worker_costs_no_plot(worker: PlotWorker, tmp_path: Path) -> None:
+    worker.submit(slow_write, (5.0, "in flight"), str(tmp_path / "a.png"))
+    for i in range(3):
+        worker.submit(write_pid, f"waiting{i}", str(tmp_path / f"w{i}.png"))
+    pid = _busy_pid(worker)  # the worker that took the slow plot
+    os.kill(pid, signal.SIGKILL)
+    worker.drain()
+    assert _drawn(tmp_path / "a.png") == ("in flight", os.getpid())  # drawn here instead
+    for i in range(3):
+        assert _drawn(tmp_path / f"w{i}.png")[0] == f"waiting{i}"
+    worker.submit(write_pid, "later", str(tmp_path / "later.png"))  # inline from now on
+    assert _drawn(tmp_path / "later.png") == ("later", os.getpid())
+    assert all(_gone(p) for p in worker.pids)  # the other worker ended too
 
 
-def test_a_killed_worker_costs_no_plot(tmp_path: Path) -> None:
-    worker = PlotWorker(offload=lambda path: True)
-    try:
-        worker.submit(slow_write, (5.0, "in flight"), str(tmp_path / "a.png"))
-        for i in range(3):
-            worker.submit(write_pid, f"waiting{i}", str(tmp_path / f"w{i}.png"))
-        pid = _busy_pid(worker)  # the worker that took the slow plot
-        os.kill(pid, signal.SIGKILL)
-        worker.drain()
-        assert _drawn(tmp_path / "a.png") == ("in flight", os.getpid())  # drawn here instead
-        for i in range(3):
-            assert _drawn(tmp_path / f"w{i}.png")[0] == f"waiting{i}"
-        worker.submit(write_pid, "later", str(tmp_path / "later.png"))  # inline from now on
-        assert _drawn(tmp_path / "later.png") == ("later", os.getpid())
-        assert all(_gone(p) for p in worker.pids)  # the other worker ended too
-    finally:
-        worker.close()
+def test_two_plots_of_one_path_land_in_the_order_submitted(
+    worker: PlotWorker, tmp_path: Path
+) -> None:
+    path = tmp_path / "same.png"
+    worker.submit(slow_write, (0.8, "old"), str(path))
+    time.sleep(0.3)  # one worker holds "old"; the other is free but "new" must wait for it
+    worker.submit(write_pid, "new", str(path))
+    worker.drain()
+    assert _drawn(path)[0] == "new"
 
 
-def test_two_plots_of_one_path_land_in_the_order_submitted(tmp_path: Path) -> None:
-    worker = PlotWorker(offload=lambda path: True)
-    try:
-        path = tmp_path / "same.png"
-        worker.submit(slow_write, (0.8, "old"), str(path))
-        time.sleep(0.3)  # the worker holds "old" while drain would draw "new" here
-        worker.submit(write_pid, "new", str(path))
-        worker.drain()
-        assert _drawn(path)[0] == "new"
-    finally:
-        worker.close()
-
-
-def test_abandon_drops_waiting_plots_and_ends_the_worker(tmp_path: Path) -> None:
-    worker = PlotWorker(offload=lambda path: True)
+def test_abandon_drops_waiting_plots_and_ends_the_worker(
+    worker: PlotWorker, tmp_path: Path
+) -> None:
     worker.submit(slow_write, (5.0, "in flight"), str(tmp_path / "a.png"))
     worker.submit(slow_write, (5.0, "waiting"), str(tmp_path / "b.png"))
     worker.submit(write_pid, "waiting too", str(tmp_path / "c.png"))
@@ -146,11 +148,8 @@ def test_abandon_drops_waiting_plots_and_ends_the_worker(tmp_path: Path) -> None
     assert not any((tmp_path / f"{n}.png").exists() for n in "abc")
     # a later plot starts new workers
     worker.submit(write_pid, "next", str(tmp_path / "d.png"))
-    try:
-        worker.drain()
-        assert _drawn(tmp_path / "d.png")[0] == "next"
-    finally:
-        worker.close()
+    worker.drain()
+    assert _drawn(tmp_path / "d.png")[0] == "next"
 
 
 def test_paths_the_worker_may_not_write_are_drawn_inline(tmp_path: Path) -> None:
@@ -160,8 +159,9 @@ def test_paths_the_worker_may_not_write_are_drawn_inline(tmp_path: Path) -> None
     assert worker.pids == []  # no process was started for it
 
 
-def test_a_renderer_the_worker_cannot_import_is_drawn_inline(tmp_path: Path) -> None:
-    worker = PlotWorker(offload=lambda path: True)
+def test_a_renderer_the_worker_cannot_import_is_drawn_inline(
+    worker: PlotWorker, tmp_path: Path
+) -> None:
     drawn: list[str] = []
     worker.submit(lambda figure, path: drawn.append(path), None, str(tmp_path / "a.png"))
     assert drawn == [str(tmp_path / "a.png")]
@@ -177,21 +177,17 @@ def test_default_offload_keeps_object_stores_and_memory_inline() -> None:
     assert _default_offload("/runs/a.png") == ((os.cpu_count() or 1) > 1)
 
 
-def test_the_worker_ignores_ctrl_c(tmp_path: Path) -> None:
-    worker = PlotWorker(offload=lambda path: True)
-    try:
-        worker.submit(write_pid, "first", str(tmp_path / "first.png"))
-        worker.drain()  # the workers are up
-        worker.submit(slow_write, (1.0, "kept"), str(tmp_path / "a.png"))
-        pid = _busy_pid(worker)
-        # a terminal's Ctrl-C goes to the foreground group: the workers have a session of
-        # their own; and a SIGINT sent to one anyway does not stop it
-        assert os.getsid(pid) == pid != os.getsid(0)
-        os.kill(pid, signal.SIGINT)  # what a terminal's Ctrl-C sends the whole group
-        worker.drain()
-        assert _drawn(tmp_path / "a.png") == ("kept", pid)
-    finally:
-        worker.close()
+def test_the_worker_ignores_ctrl_c(worker: PlotWorker, tmp_path: Path) -> None:
+    worker.submit(write_pid, "first", str(tmp_path / "first.png"))
+    worker.drain()  # the workers are up
+    worker.submit(slow_write, (1.0, "kept"), str(tmp_path / "a.png"))
+    pid = _busy_pid(worker)
+    # a terminal's Ctrl-C goes to the foreground group: the workers have a session of
+    # their own; and a SIGINT sent to one anyway does not stop it
+    assert os.getsid(pid) == pid != os.getsid(0)
+    os.kill(pid, signal.SIGINT)  # what a terminal's Ctrl-C sends the whole group
+    worker.drain()
+    assert _drawn(tmp_path / "a.png") == ("kept", pid)
 
 
 def test_the_worker_ends_when_its_caller_dies(tmp_path: Path) -> None:
